@@ -1,0 +1,52 @@
+# Cadenza: `make up` starts the whole mesh on localhost, `make test` checks everything.
+# Every target installs what it needs first, so both work on a fresh clone.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto' | sort)
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps protos check-protos up down status test lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) system-deps ## Create .venv and install Python and Debian dependencies
+
+system-deps: ## Install the Debian packages the mesh needs (only as root; skipped otherwise)
+	@scripts/system-deps.sh
+
+protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
+	$(PY) scripts/gen_protos.py --out .
+
+up: install ## Start gateway and services on localhost, wait until ready, print endpoints
+	$(PY) -m cadenza.devmesh up
+
+down: ## Stop the mesh started by `make up`
+	@$(PY) -m cadenza.devmesh down
+
+status: ## Show what `make up` started and whether it is healthy
+	@$(PY) -m cadenza.devmesh status
+
+test: install ## Run the whole test suite (real processes, real sockets)
+	$(PY) -m pytest -q
+
+lint: install ## ruff on everything, mypy --strict on the shared kit
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install ## Measure speed: ours vs the named reference, side by side, as a table
+	$(PY) -m bench
+
+clean: down ## Remove run state and caches (keeps .venv and data)
+	rm -rf .run .pytest_cache .ruff_cache .mypy_cache

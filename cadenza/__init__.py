@@ -1,0 +1,1 @@
+"""Cadenza: generated v1 API packages, the shared server kit and the command-line client."""

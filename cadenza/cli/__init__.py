@@ -1,0 +1,1 @@
+"""The `cadenza` command-line client, talking to the gateway."""

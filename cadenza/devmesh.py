@@ -1,0 +1,219 @@
+"""Runs the whole mesh on localhost as separate processes: `make up`, tests and benchmarks.
+
+`python -m cadenza.devmesh up|down|status`. State lives in a run directory (.run/ by
+default): one log and one pid file per process and mesh.json with the endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# name -> (python module, env prefix, default gRPC port, default metrics port)
+PROCESSES = {
+    "retrieval": ("services.retrieval", "CADENZA_RETRIEVAL_", 50052, 9092),
+    "recommend": ("services.recommend", "CADENZA_RECOMMEND_", 50053, 9093),
+    "generate": ("services.generate", "CADENZA_GENERATE_", 50054, 9094),
+    "gateway": ("gateway", "CADENZA_GATEWAY_", 50051, 9091),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Endpoints:
+    grpc_ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls) -> Endpoints:
+        return cls({n: p[2] for n, p in PROCESSES.items()},
+                   {n: p[3] for n, p in PROCESSES.items()})
+
+    @classmethod
+    def free(cls) -> Endpoints:
+        return cls({n: free_port() for n in PROCESSES}, {n: free_port() for n in PROCESSES})
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.grpc_ports[name]}"
+
+
+class Mesh:
+    """The four processes, started in dependency order and stopped with SIGTERM."""
+
+    def __init__(self, run_dir: pathlib.Path, endpoints: Endpoints,
+                 env: dict[str, str] | None = None,
+                 data_dir: pathlib.Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.data_dir = data_dir or run_dir / "data"
+        self.endpoints = endpoints
+        self.extra_env = env or {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env_for(self, name: str) -> dict[str, str]:
+        _, prefix, _, _ = PROCESSES[name]
+        env = dict(os.environ)
+        env.update({
+            f"{prefix}PORT": str(self.endpoints.grpc_ports[name]),
+            f"{prefix}METRICS_PORT": str(self.endpoints.metrics_ports[name]),
+            f"{prefix}DATA_DIR": str(self.data_dir / name),
+            "PYTHONUNBUFFERED": "1",
+        })
+        for backend in ("retrieval", "recommend", "generate"):
+            env[f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS"] = self.endpoints.address(backend)
+        env.update(self.extra_env)
+        return env
+
+    def start_process(self, name: str) -> subprocess.Popen[bytes]:
+        module = PROCESSES[name][0]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, env=self.env_for(name),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives `make up`
+        )
+        log.close()
+        self.procs[name] = proc
+        self.endpoints.pids[name] = proc.pid
+        return proc
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        for name in PROCESSES:
+            self.start_process(name)
+        self.wait_ready(timeout_s)
+        (self.run_dir / "mesh.json").write_text(json.dumps(asdict(self.endpoints), indent=1))
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Waits until the gateway's overall health is SERVING (all backends up)."""
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.endpoints.address("gateway")) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                           f"{self.run_dir / (name + '.log')}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"mesh not SERVING after {timeout_s:.0f} s; logs in "
+                                       f"{self.run_dir}")
+                time.sleep(0.2)
+
+    def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM to every process, gateway first; returns their exit codes."""
+        for name in reversed(list(self.procs)):
+            if self.procs[name].poll() is None:
+                self.procs[name].send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = None
+        return codes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _load(run_dir: pathlib.Path) -> Endpoints | None:
+    path = run_dir / "mesh.json"
+    if not path.exists():
+        return None
+    return Endpoints(**json.loads(path.read_text()))
+
+
+def up(run_dir: pathlib.Path) -> int:
+    current = _load(run_dir)
+    if current and any(_alive(pid) for pid in current.pids.values()):
+        print(f"mesh already running (pids {sorted(current.pids.values())}); `make down` first")
+        return 1
+    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data")
+    try:
+        mesh.start()
+    except (RuntimeError, TimeoutError) as error:
+        mesh.stop()
+        print(f"mesh failed to start: {error}", file=sys.stderr)
+        return 1
+    ep = mesh.endpoints
+    print("Cadenza is up.")
+    print(f"  gateway (public)  127.0.0.1:{ep.grpc_ports['gateway']}   "
+          f"metrics http://127.0.0.1:{ep.metrics_ports['gateway']}/metrics")
+    for name in ("retrieval", "recommend", "generate"):
+        print(f"  {name:<17} 127.0.0.1:{ep.grpc_ports[name]}   "
+              f"metrics http://127.0.0.1:{ep.metrics_ports[name]}/metrics")
+    print(f"  logs              {run_dir}/*.log")
+    print("Try: .venv/bin/cadenza health")
+    return 0
+
+
+def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:
+    current = _load(run_dir)
+    if current is None:
+        print("mesh not running")
+        return 0
+    for pid in current.pids.values():
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(p) for p in current.pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in current.pids.values():
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    (run_dir / "mesh.json").unlink()
+    print("mesh stopped")
+    return 0
+
+
+def status(run_dir: pathlib.Path) -> int:
+    current = _load(run_dir)
+    if current is None:
+        print("mesh not running")
+        return 1
+    for name, pid in current.pids.items():
+        state = "running" if _alive(pid) else "stopped"
+        print(f"  {name:<10} pid {pid:<8} {state:<8} {current.address(name)}")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--run-dir", type=pathlib.Path, default=ROOT / ".run")
+    args = parser.parse_args()
+    sys.exit({"up": up, "down": down, "status": status}[args.action](args.run_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Plumbing shared by every Cadenza process: servers, channels, health, metrics, errors, logs."""

@@ -1,0 +1,1 @@
+"""The gateway: Cadenza's one public endpoint, forwarding calls to the backends."""

@@ -1,0 +1,43 @@
+"""Usage metering: calls and bytes per API key, method and status code."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import grpc
+from prometheus_client import Counter
+
+# Principals are the configured key names (a handful), so the label stays low-cardinality.
+CALLS = Counter("cadenza_gateway_calls_total", "Calls forwarded, by key, backend and code.",
+                ("principal", "backend", "grpc_code"))
+BYTES = Counter("cadenza_gateway_bytes_total", "Message bytes forwarded, by key and direction.",
+                ("principal", "backend", "direction"))
+
+
+@dataclass
+class MethodTotals:
+    calls: int = 0
+    request_bytes: int = 0
+    response_bytes: int = 0
+
+
+class UsageMeter:
+    """Keeps per-key totals in memory (for GetUsage) and mirrors them to Prometheus."""
+
+    def __init__(self) -> None:
+        self._totals: dict[str, dict[tuple[str, str], MethodTotals]] = defaultdict(
+            lambda: defaultdict(MethodTotals))
+
+    def record(self, principal: str, backend: str, method: str, code: grpc.StatusCode,
+               request_bytes: int, response_bytes: int) -> None:
+        totals = self._totals[principal][(method, code.name)]
+        totals.calls += 1
+        totals.request_bytes += request_bytes
+        totals.response_bytes += response_bytes
+        CALLS.labels(principal, backend, code.name).inc()
+        BYTES.labels(principal, backend, "in").inc(request_bytes)
+        BYTES.labels(principal, backend, "out").inc(response_bytes)
+
+    def totals(self, principal: str) -> dict[tuple[str, str], MethodTotals]:
+        return dict(self._totals.get(principal, {}))

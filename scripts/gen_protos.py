@@ -1,0 +1,33 @@
+"""Generates Python, .pyi and gRPC code for every .proto under protos/ into --out."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from grpc_tools import protoc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+
+
+def generate(out: pathlib.Path) -> None:
+    files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    include = str(pathlib.Path(protoc.__file__).parent / "_proto")
+    args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out}",
+            f"--pyi_out={out}", f"--grpc_python_out={out}", *files]
+    if protoc.main(args) != 0:
+        sys.exit("protoc failed")
+    # Generated packages need __init__.py so setuptools and mypy see them.
+    for proto in files:
+        package = out / pathlib.Path(proto).parent
+        while package != out and package.name:
+            (package / "__init__.py").touch()
+            package = package.parent
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT)
+    generate(parser.parse_args().out)
