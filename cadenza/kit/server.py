@@ -145,3 +145,19 @@ def run(
     """The whole life of a server process; returns normally (exit 0) after a clean drain."""
     logs.configure(service, settings.log_level, settings.log_format)
     asyncio.run(serve(settings, build, interceptors=interceptors))
+
+
+async def serve_in_process(
+    app: App,
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    settings: ServerSettings | None = None,
+) -> RunningServer:
+    """For tests: the production server on a free loopback port, SERVING, no metrics port."""
+    settings = settings or ServerSettings(port=0, metrics_port=-1, grace_s=1.0)
+    running = await start_server(settings, app, interceptors=interceptors)
+    if app.become_ready is None:
+        await running.set_serving(True)
+    else:
+        await app.become_ready(running)
+    return running

@@ -1,0 +1,70 @@
+"""Outbound channels retry idempotent methods on UNAVAILABLE, and nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import grpc.aio
+import pytest
+
+from cadenza.kit.channels import open_channel, retry_service_config
+from cadenza.kit.errors import Unavailable
+from cadenza.kit.server import App, Binding, serve_in_process
+from cadenza.recommend.v1 import recommend_pb2 as pb
+from cadenza.recommend.v1 import recommend_pb2_grpc
+from cadenza.retrieval.v1 import retrieval_pb2
+
+RECOMMEND = pb.DESCRIPTOR.services_by_name["RecommendService"]
+
+
+def test_retry_policy_covers_only_idempotent_unary_methods() -> None:
+    service = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"]
+    config = json.loads(retry_service_config([service]))
+    names = {n["method"] for n in config["methodConfig"][0]["name"]}
+    assert {"GetTrack", "SearchTracks", "DeleteTrack", "ListFeatureGroups"} <= names
+    assert "IngestTrack" not in names  # client streaming, not replayable
+    policy = config["methodConfig"][0]["retryPolicy"]
+    assert policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+
+
+class _FlakyRecommend(recommend_pb2_grpc.RecommendServiceServicer):
+    """Fails each method's first call with UNAVAILABLE, then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def _attempt(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if self.calls[method] == 1:
+            raise Unavailable("warming up")
+
+    async def GetModelStatus(self, request: pb.GetModelStatusRequest,
+                             context: grpc.aio.ServicerContext) -> pb.GetModelStatusResponse:
+        self._attempt("GetModelStatus")
+        return pb.GetModelStatusResponse(model_version="v1")
+
+    async def TrainModel(self, request: pb.TrainModelRequest,
+                         context: grpc.aio.ServicerContext) -> pb.TrainModelResponse:
+        self._attempt("TrainModel")
+        return pb.TrainModelResponse()
+
+
+async def test_idempotent_call_is_retried_and_non_idempotent_is_not() -> None:
+    servicer = _FlakyRecommend()
+    server = await serve_in_process(App(bindings=[Binding(
+        RECOMMEND.full_name,
+        lambda s: recommend_pb2_grpc.add_RecommendServiceServicer_to_server(servicer, s))]))
+    channel = open_channel(f"127.0.0.1:{server.port}", [RECOMMEND])
+    stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+
+    reply = await stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=5)
+    assert reply.model_version == "v1"
+    assert servicer.calls["GetModelStatus"] == 2
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.TrainModel(pb.TrainModelRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert servicer.calls["TrainModel"] == 1
+    await channel.close()
+    await server.server.stop(None)

@@ -1,0 +1,101 @@
+"""SIGTERM drains a real server process: NOT_SERVING first, in-flight calls finish, exit 0."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cadenza.devmesh import free_port
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _wait_serving(stub: health_pb2_grpc.HealthStub, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("server never became SERVING")
+
+
+def test_sigterm_lets_slow_call_finish_after_turning_not_serving() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", str(port)],
+                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        health = health_pb2_grpc.HealthStub(channel)
+        _wait_serving(health)
+
+        statuses: list[int] = []
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=20)
+
+        def follow() -> None:
+            try:
+                for reply in watch:
+                    statuses.append(reply.status)
+            except grpc.RpcError:
+                pass
+
+        watcher = threading.Thread(target=follow)
+        watcher.start()
+
+        sleep = channel.unary_unary("/test.Slow/Sleep")
+        slow = sleep.future(b"2.0", timeout=20)
+        time.sleep(0.5)  # the call is in flight
+        proc.send_signal(signal.SIGTERM)
+
+        assert slow.result() == b"done"
+        assert proc.wait(timeout=20) == 0
+        watcher.join(timeout=5)
+        assert statuses[0] == health_pb2.HealthCheckResponse.SERVING
+        assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses, statuses
+
+        # New calls are refused once the server is gone.
+        try:
+            sleep(b"0", timeout=2)
+            raise AssertionError("a call succeeded after shutdown")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        channel.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_new_calls_are_refused_while_draining() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", str(port)],
+                            cwd=ROOT)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        _wait_serving(health_pb2_grpc.HealthStub(channel))
+        sleep = channel.unary_unary("/test.Slow/Sleep")
+        slow = sleep.future(b"2.0", timeout=20)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # draining now, the slow call still running
+        fresh = grpc.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            fresh.unary_unary("/test.Slow/Sleep")(b"0", timeout=2)
+            raise AssertionError("a new call was accepted while draining")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert slow.result() == b"done"
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
