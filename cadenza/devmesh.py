@@ -85,7 +85,7 @@ class Mesh:
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         module = PROCESSES[name][0]
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.run_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", module], cwd=ROOT, env=self.env_for(name),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """Starts the gateway: `python -m gateway`."""
 
 from cadenza.kit.server import run
-from gateway.access import AccessInterceptor
+from gateway.access import access_interceptors
 from gateway.app import build_gateway
 from gateway.settings import GatewaySettings
 
@@ -9,7 +9,7 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     settings = GatewaySettings()
     run(settings, "gateway", lambda: build_gateway(settings),
-        interceptors=[AccessInterceptor(settings)])
+        interceptors=access_interceptors(settings))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         self._rate = settings.quota_calls_per_s
         self._burst = settings.quota_burst
         self._buckets: dict[str, TokenBucket] = {}
+        self.active = bool(self._keys) or self._rate > 0
 
     async def intercept_service(
         self,
@@ -113,3 +114,10 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 return _rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, message, status)
         principal.set(name)
         return await continuation(details)
+
+
+def access_interceptors(settings: GatewaySettings) -> list[grpc.aio.ServerInterceptor]:
+    """The access interceptor, only when keys or a quota are configured: open local
+    development pays nothing for it."""
+    interceptor = AccessInterceptor(settings)
+    return [interceptor] if interceptor.active else []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -62,8 +61,8 @@ class Forwarder:
              received: int) -> None:
         # The client-side standard metrics, recorded inline instead of by an
         # interceptor: the gateway's hot path stays one frame deep.
-        metrics.CLIENT_HANDLED.labels(*route.labels, code.name).inc()
-        metrics.CLIENT_HANDLING.labels(*route.labels).observe(time.perf_counter() - started)
+        route.handled(code).inc()
+        route.handling.observe(time.perf_counter() - started)
         self._usage.record(principal.get(), self.backend.name, route.full, code, sent, received)
 
     async def _relay(self, ctx: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
@@ -80,11 +79,22 @@ class Forwarder:
         await ctx.abort(code, details, trailers)
 
 
-@dataclass(frozen=True)
 class _Route:
-    full: str
-    # Prometheus labels (grpc_type, grpc_service, grpc_method).
-    labels: tuple[str, str, str]
+    """One forwarded method and its client metric children, looked up once."""
+
+    def __init__(self, full: str, labels: tuple[str, str, str]) -> None:
+        self.full = full
+        self.labels = labels  # (grpc_type, grpc_service, grpc_method)
+        self.started = metrics.CLIENT_STARTED.labels(*labels)
+        self.handling = metrics.CLIENT_HANDLING.labels(*labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        counter = self._handled.get(code)
+        if counter is None:
+            counter = self._handled[code] = metrics.CLIENT_HANDLED.labels(*self.labels,
+                                                                          code.name)
+        return counter
 
 
 def _outbound_metadata() -> tuple[tuple[str, str], ...]:
@@ -96,6 +106,7 @@ def _unary_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
 
     async def forward(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
+        route.started.inc()
         try:
             response: bytes = await call(request, timeout=fw._timeout(ctx, False),
                                          metadata=_outbound_metadata())
@@ -114,6 +125,7 @@ def _unary_stream(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
 
     async def forward(request: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         started = time.perf_counter()
+        route.started.inc()
         call = open_call(request, timeout=fw._timeout(ctx, True), metadata=_outbound_metadata())
         received = 0
         code = grpc.StatusCode.CANCELLED
@@ -151,6 +163,7 @@ def _stream_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
 
     async def forward(requests: AsyncIterator[bytes], ctx: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
+        route.started.inc()
         counted = _Counted(requests)
         try:
             response: bytes = await call(counted.__aiter__(), timeout=fw._timeout(ctx, True),
@@ -171,6 +184,7 @@ def _stream_stream(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
     async def forward(requests: AsyncIterator[bytes],
                       ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         started = time.perf_counter()
+        route.started.inc()
         counted = _Counted(requests)
         call = open_call(counted.__aiter__(), timeout=fw._timeout(ctx, True),
                          metadata=_outbound_metadata())

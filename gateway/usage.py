@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from prometheus_client import Counter
@@ -28,6 +29,8 @@ class UsageMeter:
     def __init__(self) -> None:
         self._totals: dict[str, dict[tuple[str, str], MethodTotals]] = defaultdict(
             lambda: defaultdict(MethodTotals))
+        # Metric children by (principal, backend, code), looked up once each.
+        self._children: dict[tuple[str, str, grpc.StatusCode], tuple[Any, Any, Any]] = {}
 
     def record(self, principal: str, backend: str, method: str, code: grpc.StatusCode,
                request_bytes: int, response_bytes: int) -> None:
@@ -35,9 +38,16 @@ class UsageMeter:
         totals.calls += 1
         totals.request_bytes += request_bytes
         totals.response_bytes += response_bytes
-        CALLS.labels(principal, backend, code.name).inc()
-        BYTES.labels(principal, backend, "in").inc(request_bytes)
-        BYTES.labels(principal, backend, "out").inc(response_bytes)
+        key = (principal, backend, code)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                CALLS.labels(principal, backend, code.name),
+                BYTES.labels(principal, backend, "in"),
+                BYTES.labels(principal, backend, "out"))
+        children[0].inc()
+        children[1].inc(request_bytes)
+        children[2].inc(response_bytes)
 
     def totals(self, principal: str) -> dict[tuple[str, str], MethodTotals]:
         return dict(self._totals.get(principal, {}))

@@ -25,26 +25,32 @@ logger = logging.getLogger(__name__)
 _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
-class _Call:
-    """Bookkeeping for one RPC: labels, start time, and how it ended."""
+class _MethodMetrics:
+    """The metric children of one method, looked up once rather than on every call."""
 
-    __slots__ = ("labels", "started")
+    __slots__ = ("handled", "handling", "labels", "received", "sent", "started")
 
     def __init__(self, method: str, kind: str) -> None:
         service, name = metrics.split_method(method)
         self.labels = (kind, service, name)
-        self.started = time.perf_counter()
-        metrics.SERVER_STARTED.labels(*self.labels).inc()
+        self.started = metrics.SERVER_STARTED.labels(*self.labels)
+        self.handling = metrics.SERVER_HANDLING.labels(*self.labels)
+        self.sent = metrics.SERVER_MSG_SENT.labels(*self.labels)
+        self.received = metrics.SERVER_MSG_RECEIVED.labels(*self.labels)
+        self.handled: dict[grpc.StatusCode, Any] = {}
 
-    def finish(self, code: grpc.StatusCode) -> None:
-        metrics.SERVER_HANDLED.labels(*self.labels, code.name).inc()
-        metrics.SERVER_HANDLING.labels(*self.labels).observe(time.perf_counter() - self.started)
+    def finish(self, code: grpc.StatusCode, started: float) -> None:
+        counter = self.handled.get(code)
+        if counter is None:
+            counter = self.handled[code] = metrics.SERVER_HANDLED.labels(*self.labels, code.name)
+        counter.inc()
+        self.handling.observe(time.perf_counter() - started)
 
 
-def _enter(details: grpc.HandlerCallDetails, ctx: grpc.aio.ServicerContext) -> None:
+def _enter(ctx: grpc.aio.ServicerContext) -> None:
     """Sets the request id and deadline for everything this call does downstream."""
     rid = ""
-    for key, value in details.invocation_metadata or ():
+    for key, value in ctx.invocation_metadata() or ():
         if key == context.REQUEST_ID_KEY:
             rid = str(value)[:64]
             break
@@ -66,71 +72,74 @@ def _code_after_abort(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-async def _count(requests: AsyncIterator[Any], call: _Call) -> AsyncIterator[Any]:
-    counter = metrics.SERVER_MSG_RECEIVED.labels(*call.labels)
+async def _count(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
     async for request in requests:
         counter.inc()
         yield request
 
 
 def _wrap_unary_response(
-    behavior: Callable[..., Awaitable[Any]], details: grpc.HandlerCallDetails, kind: str,
-    streaming_in: bool,
+    behavior: Callable[..., Awaitable[Any]], m: _MethodMetrics, streaming_in: bool,
 ) -> Callable[..., Awaitable[Any]]:
     async def handler(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-        _enter(details, ctx)
-        call = _Call(details.method, kind)
+        _enter(ctx)
+        started = time.perf_counter()
+        m.started.inc()
         if streaming_in:
-            request = _count(request, call)
+            request = _count(request, m.received)
         try:
             response = await behavior(request, ctx)
         except grpc.aio.AbortError:
-            call.finish(_code_after_abort(ctx))
+            m.finish(_code_after_abort(ctx), started)
             raise
         except asyncio.CancelledError:
-            call.finish(grpc.StatusCode.CANCELLED)
+            m.finish(grpc.StatusCode.CANCELLED, started)
             raise
         except Exception as error:
             code, message = _status_for(error)
-            call.finish(code)
+            m.finish(code, started)
             await ctx.abort(code, message)
-        call.finish(grpc.StatusCode.OK)
+        m.finish(grpc.StatusCode.OK, started)
         return response
 
     return handler
 
 
 def _wrap_stream_response(
-    behavior: Callable[..., Any], details: grpc.HandlerCallDetails, kind: str,
-    streaming_in: bool,
+    behavior: Callable[..., Any], m: _MethodMetrics, streaming_in: bool,
 ) -> Callable[..., Any]:
     async def handler(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        _enter(details, ctx)
-        call = _Call(details.method, kind)
-        sent = metrics.SERVER_MSG_SENT.labels(*call.labels)
+        _enter(ctx)
+        started = time.perf_counter()
+        m.started.inc()
         if streaming_in:
-            request = _count(request, call)
+            request = _count(request, m.received)
         try:
             async for response in behavior(request, ctx):
-                sent.inc()
+                m.sent.inc()
                 yield response
         except grpc.aio.AbortError:
-            call.finish(_code_after_abort(ctx))
+            m.finish(_code_after_abort(ctx), started)
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            call.finish(grpc.StatusCode.CANCELLED)
+            m.finish(grpc.StatusCode.CANCELLED, started)
             raise
         except Exception as error:
             code, message = _status_for(error)
-            call.finish(code)
+            m.finish(code, started)
             await ctx.abort(code, message)
-        call.finish(grpc.StatusCode.OK)
+        m.finish(grpc.StatusCode.OK, started)
 
     return handler
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler so each call gets context, metrics and clean status codes."""
+
+    def __init__(self) -> None:
+        # method -> (handler as registered, wrapped handler): wrapping once per method
+        # rather than once per call keeps allocations off the hot path.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -140,20 +149,30 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNOBSERVED_PREFIXES):
             return handler
-        streaming_in = bool(handler.request_streaming)
-        kind = metrics.rpc_type(streaming_in, bool(handler.response_streaming))
-        ser, de = handler.response_serializer, handler.request_deserializer
-        if handler.response_streaming:
-            behavior = handler.stream_stream if streaming_in else handler.unary_stream
-            if not inspect.isasyncgenfunction(behavior):
-                # Handlers that write with ctx.write() are left as they are.
-                return handler
-            wrapped = _wrap_stream_response(behavior, details, kind, streaming_in)
-            make = (grpc.stream_stream_rpc_method_handler if streaming_in
-                    else grpc.unary_stream_rpc_method_handler)
-        else:
-            behavior = handler.stream_unary if streaming_in else handler.unary_unary
-            wrapped = _wrap_unary_response(behavior, details, kind, streaming_in)
-            make = (grpc.stream_unary_rpc_method_handler if streaming_in
-                    else grpc.unary_unary_rpc_method_handler)
-        return make(wrapped, request_deserializer=de, response_serializer=ser)
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrap(handler, details.method)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """The handler with context, metrics and error mapping around its behaviour."""
+    streaming_in = bool(handler.request_streaming)
+    kind = metrics.rpc_type(streaming_in, bool(handler.response_streaming))
+    ser, de = handler.response_serializer, handler.request_deserializer
+    if handler.response_streaming:
+        behavior = handler.stream_stream if streaming_in else handler.unary_stream
+        if not inspect.isasyncgenfunction(behavior):
+            # Handlers that write with ctx.write() are left as they are.
+            return handler
+        wrapped = _wrap_stream_response(behavior, _MethodMetrics(method, kind), streaming_in)
+        make = (grpc.stream_stream_rpc_method_handler if streaming_in
+                else grpc.unary_stream_rpc_method_handler)
+    else:
+        behavior = handler.stream_unary if streaming_in else handler.unary_unary
+        wrapped = _wrap_unary_response(behavior, _MethodMetrics(method, kind), streaming_in)
+        make = (grpc.stream_unary_rpc_method_handler if streaming_in
+                else grpc.unary_unary_rpc_method_handler)
+    return make(wrapped, request_deserializer=de, response_serializer=ser)

@@ -1,0 +1,21 @@
+"""Runs every benchmark and prints one table each: `python -m bench [name ...]`."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import gateway_overhead
+
+SUITES = {"gateway": gateway_overhead.run}
+
+
+def main(names: list[str]) -> None:
+    unknown = set(names) - set(SUITES)
+    if unknown:
+        sys.exit(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(SUITES)}")
+    for name in names or list(SUITES):
+        SUITES[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
