@@ -76,7 +76,7 @@ def propagate(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails
     metadata = details.metadata
     if rid:
         metadata = grpc.aio.Metadata(*(metadata or ()))
-        if context.REQUEST_ID_KEY not in metadata:
+        if not metadata.get_all(context.REQUEST_ID_KEY):
             metadata.add(context.REQUEST_ID_KEY, rid)
     return grpc.aio.ClientCallDetails(
         method=details.method,

@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
@@ -20,6 +20,9 @@ from cadenza.kit import context, metrics
 from cadenza.kit.errors import CadenzaError
 
 logger = logging.getLogger(__name__)
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 # Health and reflection are polled constantly by probes; counting them drowns the signal.
 _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -47,7 +50,7 @@ class _MethodMetrics:
         self.handling.observe(time.perf_counter() - started)
 
 
-def _enter(ctx: grpc.aio.ServicerContext) -> None:
+def _enter(ctx: Context) -> None:
     """Sets the request id and deadline for everything this call does downstream."""
     rid = ""
     for key, value in ctx.invocation_metadata() or ():
@@ -67,7 +70,7 @@ def _status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (request id {context.request_id.get()})"
 
 
-def _code_after_abort(ctx: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def _code_after_abort(ctx: Context) -> grpc.StatusCode:
     code = ctx.code()
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
@@ -81,7 +84,7 @@ async def _count(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[An
 def _wrap_unary_response(
     behavior: Callable[..., Awaitable[Any]], m: _MethodMetrics, streaming_in: bool,
 ) -> Callable[..., Awaitable[Any]]:
-    async def handler(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+    async def handler(request: Any, ctx: Context) -> Any:
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
@@ -108,7 +111,7 @@ def _wrap_unary_response(
 def _wrap_stream_response(
     behavior: Callable[..., Any], m: _MethodMetrics, streaming_in: bool,
 ) -> Callable[..., Any]:
-    async def handler(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def handler(request: Any, ctx: Context) -> AsyncIterator[Any]:
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
@@ -139,13 +142,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         # method -> (handler as registered, wrapped handler): wrapping once per method
         # rather than once per call keeps allocations off the hot path.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNOBSERVED_PREFIXES):
             return handler
@@ -157,11 +160,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+def _wrap(handler: Handler, method: str) -> Handler:
     """The handler with context, metrics and error mapping around its behaviour."""
     streaming_in = bool(handler.request_streaming)
     kind = metrics.rpc_type(streaming_in, bool(handler.response_streaming))
     ser, de = handler.response_serializer, handler.request_deserializer
+    behavior: Any  # the stubs type behaviours as sync callables; ours are coroutines
     if handler.response_streaming:
         behavior = handler.stream_stream if streaming_in else handler.unary_stream
         if not inspect.isasyncgenfunction(behavior):
