@@ -16,13 +16,13 @@ class FeatureGroup:
 # Default weights favour what listeners notice first (timbre, harmony, rhythm); they are
 # normalised to sum 1 at query time, so only their ratios matter.
 FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
-    FeatureGroup("timbre", "MFCC means and spreads: instrument colour and texture", 0.25, 40),
-    FeatureGroup("harmony", "Mean chroma: which pitch classes sound", 0.20, 12),
-    FeatureGroup("rhythm", "Tempo, beat strength and onset rate", 0.15, 3),
-    FeatureGroup("loudness", "RMS level and dynamic range", 0.10, 2),
-    FeatureGroup("brightness", "Spectral centroid, rolloff and contrast", 0.10, 9),
-    FeatureGroup("pitch", "Fundamental frequency register, spread and voicing", 0.10, 3),
-    FeatureGroup("key", "Correlation with the 24 major and minor key profiles", 0.10, 24),
+    FeatureGroup("timbre", "MFCC means (without c0) and spreads: instrument colour", 0.25, 78),
+    FeatureGroup("harmony", "Mean chroma: which pitch classes sound", 0.20, 13),
+    FeatureGroup("rhythm", "Tempo, beat strength and onset rate", 0.15, 6),
+    FeatureGroup("loudness", "RMS level and dynamic range", 0.10, 4),
+    FeatureGroup("brightness", "Spectral centroid, rolloff and contrast", 0.10, 18),
+    FeatureGroup("pitch", "Fundamental frequency register, spread and voicing", 0.10, 6),
+    FeatureGroup("key", "Correlation with the 24 major and minor key profiles", 0.10, 25),
 )
 
 GROUPS_BY_NAME = {group.name: group for group in FEATURE_GROUPS}
