@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos check-protos up down status test lint bench clean
+.PHONY: help install system-deps protos models text-model up down status test lint bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -17,8 +17,7 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,dev]'
 	@touch $@
 
 install: $(STAMP) system-deps ## Create .venv and install Python and Debian dependencies
@@ -26,10 +25,19 @@ install: $(STAMP) system-deps ## Create .venv and install Python and Debian depe
 system-deps: ## Install the Debian packages the mesh needs (only as root; skipped otherwise)
 	@scripts/system-deps.sh
 
+TEXT_MODEL := models/text/model_card.json
+
+$(TEXT_MODEL): scripts/export_text_model.py | $(STAMP)
+	$(PY) scripts/export_text_model.py --out models/text/minilm-l6-v2.onnx
+
+text-model: $(TEXT_MODEL) ## Export the MiniLM sentence encoder to ONNX in models/text/ (~10 s)
+
+models: text-model ## Build every model the mesh serves (skips what exists)
+
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) scripts/gen_protos.py --out .
 
-up: install ## Start gateway and services on localhost, wait until ready, print endpoints
+up: install models ## Start gateway and services on localhost, wait until ready, print endpoints
 	$(PY) -m cadenza.devmesh up
 
 down: ## Stop the mesh started by `make up`
@@ -38,7 +46,7 @@ down: ## Stop the mesh started by `make up`
 status: ## Show what `make up` started and whether it is healthy
 	@$(PY) -m cadenza.devmesh status
 
-test: install ## Run the whole test suite (real processes, real sockets)
+test: install models ## Run the whole test suite (real processes, real sockets)
 	$(PY) -m pytest -q
 
 lint: install ## ruff on everything, mypy --strict on the shared kit

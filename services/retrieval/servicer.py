@@ -1,4 +1,4 @@
-"""RetrievalService: proto <-> domain conversion only."""
+"""RetrievalService: proto <-> domain conversion only; the logic lives in Catalog."""
 
 from __future__ import annotations
 
@@ -6,50 +6,126 @@ from collections.abc import AsyncIterator
 
 import grpc.aio
 
-from cadenza.kit.errors import Unimplemented
-from cadenza.kit.validate import check_id
+from cadenza.kit.errors import InvalidArgument
+from cadenza.kit.validate import check_page_size
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.retrieval.catalog import Catalog, SearchPage
+from services.retrieval.convert import (
+    filter_from_pb,
+    hit_to_pb,
+    metadata_from_pb,
+    track_to_pb,
+)
 from services.retrieval.feature_groups import FEATURE_GROUPS
 
+Context = grpc.aio.ServicerContext
 
-def _not_yet(method: str, capability: str) -> Unimplemented:
-    return Unimplemented(f"{method}: {capability} is not available yet "
-                         "(it lands with the retrieval service, issue #3)")
+MAX_CHUNK_BYTES = 1024 * 1024
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    if not token.startswith("o:") or not token[2:].isdigit():
+        raise InvalidArgument("page_token", "is not a token from a previous response")
+    return int(token[2:])
+
+
+def _cursor(token: str) -> str | None:
+    if not token:
+        return None
+    if not token.startswith("c:"):
+        raise InvalidArgument("page_token", "is not a token from a previous response")
+    return token[2:]
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
     async def IngestTrack(self, request_iterator: AsyncIterator[pb.IngestTrackRequest],
-                          context: grpc.aio.ServicerContext) -> pb.IngestTrackResponse:
-        raise _not_yet("IngestTrack", "catalogue ingest")
+                          context: Context) -> pb.IngestTrackResponse:
+        header: pb.IngestHeader | None = None
+        chunks: list[bytes] = []
+        size = 0
+        async for part in request_iterator:
+            if part.HasField("header"):
+                if header is not None:
+                    raise InvalidArgument("header", "sent twice; send it once, first")
+                header = part.header
+            elif part.HasField("audio_chunk"):
+                if header is None:
+                    raise InvalidArgument("header", "must be the first message of the stream")
+                if len(part.audio_chunk) > MAX_CHUNK_BYTES:
+                    raise InvalidArgument("audio_chunk", "is over 1 MiB; send smaller chunks")
+                size += len(part.audio_chunk)
+                self.catalog.check_upload_size(size)  # stop reading early when too big
+                chunks.append(part.audio_chunk)
+        if header is None:
+            raise InvalidArgument("header", "is missing; the stream was empty")
+        audio = b"".join(chunks) if chunks else None
+        track, replaced = await self.catalog.ingest(metadata_from_pb(header.metadata), audio)
+        return pb.IngestTrackResponse(track=track_to_pb(track), replaced=replaced)
 
     async def GetTrack(self, request: pb.GetTrackRequest,
-                       context: grpc.aio.ServicerContext) -> pb.GetTrackResponse:
-        check_id("track_id", request.track_id)
-        raise _not_yet("GetTrack", "the catalogue")
+                       context: Context) -> pb.GetTrackResponse:
+        return pb.GetTrackResponse(track=track_to_pb(await self.catalog.get(request.track_id)))
 
     async def BatchGetTracks(self, request: pb.BatchGetTracksRequest,
-                             context: grpc.aio.ServicerContext) -> pb.BatchGetTracksResponse:
-        for i, track_id in enumerate(request.track_ids):
-            check_id(f"track_ids[{i}]", track_id)
-        raise _not_yet("BatchGetTracks", "the catalogue")
+                             context: Context) -> pb.BatchGetTracksResponse:
+        tracks, missing = await self.catalog.batch_get(list(request.track_ids))
+        return pb.BatchGetTracksResponse(tracks=[track_to_pb(t) for t in tracks],
+                                         missing_track_ids=missing)
 
     async def DeleteTrack(self, request: pb.DeleteTrackRequest,
-                          context: grpc.aio.ServicerContext) -> pb.DeleteTrackResponse:
-        check_id("track_id", request.track_id)
-        raise _not_yet("DeleteTrack", "the catalogue")
+                          context: Context) -> pb.DeleteTrackResponse:
+        await self.catalog.delete(request.track_id)
+        return pb.DeleteTrackResponse()
 
     async def ListTracks(self, request: pb.ListTracksRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListTracksResponse:
-        raise _not_yet("ListTracks", "the catalogue")
+                         context: Context) -> pb.ListTracksResponse:
+        limit = check_page_size("page_size", request.page_size, 50, 500)
+        tracks, cursor = await self.catalog.list(filter_from_pb(request.filter), limit,
+                                                 _cursor(request.page_token))
+        return pb.ListTracksResponse(tracks=[track_to_pb(t) for t in tracks],
+                                     next_page_token=f"c:{cursor}" if cursor else "")
 
     async def SearchTracks(self, request: pb.SearchTracksRequest,
-                           context: grpc.aio.ServicerContext) -> pb.SearchTracksResponse:
-        raise _not_yet("SearchTracks", "catalogue search")
+                           context: Context) -> pb.SearchTracksResponse:
+        limit = check_page_size("page_size", request.page_size, 10, 100)
+        filter = filter_from_pb(request.filter)
+        exclude = list(request.exclude_track_ids)
+        mode = request.WhichOneof("query")
+        if mode is None:
+            tracks, cursor = await self.catalog.search_metadata(
+                filter, limit, _cursor(request.page_token))
+            return pb.SearchTracksResponse(
+                hits=[pb.SearchHit(track=track_to_pb(t)) for t in tracks],
+                next_page_token=f"c:{cursor}" if cursor else "")
+        offset = _offset(request.page_token)
+        page: SearchPage
+        if mode == "text":
+            page = await self.catalog.search_text(request.text, filter, limit, offset, exclude)
+        else:
+            weights = self.catalog.resolve_weights(dict(request.weights))
+            if mode == "like_track_id":
+                page = await self.catalog.search_like_track(
+                    request.like_track_id, filter, weights, limit, offset, exclude)
+            elif mode == "like_audio":
+                page = await self.catalog.search_like_audio(
+                    request.like_audio.data, filter, weights, limit, offset, exclude)
+            else:
+                page = await self.catalog.search_examples(
+                    list(request.examples.positive_track_ids),
+                    list(request.examples.negative_track_ids), filter, weights, limit,
+                    offset, exclude)
+        return pb.SearchTracksResponse(
+            hits=[hit_to_pb(h) for h in page.hits], weights=page.weights,
+            next_page_token="" if page.next_offset is None else f"o:{page.next_offset}")
 
-    async def ListFeatureGroups(
-        self, request: pb.ListFeatureGroupsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListFeatureGroupsResponse:
+    async def ListFeatureGroups(self, request: pb.ListFeatureGroupsRequest,
+                                context: Context) -> pb.ListFeatureGroupsResponse:
         return pb.ListFeatureGroupsResponse(groups=[
             pb.FeatureGroup(name=g.name, description=g.description,
                             default_weight=g.default_weight, dimensions=g.dimensions)
@@ -57,5 +133,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         ])
 
     async def GetCatalogStats(self, request: pb.GetCatalogStatsRequest,
-                              context: grpc.aio.ServicerContext) -> pb.GetCatalogStatsResponse:
-        raise _not_yet("GetCatalogStats", "the catalogue")
+                              context: Context) -> pb.GetCatalogStatsResponse:
+        total, with_audio = await self.catalog.stats()
+        return pb.GetCatalogStatsResponse(track_count=total, tracks_with_audio=with_audio,
+                                          store=self.catalog.store.kind)

@@ -1,8 +1,8 @@
-"""Retrieval settings, from CADENZA_RETRIEVAL_* environment variables."""
+"""Retrieval settings, from CADENZA_RETRIEVAL_* environment variables (and QDRANT_URL)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from cadenza.kit.settings import ServerSettings
@@ -15,3 +15,13 @@ class RetrievalSettings(ServerSettings):
     metrics_port: int = Field(default=9092, ge=-1, le=65535)
     # Where the embedded store lives; only this process opens it.
     data_dir: str = ".data/retrieval"
+    # A Qdrant server (gRPC preferred) instead of the embedded store.
+    qdrant_url: str = Field(default="", validation_alias=AliasChoices(
+        "QDRANT_URL", "CADENZA_RETRIEVAL_QDRANT_URL"))
+    qdrant_api_key: str = Field(default="", validation_alias=AliasChoices(
+        "QDRANT_API_KEY", "CADENZA_RETRIEVAL_QDRANT_API_KEY"))
+    # The exported sentence encoder (`make text-model`).
+    text_model_dir: str = "models/text"
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_audio_duration_s: float = Field(default=900.0, gt=0)
+    compute_workers: int = Field(default=1, ge=1)

@@ -1,0 +1,271 @@
+"""The catalogue's logic: ingest, get, delete, list and weighted search over the store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import soundfile
+
+from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
+from cadenza.kit.validate import check_id, check_weights
+from services.retrieval import metrics
+from services.retrieval.errors import AudioError
+from services.retrieval.features import AudioFeatures, features_from_bytes
+from services.retrieval.model import Hit, Track, TrackFilter, TrackMetadata
+from services.retrieval.similarity import (
+    DEFAULT_WEIGHTS,
+    audio_vector,
+    contributions,
+    example_blocks,
+    weighted_query,
+)
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, StoredTrack, VectorStore
+from services.retrieval.text_embedding import TextEncoder, track_text
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int
+    max_audio_duration_s: float
+    min_clip_s: float = 5.0
+    max_clip_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[Hit]
+    next_offset: int | None
+    weights: dict[str, float]
+
+
+class Catalog:
+    """Owns the store. Store calls run on one thread (embedded Qdrant is not
+    thread-safe); feature extraction and text encoding on a small pool."""
+
+    def __init__(self, store: VectorStore, encoder: TextEncoder, limits: Limits,
+                 compute_workers: int = 1) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.limits = limits
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._compute = ThreadPoolExecutor(compute_workers, thread_name_prefix="features")
+
+    async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+
+    async def _compute_on_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._compute, fn, *args)
+
+    # -- ingest ------------------------------------------------------------------------
+
+    def check_upload_size(self, size: int) -> None:
+        if size > self.limits.max_upload_bytes:
+            raise ResourceExhausted(
+                f"audio upload is over the limit of {self.limits.max_upload_bytes} bytes; "
+                "send a shorter or more compressed file")
+
+    def _features(self, audio: bytes, field: str, max_s: float) -> AudioFeatures:
+        duration_s = _declared_duration_s(audio)
+        if duration_s is not None and duration_s > max_s:
+            raise ResourceExhausted(f"{field}: audio is {duration_s:.1f} s long; the limit "
+                                    f"is {max_s:g} s")
+        started = time.perf_counter()
+        try:
+            features = features_from_bytes(audio)
+        except AudioError as error:
+            raise InvalidArgument(field, str(error)) from error
+        metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
+        return features
+
+    async def ingest(self, metadata: TrackMetadata, audio: bytes | None) -> tuple[Track, bool]:
+        check_id("header.metadata.track_id", metadata.track_id)
+        if not metadata.title.strip():
+            raise InvalidArgument("header.metadata.title", "is required")
+        started = time.perf_counter()
+        features = None
+        vector = None
+        if audio is not None:
+            self.check_upload_size(len(audio))
+            features = await self._compute_on_pool(
+                self._features, audio, "audio", self.limits.max_audio_duration_s)
+            vector = audio_vector(features)
+        track = Track(metadata, features, time.time())
+        text_vector = (await self._compute_on_pool(
+            self.encoder.encode, [track_text(metadata)]))[0]
+        replaced = await self._in_store(self.store.upsert, track, vector, text_vector)
+        metrics.INGESTED.labels("audio" if features else "metadata").inc()
+        metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
+        return track, replaced
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, track_id: str) -> Track:
+        check_id("track_id", track_id)
+        found = await self._in_store(self.store.get, [track_id])
+        if not found:
+            raise NotFound(f"track '{track_id}' is not in the catalogue")
+        return found[0].track
+
+    async def batch_get(self, track_ids: list[str]) -> tuple[list[Track], list[str]]:
+        if len(track_ids) > 1000:
+            raise InvalidArgument("track_ids", f"at most 1000 ids, got {len(track_ids)}")
+        for i, track_id in enumerate(track_ids):
+            check_id(f"track_ids[{i}]", track_id)
+        found = await self._in_store(self.store.get, track_ids)
+        present = {s.track.metadata.track_id for s in found}
+        return [s.track for s in found], [t for t in track_ids if t not in present]
+
+    async def delete(self, track_id: str) -> None:
+        check_id("track_id", track_id)
+        if not await self._in_store(self.store.delete, track_id):
+            raise NotFound(f"track '{track_id}' is not in the catalogue")
+
+    async def list(self, filter: TrackFilter, limit: int,
+                   cursor: str | None) -> tuple[list[Track], str | None]:
+        return await self._in_store(self.store.scroll, filter, limit, cursor)
+
+    async def stats(self) -> tuple[int, int]:
+        total = await self._in_store(self.store.count, TrackFilter())
+        with_audio = await self._in_store(self.store.count, TrackFilter(has_audio=True))
+        return total, with_audio
+
+    # -- search ------------------------------------------------------------------------
+
+    async def search_text(self, text: str, filter: TrackFilter, limit: int, offset: int,
+                          exclude: list[str]) -> SearchPage:
+        if not text.strip():
+            raise InvalidArgument("text", "is empty; give some words to search for")
+        vector = (await self._compute_on_pool(self.encoder.encode, [text]))[0]
+        scored = await self._timed("text", self.store.query, TEXT_VECTOR, vector, filter,
+                                   limit + 1, offset, exclude)
+        hits = [Hit(s.stored.track, s.score) for s in scored]
+        return _page(hits, limit, offset, {})
+
+    async def search_like_track(self, track_id: str, filter: TrackFilter,
+                                weights: dict[str, float], limit: int, offset: int,
+                                exclude: list[str]) -> SearchPage:
+        check_id("like_track_id", track_id)
+        found = await self._in_store(self.store.get, [track_id], True)
+        if not found:
+            raise NotFound(f"like_track_id: track '{track_id}' is not in the catalogue")
+        if found[0].audio_vector is None:
+            raise InvalidArgument("like_track_id", f"track '{track_id}' has no audio to "
+                                                   "compare with; ingest its audio first")
+        return await self._audio_search("like_track", found[0].audio_vector, filter, weights,
+                                        limit, offset, [*exclude, track_id])
+
+    async def search_like_audio(self, clip: bytes, filter: TrackFilter,
+                                weights: dict[str, float], limit: int, offset: int,
+                                exclude: list[str]) -> SearchPage:
+        if not clip:
+            raise InvalidArgument("like_audio.data", "is empty; upload a 5-60 s clip")
+        self.check_upload_size(len(clip))
+        features = await self._compute_on_pool(self._features, clip, "like_audio.data",
+                                               self.limits.max_clip_s)
+        if features.duration_s < self.limits.min_clip_s:
+            raise InvalidArgument("like_audio.data", f"clip is {features.duration_s:.1f} s "
+                                  f"long; send {self.limits.min_clip_s:g} to "
+                                  f"{self.limits.max_clip_s:g} s")
+        return await self._audio_search("like_audio", audio_vector(features), filter, weights,
+                                        limit, offset, exclude)
+
+    async def search_examples(self, positive: list[str], negative: list[str],
+                              filter: TrackFilter, weights: dict[str, float], limit: int,
+                              offset: int, exclude: list[str]) -> SearchPage:
+        if not positive:
+            raise InvalidArgument("examples.positive_track_ids", "give at least one track")
+        for field, ids in (("examples.positive_track_ids", positive),
+                           ("examples.negative_track_ids", negative)):
+            for i, track_id in enumerate(ids):
+                check_id(f"{field}[{i}]", track_id)
+        found = await self._in_store(self.store.get, [*positive, *negative], True)
+        vectors = {s.track.metadata.track_id: s for s in found}
+        pos = _example_vectors("examples.positive_track_ids", positive, vectors)
+        neg = _example_vectors("examples.negative_track_ids", negative, vectors)
+        return await self._audio_search("examples", example_blocks(pos, neg), filter,
+                                        weights, limit, offset, [*exclude, *positive, *negative])
+
+    async def _audio_search(self, mode: str, blocks: np.ndarray, filter: TrackFilter,
+                            weights: dict[str, float], limit: int, offset: int,
+                            exclude: list[str]) -> SearchPage:
+        query = weighted_query(blocks, weights)
+        scored = await self._timed(mode, self.store.query, AUDIO_VECTOR, query, filter,
+                                   limit + 1, offset, exclude)
+        hits = [Hit(s.stored.track, s.score, contributions(query, s.stored.audio_vector))
+                for s in scored if s.stored.audio_vector is not None]
+        return _page(hits, limit, offset, weights)
+
+    async def search_metadata(self, filter: TrackFilter, limit: int,
+                              cursor: str | None) -> tuple[list[Track], str | None]:
+        started = time.perf_counter()
+        page = await self._in_store(self.store.scroll, filter, limit, cursor)
+        metrics.QUERY_SECONDS.labels("metadata").observe(time.perf_counter() - started)
+        return page
+
+    async def _timed(self, mode: str, fn: Callable[..., T], *args: Any) -> T:
+        started = time.perf_counter()
+        result = await self._in_store(fn, *args)
+        metrics.QUERY_SECONDS.labels(mode).observe(time.perf_counter() - started)
+        return result
+
+    def resolve_weights(self, weights: dict[str, float]) -> dict[str, float]:
+        return check_weights("weights", weights, DEFAULT_WEIGHTS)
+
+    async def warmup(self) -> None:
+        """Compiles librosa's numba kernels and loads the encoder before SERVING."""
+        clip = _warmup_clip()
+        await self._compute_on_pool(features_from_bytes, clip)
+        await self._compute_on_pool(self.encoder.encode, ["warm up"])
+
+    def close(self) -> None:
+        self._compute.shutdown(wait=True)
+        self._store_thread.submit(self.store.close).result()
+        self._store_thread.shutdown(wait=True)
+
+
+def _page(hits: list[Hit], limit: int, offset: int, weights: dict[str, float]) -> SearchPage:
+    more = len(hits) > limit
+    return SearchPage(hits[:limit], offset + limit if more else None, weights)
+
+
+def _example_vectors(field: str, ids: list[str],
+                     stored: dict[str, StoredTrack]) -> list[np.ndarray]:
+    vectors = []
+    for track_id in ids:
+        if track_id not in stored:
+            raise NotFound(f"{field}: track '{track_id}' is not in the catalogue")
+        vector = stored[track_id].audio_vector
+        if vector is None:
+            raise InvalidArgument(field, f"track '{track_id}' has no audio")
+        vectors.append(vector)
+    return vectors
+
+
+def _declared_duration_s(audio: bytes) -> float | None:
+    """The duration the container header declares, without decoding; None if unknown."""
+    try:
+        info = soundfile.info(io.BytesIO(audio))
+    except Exception:  # undecodable headers are reported by the decoder itself
+        return None
+    return float(info.frames) / info.samplerate if info.samplerate and info.frames > 0 else None
+
+
+def _warmup_clip() -> bytes:
+    rate = 22050
+    t = np.arange(3 * rate) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t))) / 2
+    buffer = io.BytesIO()
+    soundfile.write(buffer, tone.astype(np.float32), rate, format="WAV")
+    return buffer.getvalue()

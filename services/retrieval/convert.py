@@ -1,0 +1,82 @@
+"""Protobuf <-> domain conversion for the retrieval service, with request validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from cadenza.kit.errors import InvalidArgument
+from cadenza.retrieval.v1 import retrieval_pb2 as pb
+from services.retrieval.features import AudioFeatures
+from services.retrieval.model import Hit, Range, Track, TrackFilter, TrackMetadata
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+
+
+def metadata_from_pb(m: pb.TrackMetadata) -> TrackMetadata:
+    return TrackMetadata(
+        track_id=m.track_id, title=m.title, artist=m.artist, album=m.album,
+        year=m.year if m.HasField("year") else None, genre=m.genre, tags=tuple(m.tags),
+        description=m.description, attributes=dict(m.attributes),
+        source_sha256=m.source_sha256)
+
+
+def metadata_to_pb(m: TrackMetadata) -> pb.TrackMetadata:
+    message = pb.TrackMetadata(
+        track_id=m.track_id, title=m.title, artist=m.artist, album=m.album, genre=m.genre,
+        tags=list(m.tags), description=m.description, attributes=m.attributes,
+        source_sha256=m.source_sha256)
+    if m.year is not None:
+        message.year = m.year
+    return message
+
+
+def features_to_pb(f: AudioFeatures) -> pb.AudioFeatures:
+    return pb.AudioFeatures(**dataclasses.asdict(f))
+
+
+def track_to_pb(t: Track) -> pb.Track:
+    message = pb.Track(metadata=metadata_to_pb(t.metadata),
+                       ingested_at_unix_s=t.ingested_at_unix_s)
+    if t.features is not None:
+        message.features.CopyFrom(features_to_pb(t.features))
+    return message
+
+
+def hit_to_pb(h: Hit) -> pb.SearchHit:
+    return pb.SearchHit(track=track_to_pb(h.track), score=h.score,
+                        contributions=h.contributions)
+
+
+def _range(field: str, r: pb.FloatRange | pb.IntRange) -> Range:
+    low = r.min if r.HasField("min") else None
+    high = r.max if r.HasField("max") else None
+    for name, value in (("min", low), ("max", high)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidArgument(f"{field}.{name}", "must be a finite number")
+    if low is not None and high is not None and low > high:
+        raise InvalidArgument(field, f"min ({low:g}) is greater than max ({high:g})")
+    return Range(low, high)
+
+
+def normalise_key(field: str, name: str) -> str:
+    key = _FLATS.get(name.strip(), name.strip())
+    key = key[:1].upper() + key[1:]
+    if key not in PITCH_CLASSES:
+        raise InvalidArgument(field, f"{name!r} is not a pitch class; use one of "
+                                     f"{', '.join(PITCH_CLASSES)} (or flats like Bb)")
+    return key
+
+
+def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
+    mode = f.mode.strip().lower()
+    if mode not in ("", "major", "minor"):
+        raise InvalidArgument("filter.mode", f"{f.mode!r}: use 'major' or 'minor'")
+    return TrackFilter(
+        artists=tuple(f.artists), albums=tuple(f.albums), genres=tuple(f.genres),
+        tags=tuple(f.tags), year=_range("filter.year", f.year),
+        tempo_bpm=_range("filter.tempo_bpm", f.tempo_bpm),
+        duration_s=_range("filter.duration_s", f.duration_s),
+        keys=tuple(normalise_key(f"filter.keys[{i}]", k) for i, k in enumerate(f.keys)),
+        mode=mode, has_audio=f.has_audio)

@@ -1,0 +1,199 @@
+"""VectorStore on Qdrant: embedded on disk by default, a Qdrant server when QDRANT_URL is set."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from cadenza.kit.errors import Unavailable
+from services.retrieval.feature_groups import FEATURE_GROUPS
+from services.retrieval.features import AudioFeatures
+from services.retrieval.model import Track, TrackFilter, TrackMetadata
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack, StoredTrack
+
+logger = logging.getLogger(__name__)
+
+COLLECTION = "tracks"
+AUDIO_DIMENSIONS = sum(group.dimensions for group in FEATURE_GROUPS)
+TEXT_DIMENSIONS = 384
+_ID_NAMESPACE = uuid.UUID("6f1c8a52-3b8e-4c1e-9d0a-2b7c5e4f9a10")
+
+# Payload fields that filters use; a Qdrant server gets an index on each.
+_INDEXES = {
+    "artist": models.PayloadSchemaType.KEYWORD,
+    "album": models.PayloadSchemaType.KEYWORD,
+    "genre": models.PayloadSchemaType.KEYWORD,
+    "tags": models.PayloadSchemaType.KEYWORD,
+    "key": models.PayloadSchemaType.KEYWORD,
+    "mode": models.PayloadSchemaType.KEYWORD,
+    "year": models.PayloadSchemaType.INTEGER,
+    "tempo_bpm": models.PayloadSchemaType.FLOAT,
+    "duration_s": models.PayloadSchemaType.FLOAT,
+    "has_audio": models.PayloadSchemaType.BOOL,
+}
+
+
+def point_id(track_id: str) -> str:
+    """Qdrant wants integers or UUIDs as ids; derive a stable UUID from the track id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, track_id))
+
+
+class QdrantStore:
+    """One collection with two named vectors: `audio` (dot) and `text` (cosine)."""
+
+    def __init__(self, client: QdrantClient, kind: str) -> None:
+        self.client = client
+        self.kind = kind
+        self._ensure_collection()
+
+    @classmethod
+    def open(cls, path: str, url: str = "", api_key: str = "") -> QdrantStore:
+        if url:
+            client = QdrantClient(url=url, api_key=api_key or None, prefer_grpc=True,
+                                  timeout=10)
+            return cls(client, "qdrant-server")
+        return cls(QdrantClient(path=path), "qdrant-embedded")
+
+    def _ensure_collection(self) -> None:
+        if not self.client.collection_exists(COLLECTION):
+            self.client.create_collection(COLLECTION, vectors_config={
+                # Blocks are unit vectors scaled by w_i at query time, so the dot product
+                # is exactly S(x) = sum_i w_i f_i(x).
+                AUDIO_VECTOR: models.VectorParams(size=AUDIO_DIMENSIONS,
+                                                  distance=models.Distance.DOT),
+                TEXT_VECTOR: models.VectorParams(size=TEXT_DIMENSIONS,
+                                                 distance=models.Distance.COSINE),
+            })
+        if self.kind == "qdrant-server":
+            # Embedded mode ignores payload indexes; a server needs them for fast filters.
+            for name, schema in _INDEXES.items():
+                self.client.create_payload_index(COLLECTION, name, field_schema=schema)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def upsert(self, track: Track, audio_vector: np.ndarray | None,
+               text_vector: np.ndarray) -> bool:
+        pid = point_id(track.metadata.track_id)
+        existed = bool(self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False))
+        vectors: dict[str, list[float]] = {TEXT_VECTOR: text_vector.astype(float).tolist()}
+        if audio_vector is not None:
+            vectors[AUDIO_VECTOR] = audio_vector.astype(float).tolist()
+        # One point write replaces payload and vectors together: a reader never sees a
+        # half-written track, and a crash leaves the old version or the new one.
+        self._call(self.client.upsert, COLLECTION, points=[
+            models.PointStruct(id=pid, vector=vectors, payload=_payload(track))], wait=True)
+        return existed
+
+    def delete(self, track_id: str) -> bool:
+        pid = point_id(track_id)
+        if not self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False):
+            return False
+        self._call(self.client.delete, COLLECTION,
+                   points_selector=models.PointIdsList(points=[pid]), wait=True)
+        return True
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, track_ids: list[str], with_vectors: bool = False) -> list[StoredTrack]:
+        records = self._call(self.client.retrieve, COLLECTION,
+                             [point_id(t) for t in track_ids],
+                             with_vectors=[AUDIO_VECTOR] if with_vectors else False)
+        by_id = {r.payload["track_id"]: _stored(r) for r in records if r.payload}
+        return [by_id[t] for t in track_ids if t in by_id]
+
+    def scroll(self, filter: TrackFilter, limit: int,
+               after: str | None) -> tuple[list[Track], str | None]:
+        records, next_offset = self._call(
+            self.client.scroll, COLLECTION, scroll_filter=to_qdrant_filter(filter, []),
+            limit=limit, offset=after or None)
+        return ([_stored(r).track for r in records],
+                None if next_offset is None else str(next_offset))
+
+    def query(self, vector_name: str, vector: np.ndarray, filter: TrackFilter,
+              limit: int, offset: int, exclude_ids: list[str]) -> list[ScoredTrack]:
+        response = self._call(
+            self.client.query_points, COLLECTION, query=vector.astype(float).tolist(),
+            using=vector_name, query_filter=to_qdrant_filter(filter, exclude_ids),
+            limit=limit, offset=offset, with_payload=True,
+            with_vectors=[AUDIO_VECTOR] if vector_name == AUDIO_VECTOR else False)
+        return [ScoredTrack(_stored(p), float(p.score)) for p in response.points]
+
+    def count(self, filter: TrackFilter) -> int:
+        result = self._call(self.client.count, COLLECTION,
+                            count_filter=to_qdrant_filter(filter, []), exact=True)
+        return int(result.count)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Runs a client call; an unreachable server becomes Unavailable at this edge."""
+        try:
+            return fn(*args, **kwargs)
+        except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as error:
+            raise Unavailable(f"catalogue store ({self.kind}) failed: {error}") from error
+
+
+def _payload(track: Track) -> dict[str, Any]:
+    meta = track.metadata
+    payload: dict[str, Any] = {
+        **dataclasses.asdict(meta),
+        "tags": list(meta.tags),
+        "ingested_at_unix_s": track.ingested_at_unix_s,
+        "has_audio": track.features is not None,
+    }
+    if track.features is not None:
+        features = dataclasses.asdict(track.features)
+        payload["features"] = features
+        # Top-level copies for filters.
+        for name in ("tempo_bpm", "duration_s", "key", "mode"):
+            payload[name] = features[name]
+    return payload
+
+
+def _stored(record: Any) -> StoredTrack:
+    payload = dict(record.payload)
+    features = payload.get("features")
+    meta_fields = {f.name for f in dataclasses.fields(TrackMetadata)}
+    metadata = TrackMetadata(**{
+        k: (tuple(v) if k == "tags" else v) for k, v in payload.items() if k in meta_fields})
+    track = Track(
+        metadata=metadata,
+        features=None if features is None else AudioFeatures(**{
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in features.items()}),
+        ingested_at_unix_s=float(payload.get("ingested_at_unix_s", 0.0)),
+    )
+    vector = None
+    vectors = getattr(record, "vector", None)
+    if isinstance(vectors, dict) and AUDIO_VECTOR in vectors:
+        vector = np.asarray(vectors[AUDIO_VECTOR], dtype=np.float32)
+    return StoredTrack(track, vector)
+
+
+def to_qdrant_filter(f: TrackFilter, exclude_ids: list[str]) -> models.Filter | None:
+    must: list[Any] = []
+    for key, values in (("artist", f.artists), ("album", f.albums), ("genre", f.genres),
+                        ("tags", f.tags), ("key", f.keys)):
+        if values:
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
+    for key, bounds in (("year", f.year), ("tempo_bpm", f.tempo_bpm),
+                        ("duration_s", f.duration_s)):
+        if bounds.min is not None or bounds.max is not None:
+            must.append(models.FieldCondition(key=key, range=models.Range(gte=bounds.min,
+                                                                           lte=bounds.max)))
+    if f.mode:
+        must.append(models.FieldCondition(key="mode", match=models.MatchValue(value=f.mode)))
+    if f.has_audio:
+        must.append(models.FieldCondition(key="has_audio", match=models.MatchValue(value=True)))
+    must_not: list[Any] = []
+    if exclude_ids:
+        must_not.append(models.HasIdCondition(has_id=[point_id(t) for t in exclude_ids]))
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)

@@ -1,0 +1,57 @@
+"""The port the catalogue is kept behind; the Qdrant adapter implements it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from services.retrieval.model import Track, TrackFilter
+
+AUDIO_VECTOR = "audio"
+TEXT_VECTOR = "text"
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    track: Track
+    # The concatenated unit blocks of every feature group (None for metadata-only tracks).
+    audio_vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ScoredTrack:
+    stored: StoredTrack
+    score: float
+
+
+class VectorStore(Protocol):
+    """Tracks with an audio vector (dot product) and a text vector (cosine) each.
+
+    Implementations are synchronous; the service calls them from one worker thread.
+    """
+
+    kind: str
+
+    def upsert(self, track: Track, audio_vector: np.ndarray | None,
+               text_vector: np.ndarray) -> bool:
+        """Writes the track whole (one atomic point write); True when it replaced one."""
+
+    def get(self, track_ids: list[str], with_vectors: bool = False) -> list[StoredTrack]:
+        """The tracks that exist, in the order asked."""
+
+    def delete(self, track_id: str) -> bool:
+        """True when the track existed."""
+
+    def scroll(self, filter: TrackFilter, limit: int,
+               after: str | None) -> tuple[list[Track], str | None]:
+        """A page in storage order, and the cursor for the next page (None at the end)."""
+
+    def query(self, vector_name: str, vector: np.ndarray, filter: TrackFilter,
+              limit: int, offset: int, exclude_ids: list[str]) -> list[ScoredTrack]:
+        """Nearest tracks by the named vector's similarity (dot or cosine)."""
+
+    def count(self, filter: TrackFilter) -> int: ...
+
+    def close(self) -> None: ...
