@@ -16,11 +16,16 @@ from services.retrieval.text_embedding import TextEncoder
 SERVICE = "cadenza.retrieval.v1.RetrievalService"
 
 
-async def build_retrieval(settings: RetrievalSettings) -> App:
+def _open(settings: RetrievalSettings) -> tuple[QdrantStore, TextEncoder]:
     pathlib.Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     store = QdrantStore.open(f"{settings.data_dir}/qdrant", settings.qdrant_url,
                              settings.qdrant_api_key)
-    encoder = TextEncoder.load(pathlib.Path(settings.text_model_dir))
+    return store, TextEncoder.load(pathlib.Path(settings.text_model_dir))
+
+
+async def build_retrieval(settings: RetrievalSettings) -> App:
+    # Opening the store and loading the model block; keep them off the event loop.
+    store, encoder = await asyncio.to_thread(_open, settings)
     catalog = Catalog(store, encoder,
                       Limits(settings.max_upload_bytes, settings.max_audio_duration_s),
                       settings.compute_workers)
