@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cadenza.cli import connection, health
+from cadenza.cli import catalog, connection, health, search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (health,):
+    for module in (health, catalog, search):
         module.register(subparsers, common)
     return parser
 
@@ -22,9 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     conn = connection.Connection.from_args(args)
     try:
-        sys.exit(args.func(args, conn))
+        code = args.func(args, conn)
+    except BrokenPipeError:  # output piped into `head` and the like
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
     finally:
         conn.channel.close()
+    sys.exit(code)
 
 
 if __name__ == "__main__":
