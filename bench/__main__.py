@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead
+from bench import gateway_overhead, retrieval
 
-SUITES = {"gateway": gateway_overhead.run}
+SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run}
 
 
 def main(names: list[str]) -> None:

@@ -90,6 +90,17 @@ class QdrantStore:
             models.PointStruct(id=pid, vector=vectors, payload=_payload(track))], wait=True)
         return existed
 
+    def upsert_many(self, items: list[tuple[Track, np.ndarray | None, np.ndarray]]) -> None:
+        """Bulk load (benchmarks, demo catalogue): one request, no replace check."""
+        points = []
+        for track, audio, text in items:
+            vectors = {TEXT_VECTOR: text.astype(float).tolist()}
+            if audio is not None:
+                vectors[AUDIO_VECTOR] = audio.astype(float).tolist()
+            points.append(models.PointStruct(id=point_id(track.metadata.track_id),
+                                             vector=vectors, payload=_payload(track)))
+        self._call(self.client.upsert, COLLECTION, points=points, wait=True)
+
     def delete(self, track_id: str) -> bool:
         pid = point_id(track_id)
         if not self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False):

@@ -1,0 +1,143 @@
+"""Retrieval: feature extraction speed, and search latency per mode through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import pathlib
+import tempfile
+import time
+
+import grpc.aio
+import librosa
+import numpy as np
+import soundfile
+
+from bench.harness import Latency, Row, load, print_table
+from cadenza.devmesh import Endpoints, Mesh
+from cadenza.retrieval.v1 import retrieval_pb2 as pb
+from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.retrieval.feature_speed import benchmark_clip, measure_extraction_speed
+from services.retrieval.model import Range, TrackFilter
+from services.retrieval.qdrant_store import QdrantStore
+from services.retrieval.similarity import DEFAULT_WEIGHTS, audio_vector, weighted_query
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR
+from tests.retrieval.helpers import make_track, random_text_vector
+
+SIZES = (1_000, 10_000)
+SEARCH_S = 3.0
+
+
+def feature_rows() -> list[Row]:
+    speed = measure_extraction_speed()
+    clip = benchmark_clip(10.0)
+    started = time.process_time()
+    librosa.pyin(clip, fmin=65, fmax=2093, sr=22050)
+    pyin_speed = 10.0 / (time.process_time() - started)
+    rows = [Row("feature extraction", group, f"{value:.0f}x real time", "1x real time",
+                f"{value:.0f}", "audio s per CPU s, warm, 30 s clip" if group in (
+                    "spectra", "total") else "own work on top of the shared spectra")
+            for group, value in speed.items()]
+    rows.append(Row("pitch tracker", "ours (yin) vs librosa.pyin", f"{speed['pitch']:.0f}x",
+                    f"{pyin_speed:.1f}x", f"{speed['pitch'] / pyin_speed:.0f}",
+                    "audio s per CPU s"))
+    return rows
+
+
+def _populate(data_dir: pathlib.Path, size: int) -> tuple[QdrantStore, list[str]]:
+    rng = np.random.default_rng(size)
+    store = QdrantStore.open(str(data_dir / "retrieval" / "qdrant"))
+    ids = []
+    for start in range(0, size, 500):
+        batch = []
+        for i in range(start, min(size, start + 500)):
+            track = make_track(i, rng)
+            assert track.features is not None
+            batch.append((track, audio_vector(track.features), random_text_vector(rng)))
+            ids.append(track.metadata.track_id)
+        store.upsert_many(batch)
+    return store, ids
+
+
+def _store_reference(store: QdrantStore, ids: list[str]) -> dict[str, float]:
+    """p50 of the same queries made straight on the store, in process (no gRPC)."""
+    rng = np.random.default_rng(1)
+    [example] = store.get([ids[0]], with_vectors=True)
+    assert example.audio_vector is not None
+    query = weighted_query(example.audio_vector, DEFAULT_WEIGHTS)
+    cases = {
+        "audio": lambda: store.query(AUDIO_VECTOR, query, TrackFilter(), 10, 0, [ids[0]]),
+        "text": lambda: store.query(TEXT_VECTOR, random_text_vector(rng), TrackFilter(), 10,
+                                    0, []),
+        "metadata": lambda: store.scroll(TrackFilter(tempo_bpm=Range(90, 120)), 10, None),
+    }
+    result = {}
+    for name, call in cases.items():
+        timings = []
+        for _ in range(30):
+            started = time.perf_counter()
+            call()
+            timings.append(time.perf_counter() - started)
+        result[name] = float(np.median(timings) * 1000)
+    return result
+
+
+def _clip() -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, benchmark_clip(6.0), 22050, format="WAV")
+    return buffer.getvalue()
+
+
+async def _search(address: str, ids: list[str]) -> dict[str, Latency]:
+    clip = _clip()
+    requests = {
+        "text": pb.SearchTracksRequest(text="a slow chorale in a minor key"),
+        "like_track": pb.SearchTracksRequest(like_track_id=ids[0]),
+        "examples": pb.SearchTracksRequest(examples=pb.TrackExamples(
+            positive_track_ids=ids[:3], negative_track_ids=ids[3:4])),
+        "like_audio (6 s clip)": pb.SearchTracksRequest(like_audio=pb.AudioClip(data=clip)),
+        "metadata only": pb.SearchTracksRequest(filter=pb.TrackFilter(
+            tempo_bpm=pb.FloatRange(min=90, max=120))),
+        "like_track + filter": pb.SearchTracksRequest(like_track_id=ids[0], filter=pb.TrackFilter(
+            tempo_bpm=pb.FloatRange(min=90, max=120))),
+    }
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        return {mode: await load(lambda r=request: stub.SearchTracks(r, timeout=60), 1,
+                                 SEARCH_S, warmup_calls=3)
+                for mode, request in requests.items()}
+
+
+def search_rows() -> list[Row]:
+    rows = []
+    for size in SIZES:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = pathlib.Path(tmp) / "data"
+            store, ids = _populate(data_dir, size)
+            reference = _store_reference(store, ids)
+            store.close()
+            mesh = Mesh(pathlib.Path(tmp), Endpoints.free(), data_dir=data_dir)
+            mesh.start(timeout_s=180)
+            try:
+                results = asyncio.run(_search(mesh.endpoints.address("gateway"), ids))
+            finally:
+                mesh.stop()
+        for mode, latency in results.items():
+            ref_key = ("text" if mode == "text" else "metadata" if mode == "metadata only"
+                       else "audio")
+            ref = reference[ref_key]
+            rows.append(Row(f"search {mode}", f"{size} tracks",
+                            f"p50 {latency.p50_ms:.1f} / p99 {latency.p99_ms:.1f} ms",
+                            f"{ref:.1f} ms", f"{latency.p50_ms / ref:.1f}x",
+                            f"{latency.calls} calls"))
+    return rows
+
+
+def run() -> list[Row]:
+    features = feature_rows()
+    print_table("Feature extraction (ours vs real time; pitch: ours vs librosa.pyin)",
+                features, "ours", "reference")
+    search = search_rows()
+    print_table("Search through the gateway (ours: end to end, 1 in flight; reference: the "
+                "same store query in process, p50)", search, "via gateway", "store only")
+    return features + search
