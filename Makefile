@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model up down status test lint bench clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -37,8 +37,11 @@ models: text-model ## Build every model the mesh serves (skips what exists)
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) scripts/gen_protos.py --out .
 
-up: install models ## Start gateway and services on localhost, wait until ready, print endpoints
+up: install models ## Start the mesh on localhost (builds the demo catalogue if empty)
 	$(PY) -m cadenza.devmesh up
+
+catalog: up ## Build the demo catalogue (music21 corpus -> FluidSynth -> ingest); skips what exists
+	$(PY) scripts/build_catalog.py
 
 down: ## Stop the mesh started by `make up`
 	@$(PY) -m cadenza.devmesh down

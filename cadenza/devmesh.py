@@ -153,11 +153,32 @@ def _load(run_dir: pathlib.Path) -> Endpoints | None:
     return Endpoints(**json.loads(path.read_text()))
 
 
+def _catalog_size(address: str) -> int:
+    from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        stats = stub.GetCatalogStats(retrieval_pb2.GetCatalogStatsRequest(), timeout=30)
+        return int(stats.track_count)
+
+
+def build_catalog_if_empty(address: str) -> int:
+    """Builds the demo catalogue when the catalogue is empty (first `make up`)."""
+    if os.environ.get("CADENZA_SKIP_CATALOG") or _catalog_size(address) > 0:
+        return 0
+    print("The catalogue is empty: building the demo catalogue (one-off, several minutes; "
+          "CADENZA_SKIP_CATALOG=1 skips it).")
+    return subprocess.call([sys.executable, str(ROOT / "scripts/build_catalog.py"),
+                            "--target", address], cwd=ROOT)
+
+
 def up(run_dir: pathlib.Path) -> int:
     current = _load(run_dir)
-    if current and any(_alive(pid) for pid in current.pids.values()):
-        print(f"mesh already running (pids {sorted(current.pids.values())}); `make down` first")
-        return 1
+    if current and all(_alive(pid) for pid in current.pids.values()):
+        print(f"mesh already running (pids {sorted(current.pids.values())})")
+        return build_catalog_if_empty(current.address("gateway"))
+    if current:
+        down(run_dir)  # a partly dead mesh: start clean
     mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data")
     try:
         mesh.start()
@@ -174,7 +195,7 @@ def up(run_dir: pathlib.Path) -> int:
               f"metrics http://127.0.0.1:{ep.metrics_ports[name]}/metrics")
     print(f"  logs              {run_dir}/*.log")
     print("Try: .venv/bin/cadenza health")
-    return 0
+    return build_catalog_if_empty(mesh.endpoints.address("gateway"))
 
 
 def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:

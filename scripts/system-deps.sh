@@ -2,7 +2,8 @@
 # Installs the Debian packages Cadenza needs, when missing. Needs root; without it, says
 # what to install and carries on (the tests that need a package say so when it is absent).
 set -euo pipefail
-packages=()
+# fluidsynth renders the demo catalogue; TimGM6mb is a small General MIDI soundfont.
+packages=(fluidsynth timgm6mb-soundfont)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

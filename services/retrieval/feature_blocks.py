@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from services.retrieval.features import AudioFeatures
 
 # Length of the constant dimension appended to the centred chroma (harmony) and to the 24
-# key correlations (key), relative to a typical vector: small enough not to matter for
-# tonal music, large enough to give flat input a defined direction.
+# key correlations (key). On the demo catalogue those vectors have median lengths 0.34 and
+# 2.1, so the extra dimension takes ~2 % of a tonal piece's block, yet gives a flat chroma
+# (noise, drums) a defined direction: the flat dimension alone.
 HARMONY_FLAT_DIMENSION = 0.05
 KEY_FLAT_DIMENSION = 0.3
 
@@ -64,7 +65,7 @@ def feature_blocks(features: AudioFeatures) -> dict[str, np.ndarray]:
         # A mismatch here means feature_groups.py and this module disagree: fail loudly.
         expected = GROUPS_BY_NAME[name].dimensions
         if block.shape != (expected,):
-            raise AssertionError(f"{name} block has {block.shape} dims, expected {expected}")
+            raise RuntimeError(f"{name} block has {block.shape} dims, expected {expected}")
     return blocks
 
 

@@ -52,7 +52,7 @@ class AudioFeatures:
     voiced_fraction: float
     key: str  # tonic pitch class, e.g. "C", "F#"
     mode: str  # "major" or "minor"
-    key_confidence: float  # Krumhansl-Kessler correlation, -1..1
+    key_confidence: float  # correlation with the best key profile, -1..1 (key_profiles)
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,18 @@ def features_from_bytes(data: bytes, *, max_duration_s: float | None = None) -> 
 def extract_features(samples: np.ndarray) -> AudioFeatures:
     """Extracts AudioFeatures from mono float32 samples at SAMPLE_RATE_HZ (see decode_audio)."""
     spectra = compute_spectra(samples)
-    values: dict[str, object] = {"duration_s": spectra.duration_s}
-    values.update(timbre_features(spectra))
-    values.update(harmony_features(spectra))
-    values.update(rhythm_features(spectra))
-    values.update(loudness_features(spectra))
-    values.update(brightness_features(spectra))
-    values.update(pitch_features(spectra))
-    values.update(key_features(values["chroma_mean"]))  # type: ignore[arg-type]
-    return _finite(AudioFeatures(**values))  # type: ignore[arg-type]
+    harmony = harmony_features(spectra)
+    features = AudioFeatures(
+        duration_s=spectra.duration_s,
+        **timbre_features(spectra),
+        **harmony,
+        **rhythm_features(spectra),
+        **loudness_features(spectra),
+        **brightness_features(spectra),
+        **pitch_features(spectra),
+        **key_features(harmony["chroma_mean"]),
+    )
+    return _finite(features)
 
 
 def compute_spectra(samples: np.ndarray) -> Spectra:
