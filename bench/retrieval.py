@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import pathlib
 import tempfile
 import time
 
+import grpc
 import grpc.aio
 import librosa
 import numpy as np
@@ -82,6 +84,30 @@ def _store_reference(store: QdrantStore, ids: list[str]) -> dict[str, float]:
     return result
 
 
+def agreement_rows(store: QdrantStore, size: int, queries: int = 20) -> list[Row]:
+    """S(x) from Qdrant against NumPy brute force over every stored vector."""
+    ids = [f"t{i:05d}" for i in range(size)]
+    stored = store.get(ids, with_vectors=True)
+    matrix = np.stack([s.audio_vector for s in stored if s.audio_vector is not None])
+    order = [s.track.metadata.track_id for s in stored]
+    rng = np.random.default_rng(3)
+    max_diff, overlap = 0.0, []
+    for _ in range(queries):
+        weights = dict(zip(DEFAULT_WEIGHTS, rng.dirichlet(np.ones(len(DEFAULT_WEIGHTS))),
+                           strict=True))
+        query = weighted_query(matrix[rng.integers(len(matrix))], weights)
+        brute = matrix.astype(np.float64) @ query.astype(np.float64)
+        top = {order[i] for i in np.argsort(-brute)[:10]}
+        hits = store.query(AUDIO_VECTOR, query, TrackFilter(), 10, 0, [])
+        by_id = dict(zip(order, brute, strict=True))
+        max_diff = max(max_diff, *(abs(h.score - by_id[h.stored.track.metadata.track_id])
+                                   for h in hits))
+        overlap.append(len(top & {h.stored.track.metadata.track_id for h in hits}) / 10)
+    return [Row("S(x) agreement", f"{size} tracks, {queries} random weightings",
+                f"max |diff| {max_diff:.1e}", "NumPy brute force", f"{np.mean(overlap):.2f}",
+                "ratio = mean top-10 overlap")]
+
+
 def _clip() -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, benchmark_clip(6.0), 22050, format="WAV")
@@ -115,6 +141,7 @@ def search_rows() -> list[Row]:
             data_dir = pathlib.Path(tmp) / "data"
             store, ids = _populate(data_dir, size)
             reference = _store_reference(store, ids)
+            agreement = agreement_rows(store, size)
             store.close()
             mesh = Mesh(pathlib.Path(tmp), Endpoints.free(), data_dir=data_dir)
             mesh.start(timeout_s=180)
@@ -122,6 +149,7 @@ def search_rows() -> list[Row]:
                 results = asyncio.run(_search(mesh.endpoints.address("gateway"), ids))
             finally:
                 mesh.stop()
+        rows += agreement
         for mode, latency in results.items():
             ref_key = ("text" if mode == "text" else "metadata" if mode == "metadata only"
                        else "audio")
@@ -133,11 +161,48 @@ def search_rows() -> list[Row]:
     return rows
 
 
+INGEST_PIECES = 40
+
+
+def ingest_rows() -> list[Row]:
+    """Demo pieces (pre-rendered) ingested through the gateway vs straight to retrieval."""
+    from scripts.build_catalog import _requests
+    from services.retrieval.catalog_listing import list_demo_sources
+    from services.retrieval.catalog_source import iter_rendered_pieces
+
+    sources = list_demo_sources()
+    step = max(1, len(sources) // INGEST_PIECES)
+    pieces = list(iter_rendered_pieces(sources[::step][:INGEST_PIECES], workers=2))
+    audio_s = sum(p.duration_s for p, _ in pieces)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = Mesh(pathlib.Path(tmp), Endpoints.free())
+        mesh.start(timeout_s=180)
+        try:
+            for route in ("gateway", "retrieval"):
+                with grpc.insecure_channel(mesh.endpoints.address(route)) as channel:
+                    stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+                    started = time.perf_counter()
+                    for piece, audio in pieces:
+                        piece = dataclasses.replace(piece, track_id=f"{piece.track_id}-{route}")
+                        stub.IngestTrack(_requests(piece, audio), timeout=120)
+                    results[route] = time.perf_counter() - started
+        finally:
+            mesh.stop()
+    via, direct = results["gateway"], results["retrieval"]
+    return [Row("ingest demo pieces", f"{len(pieces)} pieces, {audio_s / 60:.0f} min audio",
+                f"{len(pieces) / via * 60:.0f} tracks/min", f"{len(pieces) / direct * 60:.0f} "
+                "tracks/min", f"{direct / via:.2f}", "via gateway vs direct; 1 at a time")]
+
+
 def run() -> list[Row]:
     features = feature_rows()
     print_table("Feature extraction (ours vs real time; pitch: ours vs librosa.pyin)",
                 features, "ours", "reference")
+    ingest = ingest_rows()
+    print_table("Ingest (ours: through the gateway; reference: straight to retrieval)",
+                ingest, "via gateway", "direct")
     search = search_rows()
     print_table("Search through the gateway (ours: end to end, 1 in flight; reference: the "
                 "same store query in process, p50)", search, "via gateway", "store only")
-    return features + search
+    return features + ingest + search

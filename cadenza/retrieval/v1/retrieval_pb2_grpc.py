@@ -112,7 +112,8 @@ class RetrievalServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListTracks(self, request, context):
-        """Pages through the catalogue in track_id order, optionally filtered.
+        """Pages through the catalogue in a stable storage order (not alphabetical), optionally
+        filtered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,7 +122,7 @@ class RetrievalServiceServicer(object):
     def SearchTracks(self, request, context):
         """Ranked search. The query mode is one of: free text, an example track, an example
         audio clip, positive/negative example tracks, or none (metadata filters only, in
-        track_id order). Filters combine with every mode.
+        storage order). Filters combine with every mode.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
