@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import grpc
@@ -35,6 +36,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_serving(address: str, timeout_s: float,
+                 check_alive: Callable[[], None] = lambda: None) -> None:
+    """Polls grpc.health.v1 '' at address until SERVING; check_alive may raise to give up."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            check_alive()
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{address} not SERVING after {timeout_s:.0f} s")
+            time.sleep(0.1)
 
 
 @dataclass
@@ -104,24 +124,14 @@ class Mesh:
 
     def wait_ready(self, timeout_s: float) -> None:
         """Waits until the gateway's overall health is SERVING (all backends up)."""
-        deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.endpoints.address("gateway")) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                for name, proc in self.procs.items():
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with {proc.returncode}; see "
-                                           f"{self.run_dir / (name + '.log')}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"mesh not SERVING after {timeout_s:.0f} s; logs in "
-                                       f"{self.run_dir}")
-                time.sleep(0.2)
+
+        def check_alive() -> None:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                       f"{self.run_dir / (name + '.log')}")
+
+        wait_serving(self.endpoints.address("gateway"), timeout_s, check_alive)
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         """SIGTERM to every process, gateway first; returns their exit codes."""

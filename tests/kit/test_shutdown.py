@@ -13,22 +13,9 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cadenza.devmesh import free_port
+from cadenza.devmesh import free_port, wait_serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _wait_serving(stub: health_pb2_grpc.HealthStub, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server never became SERVING")
 
 
 def test_sigterm_lets_slow_call_finish_after_turning_not_serving() -> None:
@@ -38,7 +25,7 @@ def test_sigterm_lets_slow_call_finish_after_turning_not_serving() -> None:
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         health = health_pb2_grpc.HealthStub(channel)
-        _wait_serving(health)
+        wait_serving(f"127.0.0.1:{port}", 30)
 
         statuses: list[int] = []
         watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=20)
@@ -82,7 +69,7 @@ def test_new_calls_are_refused_while_draining() -> None:
                             cwd=ROOT)
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        _wait_serving(health_pb2_grpc.HealthStub(channel))
+        wait_serving(f"127.0.0.1:{port}", 30)
         sleep = channel.unary_unary("/test.Slow/Sleep")
         slow = sleep.future(b"2.0", timeout=20)
         time.sleep(0.5)
