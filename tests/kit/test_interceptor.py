@@ -102,7 +102,8 @@ async def test_request_id_and_deadline_follow_the_call_to_the_next_hop() -> None
         reply = json.loads(await client.unary_unary("/test.Kit/Outer")(
             b"", timeout=5, metadata=((context.REQUEST_ID_KEY, "trace-me"),)))
     assert reply["rid"] == "trace-me"
-    assert reply["left"] is not None and 3 < reply["left"] <= 5
+    # gRPC carries deadlines with some rounding; without propagation there would be none.
+    assert reply["left"] is not None and 3 < reply["left"] <= 5.1
     await channel.close()
     await upstream.server.stop(None)
     await downstream.server.stop(None)
