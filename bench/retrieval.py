@@ -166,7 +166,7 @@ INGEST_PIECES = 40
 
 def ingest_rows() -> list[Row]:
     """Demo pieces (pre-rendered) ingested through the gateway vs straight to retrieval."""
-    from scripts.build_catalog import _requests
+    from scripts.build_catalog import piece_requests
     from services.retrieval.catalog_listing import list_demo_sources
     from services.retrieval.catalog_source import iter_rendered_pieces
 
@@ -185,7 +185,7 @@ def ingest_rows() -> list[Row]:
                     started = time.perf_counter()
                     for piece, audio in pieces:
                         piece = dataclasses.replace(piece, track_id=f"{piece.track_id}-{route}")
-                        stub.IngestTrack(_requests(piece, audio), timeout=120)
+                        stub.IngestTrack(piece_requests(piece, audio), timeout=120)
                     results[route] = time.perf_counter() - started
         finally:
             mesh.stop()

@@ -15,25 +15,23 @@ from collections.abc import Iterator
 import grpc
 from tqdm import tqdm
 
+from cadenza.cli.catalog import byte_chunks, ingest_requests
 from cadenza.cli.connection import DEFAULT_TARGET
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval.catalog_listing import list_demo_sources
 from services.retrieval.catalog_source import DemoPiece, iter_rendered_pieces
 
-CHUNK_BYTES = 512 * 1024
 
-
-def _requests(piece: DemoPiece, audio: bytes) -> Iterator[pb.IngestTrackRequest]:
+def piece_requests(piece: DemoPiece, audio: bytes) -> Iterator[pb.IngestTrackRequest]:
+    """The IngestTrack stream for a rendered demo piece (FLAC)."""
     meta = pb.TrackMetadata(
         track_id=piece.track_id, title=piece.title, artist=piece.artist, album=piece.album,
         genre=piece.genre, tags=list(piece.tags), description=piece.description,
         attributes=piece.attributes)
     if piece.year is not None:
         meta.year = piece.year
-    yield pb.IngestTrackRequest(header=pb.IngestHeader(metadata=meta, audio_format="flac"))
-    for start in range(0, len(audio), CHUNK_BYTES):
-        yield pb.IngestTrackRequest(audio_chunk=audio[start:start + CHUNK_BYTES])
+    return ingest_requests(meta, "flac", byte_chunks(audio))
 
 
 def _present(stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str]) -> set[str]:
@@ -67,7 +65,7 @@ def main() -> int:
         progress = tqdm(total=len(todo), unit="track", disable=not sys.stderr.isatty())
         for piece, audio in iter_rendered_pieces(todo, workers=args.workers):
             try:
-                stub.IngestTrack(_requests(piece, audio), timeout=120)
+                stub.IngestTrack(piece_requests(piece, audio), timeout=120)
                 ingested += 1
                 audio_s += piece.duration_s
             except grpc.RpcError as error:

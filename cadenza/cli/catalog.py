@@ -8,7 +8,7 @@ import json
 import pathlib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -71,12 +71,23 @@ def read_tags(path: pathlib.Path) -> pb.TrackMetadata:
     return meta
 
 
-def _requests(path: pathlib.Path, meta: pb.TrackMetadata) -> Iterator[pb.IngestTrackRequest]:
-    yield pb.IngestTrackRequest(header=pb.IngestHeader(
-        metadata=meta, audio_format=path.suffix.lower().lstrip(".")))
+def ingest_requests(meta: pb.TrackMetadata, audio_format: str,
+                    chunks: Iterable[bytes]) -> Iterator[pb.IngestTrackRequest]:
+    """The IngestTrack stream: the header, then the audio chunks as given."""
+    yield pb.IngestTrackRequest(header=pb.IngestHeader(metadata=meta, audio_format=audio_format))
+    for chunk in chunks:
+        yield pb.IngestTrackRequest(audio_chunk=chunk)
+
+
+def file_chunks(path: pathlib.Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK_BYTES):
-            yield pb.IngestTrackRequest(audio_chunk=chunk)
+            yield chunk
+
+
+def byte_chunks(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield data[start:start + CHUNK_BYTES]
 
 
 def run_ingest(args: argparse.Namespace, conn: Connection) -> int:
@@ -95,7 +106,8 @@ def run_ingest(args: argparse.Namespace, conn: Connection) -> int:
                 if existing.tracks and existing.tracks[0].metadata.source_sha256 == digest:
                     skipped += 1
                     continue
-            stub.IngestTrack(_requests(path, meta), metadata=conn.metadata,
+            requests = ingest_requests(meta, path.suffix.lower().lstrip("."), file_chunks(path))
+            stub.IngestTrack(requests, metadata=conn.metadata,
                              timeout=conn.timeout_s)
             ingested += 1
         except grpc.RpcError as error:

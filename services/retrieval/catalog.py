@@ -17,7 +17,9 @@ import soundfile
 from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
 from cadenza.kit.validate import check_id, check_weights
 from services.retrieval import metrics
+from services.retrieval.audio_decoding import SAMPLE_RATE_HZ
 from services.retrieval.errors import AudioError
+from services.retrieval.feature_speed import benchmark_clip
 from services.retrieval.features import AudioFeatures, features_from_bytes
 from services.retrieval.model import Hit, Track, TrackFilter, TrackMetadata
 from services.retrieval.similarity import (
@@ -209,10 +211,7 @@ class Catalog:
 
     async def search_metadata(self, filter: TrackFilter, limit: int,
                               cursor: str | None) -> tuple[list[Track], str | None]:
-        started = time.perf_counter()
-        page = await self._in_store(self.store.scroll, filter, limit, cursor)
-        metrics.QUERY_SECONDS.labels("metadata").observe(time.perf_counter() - started)
-        return page
+        return await self._timed("metadata", self.store.scroll, filter, limit, cursor)
 
     async def _timed(self, mode: str, fn: Callable[..., T], *args: Any) -> T:
         started = time.perf_counter()
@@ -263,9 +262,7 @@ def _declared_duration_s(audio: bytes) -> float | None:
 
 
 def _warmup_clip() -> bytes:
-    rate = 22050
-    t = np.arange(3 * rate) / rate
-    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t))) / 2
+    """A short music-like WAV, so warm-up runs decoding and every feature group."""
     buffer = io.BytesIO()
-    soundfile.write(buffer, tone.astype(np.float32), rate, format="WAV")
+    soundfile.write(buffer, benchmark_clip(3.0), SAMPLE_RATE_HZ, format="WAV")
     return buffer.getvalue()

@@ -81,24 +81,15 @@ class QdrantStore:
                text_vector: np.ndarray) -> bool:
         pid = point_id(track.metadata.track_id)
         existed = bool(self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False))
-        vectors: dict[str, list[float]] = {TEXT_VECTOR: text_vector.astype(float).tolist()}
-        if audio_vector is not None:
-            vectors[AUDIO_VECTOR] = audio_vector.astype(float).tolist()
         # One point write replaces payload and vectors together: a reader never sees a
         # half-written track, and a crash leaves the old version or the new one.
-        self._call(self.client.upsert, COLLECTION, points=[
-            models.PointStruct(id=pid, vector=vectors, payload=_payload(track))], wait=True)
+        self._call(self.client.upsert, COLLECTION,
+                   points=[_point(track, audio_vector, text_vector)], wait=True)
         return existed
 
     def upsert_many(self, items: list[tuple[Track, np.ndarray | None, np.ndarray]]) -> None:
         """Bulk load (benchmarks, demo catalogue): one request, no replace check."""
-        points = []
-        for track, audio, text in items:
-            vectors = {TEXT_VECTOR: text.astype(float).tolist()}
-            if audio is not None:
-                vectors[AUDIO_VECTOR] = audio.astype(float).tolist()
-            points.append(models.PointStruct(id=point_id(track.metadata.track_id),
-                                             vector=vectors, payload=_payload(track)))
+        points = [_point(track, audio, text) for track, audio, text in items]
         self._call(self.client.upsert, COLLECTION, points=points, wait=True)
 
     def delete(self, track_id: str) -> bool:
@@ -149,6 +140,15 @@ class QdrantStore:
             return fn(*args, **kwargs)
         except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as error:
             raise Unavailable(f"catalogue store ({self.kind}) failed: {error}") from error
+
+
+def _point(track: Track, audio_vector: np.ndarray | None,
+           text_vector: np.ndarray) -> models.PointStruct:
+    vectors = {TEXT_VECTOR: text_vector.astype(float).tolist()}
+    if audio_vector is not None:
+        vectors[AUDIO_VECTOR] = audio_vector.astype(float).tolist()
+    return models.PointStruct(id=point_id(track.metadata.track_id), vector=vectors,
+                              payload=_payload(track))
 
 
 def _payload(track: Track) -> dict[str, Any]:

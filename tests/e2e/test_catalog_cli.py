@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -19,12 +17,7 @@ from cadenza.devmesh import Mesh
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tests.retrieval.test_service import wav
-
-
-def cli(mesh: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cadenza.cli.main", *args, "--target",
-                           mesh.endpoints.address("gateway")],
-                          capture_output=True, text=True, timeout=120)
+from tests.support.cli import cli
 
 
 @pytest.fixture(scope="module")

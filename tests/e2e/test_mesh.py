@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from cadenza.devmesh import Mesh
 from cadenza.generate.v1 import generate_pb2, generate_pb2_grpc
 from cadenza.recommend.v1 import recommend_pb2, recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tests.support.cli import cli
 
 PUBLIC = {"cadenza.retrieval.v1.RetrievalService", "cadenza.recommend.v1.RecommendService",
           "cadenza.generate.v1.GenerateService", "cadenza.gateway.v1.GatewayService"}
@@ -28,11 +27,6 @@ def channel(mesh: Mesh) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(mesh.endpoints.address("gateway")) as ch:
         yield ch
 
-
-def cli(mesh: Mesh, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cadenza.cli.main", *args, "--target",
-         mesh.endpoints.address("gateway")], capture_output=True, text=True, timeout=60)
 
 
 def handled(mesh: Mesh, process: str, method: str, code: str) -> float:

@@ -1,0 +1,14 @@
+"""Runs the `cadenza` command against a test mesh's gateway."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from cadenza.devmesh import Mesh
+
+
+def cli(mesh: Mesh, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cadenza.cli.main", *args, "--target",
+                           mesh.endpoints.address("gateway")],
+                          capture_output=True, text=True, timeout=timeout_s)
