@@ -1,21 +1,13 @@
 """Starts the recommend service: `python -m services.recommend`."""
 
-from cadenza.kit.server import App, Binding, run
-from cadenza.recommend.v1 import recommend_pb2_grpc
-from services.recommend.servicer import RecommendServicer
+from cadenza.kit.server import run
+from services.recommend.app import build_recommend
 from services.recommend.settings import RecommendSettings
-
-SERVICE = "cadenza.recommend.v1.RecommendService"
-
-
-async def build() -> App:
-    servicer = RecommendServicer()
-    return App(bindings=[Binding(SERVICE, lambda server: recommend_pb2_grpc.
-                                 add_RecommendServiceServicer_to_server(servicer, server))])
 
 
 def main() -> None:
-    run(RecommendSettings(), "recommend", build)
+    settings = RecommendSettings()
+    run(settings, "recommend", lambda: build_recommend(settings))
 
 
 if __name__ == "__main__":

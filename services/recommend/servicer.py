@@ -6,61 +6,62 @@ from collections.abc import AsyncIterator
 
 import grpc.aio
 
-from cadenza.kit.errors import InvalidArgument, Unimplemented
-from cadenza.kit.validate import check_id, check_page_size, check_weights
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
+from services.recommend import convert
+from services.recommend.event_log import EventLog
+from services.recommend.recommender import Recommender
+from services.recommend.training import Trainer
 
-# Signal sources blended in R(x) = sum_i w_i r_i(x), with their default weights.
-DEFAULT_WEIGHTS = {"collaborative": 0.5, "content": 0.3, "seeds": 0.1, "popularity": 0.1}
-MAX_LIMIT = 100
-
-
-def _not_yet(method: str, capability: str) -> Unimplemented:
-    return Unimplemented(f"{method}: {capability} is not available yet "
-                         "(it lands with the recommendation service, issue #4)")
-
-
-def check_event(field: str, event: pb.Event) -> None:
-    check_id(f"{field}.event_id", event.event_id)
-    check_id(f"{field}.user_id", event.user_id)
-    check_id(f"{field}.track_id", event.track_id)
-    if event.kind == pb.EVENT_KIND_UNSPECIFIED:
-        raise InvalidArgument(f"{field}.kind", "is required: PLAY, LIKE, DISLIKE, SKIP or "
-                                               "PLAYLIST_ADD")
+Context = grpc.aio.ServicerContext
 
 
 class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
+    def __init__(self, events: EventLog, recommender: Recommender, trainer: Trainer) -> None:
+        self.events = events
+        self.recommender = recommender
+        self.trainer = trainer
+
+    # -- events ----------------------------------------------------------------------
+
     async def RecordEvent(self, request: pb.RecordEventRequest,
-                          context: grpc.aio.ServicerContext) -> pb.RecordEventResponse:
-        check_event("event", request.event)
-        raise _not_yet("RecordEvent", "event storage")
+                          context: Context) -> pb.RecordEventResponse:
+        raise NotImplementedError  # events: see event_log.py
 
     async def RecordEvents(self, request_iterator: AsyncIterator[pb.RecordEventsRequest],
-                           context: grpc.aio.ServicerContext) -> pb.RecordEventsResponse:
-        raise _not_yet("RecordEvents", "event storage")
+                           context: Context) -> pb.RecordEventsResponse:
+        raise NotImplementedError  # events: see event_log.py
+
+    # -- recommendations -------------------------------------------------------------
 
     async def Recommend(self, request: pb.RecommendRequest,
-                        context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
-        check_id("user_id", request.user_id)
-        check_page_size("limit", request.limit, 20, MAX_LIMIT)
-        check_weights("weights", request.weights, DEFAULT_WEIGHTS)
-        raise _not_yet("Recommend", "personalised recommendation")
+                        context: Context) -> pb.RecommendResponse:
+        query = convert.recommend_query_from_pb(request)
+        result = await self.recommender.recommend(query)
+        return convert.recommend_response_to_pb(result)
 
     async def SimilarTracks(self, request: pb.SimilarTracksRequest,
-                            context: grpc.aio.ServicerContext) -> pb.SimilarTracksResponse:
-        check_id("track_id", request.track_id)
-        raise _not_yet("SimilarTracks", "similar tracks")
+                            context: Context) -> pb.SimilarTracksResponse:
+        limit = convert.limit_from_pb(request)
+        items = await self.recommender.similar_tracks(request.track_id, limit)
+        return pb.SimilarTracksResponse(items=[convert.item_to_pb(i) for i in items])
 
     async def SimilarUsers(self, request: pb.SimilarUsersRequest,
-                           context: grpc.aio.ServicerContext) -> pb.SimilarUsersResponse:
-        check_id("user_id", request.user_id)
-        raise _not_yet("SimilarUsers", "similar users")
+                           context: Context) -> pb.SimilarUsersResponse:
+        limit = convert.limit_from_pb(request)
+        users = await self.recommender.similar_users(request.user_id, limit)
+        return pb.SimilarUsersResponse(users=[pb.SimilarUser(user_id=u, similarity=s)
+                                              for u, s in users])
+
+    # -- training --------------------------------------------------------------------
 
     async def TrainModel(self, request: pb.TrainModelRequest,
-                         context: grpc.aio.ServicerContext) -> pb.TrainModelResponse:
-        raise _not_yet("TrainModel", "collaborative model training")
+                         context: Context) -> pb.TrainModelResponse:
+        run = await self.trainer.train(request.algorithm)
+        return pb.TrainModelResponse(run=convert.run_to_pb(run))
 
     async def GetModelStatus(self, request: pb.GetModelStatusRequest,
-                             context: grpc.aio.ServicerContext) -> pb.GetModelStatusResponse:
-        raise _not_yet("GetModelStatus", "collaborative model training")
+                             context: Context) -> pb.GetModelStatusResponse:
+        status = await self.trainer.status()
+        return convert.status_to_pb(status, self.recommender.default_weights,
+                                    await self.events.count())

@@ -1,8 +1,8 @@
-"""Recommend settings, from CADENZA_RECOMMEND_* environment variables."""
+"""Recommend settings, from CADENZA_RECOMMEND_* environment variables (and QDRANT_URL)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from cadenza.kit.settings import ServerSettings
@@ -13,5 +13,18 @@ class RecommendSettings(ServerSettings):
 
     port: int = Field(default=50053, ge=0, le=65535)
     metrics_port: int = Field(default=9093, ge=-1, le=65535)
-    # This service's own data; only this process opens it.
+    # This service's own data (event log, model collections); only this process opens it.
     data_dir: str = ".data/recommend"
+    # The retrieval service: catalogue lookups and content similarity.
+    retrieval_address: str = "127.0.0.1:50052"
+    # A Qdrant server for the model collections instead of the embedded store.
+    qdrant_url: str = Field(default="", validation_alias=AliasChoices(
+        "QDRANT_URL", "CADENZA_RECOMMEND_QDRANT_URL"))
+    qdrant_api_key: str = Field(default="", validation_alias=AliasChoices(
+        "QDRANT_API_KEY", "CADENZA_RECOMMEND_QDRANT_API_KEY"))
+    # Event timestamps may run this far ahead of the server clock (client skew).
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # Retrain the collaborative model this often when new events arrived; 0 = never.
+    retrain_interval_s: float = Field(default=3600.0, ge=0)
+    # Collaborative algorithm that scheduled runs and TrainModel without one use.
+    default_algorithm: str = "ensemble"

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ExampleSpace(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXAMPLE_SPACE_AUTO: _ClassVar[ExampleSpace]
+    EXAMPLE_SPACE_AUDIO: _ClassVar[ExampleSpace]
+    EXAMPLE_SPACE_TEXT: _ClassVar[ExampleSpace]
+EXAMPLE_SPACE_AUTO: ExampleSpace
+EXAMPLE_SPACE_AUDIO: ExampleSpace
+EXAMPLE_SPACE_TEXT: ExampleSpace
 
 class TrackMetadata(_message.Message):
     __slots__ = ("track_id", "title", "artist", "album", "year", "genre", "tags", "description", "attributes", "source_sha256")
@@ -166,7 +176,7 @@ class ListTracksResponse(_message.Message):
     def __init__(self, tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class TrackFilter(_message.Message):
-    __slots__ = ("artists", "albums", "genres", "tags", "year", "tempo_bpm", "duration_s", "keys", "mode", "has_audio")
+    __slots__ = ("artists", "albums", "genres", "tags", "year", "tempo_bpm", "duration_s", "keys", "mode", "has_audio", "loudness_db", "brightness_hz")
     ARTISTS_FIELD_NUMBER: _ClassVar[int]
     ALBUMS_FIELD_NUMBER: _ClassVar[int]
     GENRES_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +187,8 @@ class TrackFilter(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     HAS_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_DB_FIELD_NUMBER: _ClassVar[int]
+    BRIGHTNESS_HZ_FIELD_NUMBER: _ClassVar[int]
     artists: _containers.RepeatedScalarFieldContainer[str]
     albums: _containers.RepeatedScalarFieldContainer[str]
     genres: _containers.RepeatedScalarFieldContainer[str]
@@ -187,7 +199,9 @@ class TrackFilter(_message.Message):
     keys: _containers.RepeatedScalarFieldContainer[str]
     mode: str
     has_audio: bool
-    def __init__(self, artists: _Optional[_Iterable[str]] = ..., albums: _Optional[_Iterable[str]] = ..., genres: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., year: _Optional[_Union[IntRange, _Mapping]] = ..., tempo_bpm: _Optional[_Union[FloatRange, _Mapping]] = ..., duration_s: _Optional[_Union[FloatRange, _Mapping]] = ..., keys: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., has_audio: bool = ...) -> None: ...
+    loudness_db: FloatRange
+    brightness_hz: FloatRange
+    def __init__(self, artists: _Optional[_Iterable[str]] = ..., albums: _Optional[_Iterable[str]] = ..., genres: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., year: _Optional[_Union[IntRange, _Mapping]] = ..., tempo_bpm: _Optional[_Union[FloatRange, _Mapping]] = ..., duration_s: _Optional[_Union[FloatRange, _Mapping]] = ..., keys: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., has_audio: bool = ..., loudness_db: _Optional[_Union[FloatRange, _Mapping]] = ..., brightness_hz: _Optional[_Union[FloatRange, _Mapping]] = ...) -> None: ...
 
 class IntRange(_message.Message):
     __slots__ = ("min", "max")
@@ -206,12 +220,14 @@ class FloatRange(_message.Message):
     def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class TrackExamples(_message.Message):
-    __slots__ = ("positive_track_ids", "negative_track_ids")
+    __slots__ = ("positive_track_ids", "negative_track_ids", "space")
     POSITIVE_TRACK_IDS_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_TRACK_IDS_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
     positive_track_ids: _containers.RepeatedScalarFieldContainer[str]
     negative_track_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, positive_track_ids: _Optional[_Iterable[str]] = ..., negative_track_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    space: ExampleSpace
+    def __init__(self, positive_track_ids: _Optional[_Iterable[str]] = ..., negative_track_ids: _Optional[_Iterable[str]] = ..., space: _Optional[_Union[ExampleSpace, str]] = ...) -> None: ...
 
 class AudioClip(_message.Message):
     __slots__ = ("data", "format")

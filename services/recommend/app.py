@@ -1,0 +1,49 @@
+"""Wires the recommend service: event log, catalogue client, model store, servicer."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+from cadenza.kit.server import App, Binding
+from cadenza.recommend.v1 import recommend_pb2_grpc
+from services.recommend.catalogue import RetrievalCatalogue
+from services.recommend.event_log import EventLog
+from services.recommend.event_store import EventStore
+from services.recommend.model_store import ModelStore
+from services.recommend.recommender import Recommender
+from services.recommend.servicer import RecommendServicer
+from services.recommend.settings import RecommendSettings
+from services.recommend.training import Trainer
+
+SERVICE = "cadenza.recommend.v1.RecommendService"
+
+
+def _open(settings: RecommendSettings) -> tuple[EventStore, ModelStore]:
+    data = pathlib.Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    return (EventStore.open(data / "events.sqlite3"),
+            ModelStore.open(str(data / "qdrant"), settings.qdrant_url, settings.qdrant_api_key))
+
+
+async def build_recommend(settings: RecommendSettings) -> App:
+    # Opening the stores blocks; keep it off the event loop.
+    store, models = await asyncio.to_thread(_open, settings)
+    catalogue = RetrievalCatalogue(settings.retrieval_address)
+    events = EventLog(store, catalogue, settings.max_clock_skew_s)
+    trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s)
+    recommender = Recommender(events, catalogue, models)
+    servicer = RecommendServicer(events, recommender, trainer)
+
+    async def warmup() -> None:
+        await trainer.start()
+
+    async def close() -> None:
+        await trainer.stop()
+        await catalogue.close()
+        await events.close()
+        await asyncio.to_thread(models.close)
+
+    return App(bindings=[Binding(SERVICE, lambda server: recommend_pb2_grpc.
+                                 add_RecommendServiceServicer_to_server(servicer, server))],
+               warmup=warmup, close=close)
