@@ -17,12 +17,13 @@ ALGORITHMS = ("ease", "als", "itemknn")
 
 @dataclass(frozen=True)
 class ItemItemModel:
-    """Scores are X_u @ W: EASE's B or item-kNN's pruned similarity (items x items)."""
+    """Scores are X_u @ W: EASE's B or item-kNN's similarity (items x items)."""
 
-    weights: sp.csr_matrix  # column j holds what each item contributes to item j
+    weights: np.ndarray | sp.csr_matrix  # row i: what item i contributes to each item
 
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((rows @ self.weights).todense(), dtype=np.float32)
+        out = rows @ self.weights
+        return np.asarray(out.todense() if sp.issparse(out) else out, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,11 @@ def positive_part(x: sp.csr_matrix) -> sp.csr_matrix:
     return out
 
 
-def fit_ease(x: sp.csr_matrix, l2: float = 200.0, keep_per_item: int = 200) -> ItemItemModel:
+def ease_weights(x: sp.csr_matrix, l2: float = 200.0) -> np.ndarray:
     """EASE (Steck 2019): B = I - P diag(1/diag(P)), P = (X'X + l2 I)^-1, diag(B) = 0.
 
-    The dense inverse costs items^3: the service fits it on items with enough listeners
-    (see `prune_items`). Each column keeps its `keep_per_item` largest weights so that the
-    model is a sparse item-item matrix that a vector store can hold.
+    The dense inverse costs items^3: fit it on items with enough listeners
+    (see `prune_items`).
     """
     x = positive_part(x).astype(np.float64)
     gram = (x.T @ x).toarray()
@@ -57,17 +57,29 @@ def fit_ease(x: sp.csr_matrix, l2: float = 200.0, keep_per_item: int = 200) -> I
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
     b[np.diag_indices_from(b)] = 0.0
-    return ItemItemModel(_keep_top_per_column(b.astype(np.float32), keep_per_item))
+    return b.astype(np.float32)
 
 
-def fit_itemknn(x: sp.csr_matrix, neighbours: int = 100, shrink: float = 10.0) -> ItemItemModel:
-    """Cosine item-item similarity with shrinkage, each item's `neighbours` best kept."""
+def itemknn_weights(x: sp.csr_matrix, shrink: float = 10.0) -> np.ndarray:
+    """Cosine item-item similarity with shrinkage (small overlaps count for less)."""
     x = positive_part(x).astype(np.float32)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     co = (x.T @ x).toarray()
     sim = co / (np.outer(norms, norms) + shrink + 1e-9)
     np.fill_diagonal(sim, 0.0)
-    return ItemItemModel(_keep_top_per_column(sim.astype(np.float32), neighbours))
+    return sim.astype(np.float32)
+
+
+def top_per_row(dense: np.ndarray, k: int) -> sp.csr_matrix:
+    """Each row's k largest positive entries (negative weights only ever lower a score,
+    and a sparse row is what a vector store can hold)."""
+    n_rows, n_cols = dense.shape
+    k = min(k, n_cols)
+    cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(n_rows), k)
+    values = np.take_along_axis(dense, cols, axis=1).ravel()
+    keep = values > 0
+    return sp.csr_matrix((values[keep], (rows[keep], cols.ravel()[keep])), shape=dense.shape)
 
 
 def fit_als(x: sp.csr_matrix, factors: int = 64, regularization: float = 0.05,
@@ -90,14 +102,3 @@ def popularity(x: sp.csr_matrix) -> np.ndarray:
 def prune_items(x: sp.csr_matrix, min_users: int) -> np.ndarray:
     """Indices of the items at least `min_users` listeners engaged with positively."""
     return np.flatnonzero(popularity(x) >= min_users)
-
-
-def _keep_top_per_column(dense: np.ndarray, keep: int) -> sp.csr_matrix:
-    n = dense.shape[0]
-    if keep >= n:
-        return sp.csr_matrix(dense)
-    # argpartition per column: the `keep` largest weights of each column j.
-    rows = np.argpartition(-dense, keep - 1, axis=0)[:keep]
-    cols = np.broadcast_to(np.arange(n), rows.shape)
-    values = dense[rows, cols]
-    return sp.csr_matrix((values.ravel(), (rows.ravel(), cols.ravel())), shape=dense.shape)

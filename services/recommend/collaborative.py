@@ -1,0 +1,137 @@
+"""The collaborative signal from the published model: item rows, ALS factors, fold-in.
+
+Scores are computed from the user's *current* engagements every time: the neighbour
+models sum the stored rows of the items the user engaged with, and ALS folds the user in
+against the stored item factors. So a play recorded a second ago already counts, and a
+user who arrived after the last training run is served like everyone else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.recommend.events import Engagement
+from services.recommend.model_store import ALS, EASE, ModelStore, ServingModel
+
+MAX_HISTORY = 200  # the user's strongest engagements that drive the collaborative signal
+PER_MEMBER = 300  # candidates each member contributes
+
+
+@dataclass(frozen=True)
+class Candidate:
+    score: float  # in [0, 1]
+    # The user's track that contributed most (neighbour models); "" for ALS-only items.
+    because_of: str
+
+
+def confidence(value: float) -> float:
+    """The same log scaling training uses (fitting.build_matrix)."""
+    return float(np.sign(value) * np.log1p(abs(value)))
+
+
+async def collaborative(models: ModelStore, model: ServingModel, history: list[Engagement],
+                        exclude: set[str]) -> dict[str, Candidate]:
+    """Per track: sum over members of weight x (member score / the member's best score)."""
+    known = [e for e in history if e.track_id in model.index]
+    positives = sorted((e for e in known if e.value > 0 and not e.disliked),
+                       key=lambda e: -e.value)[:MAX_HISTORY]
+    if not positives:
+        return {}
+    blocked = {model.index[t] for t in exclude if t in model.index}
+    total = np.zeros(len(model.manifest.track_ids), dtype=np.float64)
+    because = np.full(len(total), -1)
+    best_part = np.zeros(len(total))
+    for member, weight in model.manifest.members.items():
+        if member == ALS:
+            scores = await _als_scores(models, model, known, len(blocked))
+        else:
+            scores, top_source, top_part = await _neighbour_scores(models, model, member,
+                                                                   positives)
+            better = top_part * weight > best_part
+            because[better] = top_source[better]
+            best_part[better] = top_part[better] * weight
+        total += weight * _normalised_top(scores, blocked, PER_MEMBER)
+    picked = np.flatnonzero(total > 0)
+    ids = model.manifest.track_ids
+    return {ids[j]: Candidate(float(total[j]), ids[because[j]] if because[j] >= 0 else "")
+            for j in picked}
+
+
+async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str,
+                            positives: list[Engagement]) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+    """x_u @ W from the stored rows, and for each item the history item giving most."""
+    n = len(model.manifest.track_ids)
+    model_rows = await models.item_rows(model, member, [model.index[e.track_id] for e in positives])
+    scores = np.zeros(n)
+    top_source = np.full(n, -1)
+    top_part = np.zeros(n)
+    for e in positives:
+        i = model.index[e.track_id]
+        if i not in model_rows:
+            continue
+        indices, values = model_rows[i]
+        # EASE is fitted on binary evidence, item-kNN on the log-scaled confidence.
+        part = values * (1.0 if member == EASE else confidence(e.value))
+        scores[indices] += part
+        better = part > top_part[indices]
+        top_part[indices[better]] = part[better]
+        top_source[indices[better]] = i
+    return scores, top_source, top_part
+
+
+async def _als_scores(models: ModelStore, model: ServingModel, known: list[Engagement],
+                      n_blocked: int) -> np.ndarray:
+    manifest = model.manifest
+    scores = np.zeros(len(manifest.track_ids))
+    vector = await fold_in(models, model, known)
+    if vector is None:
+        return scores
+    for j, score in await models.nearest_items(model, vector, PER_MEMBER + n_blocked):
+        scores[j] = score
+    return scores
+
+
+async def fold_in(models: ModelStore, model: ServingModel,
+                  history: list[Engagement]) -> np.ndarray | None:
+    """The ALS user factor for these engagements against the stored item factors.
+
+    The same least-squares step implicit's ALS takes for a user (Hu et al. 2008):
+    (Y'Y + lambda I + sum_i (c_i - 1) y_i y_i') x = sum_{c_i > 0} c_i y_i,
+    with c_i = alpha * |confidence| and preference 0 for negative evidence.
+    """
+    manifest = model.manifest
+    if manifest.als_gram is None or not history:
+        return None
+    strongest = sorted(history, key=lambda e: -abs(e.value))[:MAX_HISTORY]
+    factors = await models.item_factors(model, [model.index[e.track_id] for e in strongest])
+    gram = np.asarray(manifest.als_gram)
+    a = gram + manifest.als_regularization * np.eye(len(gram))
+    b = np.zeros(len(gram))
+    for e in strongest:
+        y = factors.get(model.index[e.track_id])
+        if y is None:
+            continue
+        c = manifest.als_alpha * confidence(e.value)
+        if c > 0:
+            b += c * y
+        a += (abs(c) - 1.0) * np.outer(y, y)
+    if not b.any():
+        return None
+    return np.linalg.solve(a, b).astype(np.float32)
+
+
+def _normalised_top(scores: np.ndarray, blocked: set[int], k: int) -> np.ndarray:
+    """The k best positive scores divided by the best; zero elsewhere."""
+    scores = scores.copy()
+    if blocked:
+        scores[list(blocked)] = 0.0
+    out = np.zeros_like(scores)
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[scores[top] > 0]
+    if len(top):
+        out[top] = scores[top] / scores[top].max()
+    return out

@@ -1,0 +1,105 @@
+"""From the event log's engagements to a publishable collaborative model (pure, CPU-bound)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from services.recommend import algorithms
+from services.recommend.events import Engagement
+from services.recommend.model_store import ALS, EASE, ITEMKNN, Manifest, PublishedModel
+
+# Member weights inside the "collaborative" signal, per algorithm. The ensemble's
+# weights were chosen on a validation split of the Last.fm training data (see
+# `make eval-recs` and the README's evaluation section).
+MEMBERS = {
+    "ensemble": {ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2},
+    "als": {ALS: 1.0},
+    "ease": {EASE: 1.0},
+    "itemknn": {ITEMKNN: 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    als_factors: int = 64
+    als_regularization: float = 0.05
+    als_alpha: float = 1.0
+    als_iterations: int = 15
+    ease_l2: float = 200.0
+    knn_neighbours: int = 200
+    knn_shrink: float = 10.0
+    # Neighbour models keep this many entries per item row.
+    row_entries: int = 200
+    # Items with fewer positive listeners stay out of the neighbour models (their rows
+    # would be noise, and EASE's dense inverse costs items^3).
+    min_item_users: int = 2
+
+
+@dataclass(frozen=True)
+class Matrix:
+    users: list[str]
+    items: list[str]
+    confidence: sp.csr_matrix  # signed log-scaled evidence (ALS, item-kNN)
+    binary: sp.csr_matrix  # 1 where the evidence is positive (EASE)
+
+
+def build_matrix(engagements: list[Engagement]) -> Matrix:
+    users = sorted({e.user_id for e in engagements})
+    items = sorted({e.track_id for e in engagements})
+    u_index = {u: i for i, u in enumerate(users)}
+    i_index = {t: i for i, t in enumerate(items)}
+    rows = np.array([u_index[e.user_id] for e in engagements], dtype=np.int32)
+    cols = np.array([i_index[e.track_id] for e in engagements], dtype=np.int32)
+    values = np.array([e.value for e in engagements], dtype=np.float32)
+    # Play counts are heavy-tailed (one listener, 10^4 plays): log scale keeps one fan
+    # from dominating. Negative evidence keeps its sign for ALS.
+    signed = np.sign(values) * np.log1p(np.abs(values))
+    shape = (len(users), len(items))
+    confidence = sp.csr_matrix((signed, (rows, cols)), shape=shape)
+    confidence.eliminate_zeros()
+    binary = sp.csr_matrix(((values > 0).astype(np.float32), (rows, cols)), shape=shape)
+    binary.eliminate_zeros()
+    return Matrix(users, items, confidence, binary)
+
+
+def fit(engagements: list[Engagement], algorithm: str, version: str,
+        params: Hyperparameters = Hyperparameters()) -> PublishedModel:
+    started = time.perf_counter()
+    matrix = build_matrix(engagements)
+    members = MEMBERS[algorithm]
+    n_items = len(matrix.items)
+    item_factors = user_factors = gram = None
+    if ALS in members:
+        als = algorithms.fit_als(matrix.confidence, params.als_factors,
+                                 params.als_regularization, params.als_iterations,
+                                 params.als_alpha)
+        item_factors, user_factors = als.item_factors, als.user_factors
+        gram = (item_factors.T @ item_factors).astype(float).tolist()
+    keep = algorithms.prune_items(matrix.binary, params.min_item_users)
+    neighbours: dict[str, sp.csr_matrix] = {}
+    if EASE in members and len(keep) > 1:
+        weights = algorithms.ease_weights(matrix.binary[:, keep], params.ease_l2)
+        neighbours[EASE] = _full_space(algorithms.top_per_row(weights, params.row_entries),
+                                       keep, n_items)
+    if ITEMKNN in members and len(keep) > 1:
+        weights = algorithms.itemknn_weights(matrix.confidence[:, keep], params.knn_shrink)
+        neighbours[ITEMKNN] = _full_space(algorithms.top_per_row(weights, params.row_entries),
+                                          keep, n_items)
+    popularity = algorithms.popularity(matrix.binary).astype(int).tolist()
+    manifest = Manifest(
+        version=version, algorithm=algorithm, members=members, track_ids=matrix.items,
+        popularity=popularity, als_gram=gram, als_regularization=params.als_regularization,
+        als_alpha=params.als_alpha,
+        run={"users": len(matrix.users), "items": n_items, "engagements": len(engagements),
+             "fit_s": round(time.perf_counter() - started, 3)})
+    return PublishedModel(manifest, item_factors, matrix.users, user_factors, neighbours)
+
+
+def _full_space(rows: sp.csr_matrix, keep: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """An item-item matrix over the kept items, re-indexed to all items."""
+    coo = rows.tocoo()
+    return sp.csr_matrix((coo.data, (keep[coo.row], keep[coo.col])), shape=(n_items, n_items))

@@ -1,0 +1,264 @@
+"""Personalised lists: R(x) = sum_i w_i r_i(x) over the signal sources, with reasons.
+
+Sources, each scored in [0, 1] (its own best candidate scores 1):
+- collaborative: the published model (ALS + EASE + item-kNN) on the user's engagements;
+- content: tracks like what the user engaged with positively and unlike what they
+  disliked or skipped, by the retrieval service's example search (no retraining needed);
+- seeds: the tracks, artists, tags or text the caller gave;
+- popularity: listeners with positive engagement, from the published model;
+- targets: closeness to the caller's target_ audio values.
+Excluded: disliked tracks always, heard tracks unless asked. A cap per artist keeps the
+list varied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+from cadenza.kit.errors import FailedPrecondition, NotFound
+from services.recommend import metrics, targets
+from services.recommend.catalogue import Catalogue, CandidateFilter, CatalogueTrack
+from services.recommend.collaborative import collaborative, fold_in
+from services.recommend.event_log import EventLog
+from services.recommend.events import Engagement
+from services.recommend.model_store import ModelStore
+from services.recommend.seeds import Seeds, seed_candidates
+
+# Defaults of R(x)'s weights, chosen on a validation split of the Last.fm training data
+# (README, "Recommendation quality"). Sources with nothing to say for a request (no
+# seeds, no targets) score 0 and do not change the order of the rest.
+DEFAULT_WEIGHTS = {"collaborative": 0.8, "content": 0.1, "seeds": 0.3, "popularity": 0.02,
+                   "targets": 0.3}
+MAX_LIMIT = 100
+CONTENT_POSITIVES, CONTENT_NEGATIVES = 50, 20
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    user_id: str
+    limit: int
+    weights: dict[str, float]  # after defaults, normalised
+    seeds: Seeds = Seeds()
+    where: CandidateFilter = CandidateFilter()
+    targets: dict[str, float] = field(default_factory=dict)
+    max_per_artist: int = 2
+    include_heard: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    track: CatalogueTrack
+    score: float
+    contributions: dict[str, float]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    items: list[Item]
+    weights: dict[str, float]
+    model_version: str
+    cold_start: bool
+
+
+@dataclass
+class _Signals:
+    """Candidates per source: track id -> (score in [0, 1], reason)."""
+
+    by_source: dict[str, dict[str, tuple[float, str]]] = field(default_factory=dict)
+
+    def add(self, source: str, scored: dict[str, tuple[float, str]]) -> None:
+        self.by_source[source] = scored
+
+    def ids(self) -> set[str]:
+        return {t for scored in self.by_source.values() for t in scored}
+
+
+class Recommender:
+    def __init__(self, events: EventLog, catalogue: Catalogue, models: ModelStore) -> None:
+        self.events = events
+        self.catalogue = catalogue
+        self.models = models
+        self.default_weights = dict(DEFAULT_WEIGHTS)
+
+    async def recommend(self, q: RecommendQuery) -> RecommendResult:
+        history = await self.events.engagements(q.user_id)
+        model = self.models.serving
+        disliked = {e.track_id for e in history if e.disliked or e.value < 0}
+        exclude = disliked | (set() if q.include_heard else {e.track_id for e in history})
+        positives = sorted((e for e in history if e.value > 0 and not e.disliked),
+                           key=lambda e: -e.value)
+        cold = not positives
+        if cold:
+            metrics.COLD_START.inc()
+        titles = await self._titles(positives[:200])
+        signals = _Signals()
+        jobs: dict[str, Awaitable[dict[str, tuple[float, str]]]] = {}
+        if q.weights["collaborative"] > 0 and model is not None and positives:
+            jobs["collaborative"] = self._collaborative(history, exclude, titles)
+        if q.weights["content"] > 0 and positives:
+            jobs["content"] = self._content(positives, disliked, q.where, titles)
+        if q.weights["seeds"] > 0 and not q.seeds.empty():
+            jobs["seeds"] = seed_candidates(self.catalogue, q.seeds, q.where)
+        if q.weights["popularity"] > 0 and model is not None:
+            jobs["popularity"] = self._timed("popularity", self._popular(exclude))
+        if q.targets or (cold and not jobs):
+            # Targets (or an empty start) also draw candidates straight from the catalogue.
+            jobs["targets"] = self._timed("targets", self._matching(q.where))
+        for source, scored in zip(jobs, await asyncio.gather(*jobs.values()), strict=True):
+            signals.add(source, scored)
+        items = await self._blend(signals, q, exclude)
+        return RecommendResult(items, q.weights, model.manifest.version if model else "", cold)
+
+    async def similar_tracks(self, track_id: str, limit: int) -> list[Item]:
+        found = await self.catalogue.tracks([track_id])
+        if track_id not in found:
+            raise NotFound(f"track_id: track '{track_id}' is not in the catalogue")
+        title = found[track_id].title or track_id
+        listened = [Engagement("", track_id, 1.0, False, time.time())]
+        weights = {"collaborative": 0.6, "content": 0.4}
+        signals = _Signals()
+        if self.models.serving is not None:
+            signals.add("collaborative", {
+                t: (s, f"listeners of {title} also play this") for t, (s, _) in
+                (await self._collaborative(listened, {track_id}, {})).items()})
+        content = await self.catalogue.like_examples([track_id], [], CandidateFilter(), 100)
+        signals.add("content", _normalised({s.track.track_id: (s.score, f"similar to {title}")
+                                            for s in content}))
+        query = RecommendQuery("", limit, {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), **weights},
+                               max_per_artist=0)
+        return await self._blend(signals, query, {track_id})
+
+    async def similar_users(self, user_id: str, limit: int) -> list[tuple[str, float]]:
+        model = self.models.serving
+        if model is None or model.manifest.als_gram is None:
+            raise FailedPrecondition("no collaborative model with user factors yet; run "
+                                     "TrainModel (algorithm ensemble or als) first")
+        vector = await self.models.user_factor(model, user_id)
+        if vector is None:
+            history = await self.events.engagements(user_id)
+            known = [e for e in history if e.track_id in model.index]
+            vector = await fold_in(self.models, model, known)
+        if vector is None:
+            raise NotFound(f"user_id: user '{user_id}' has no engagements with tracks the "
+                           "model knows; record some events (and retrain) first")
+        return await self.models.nearest_users(model, vector, limit, exclude=user_id)
+
+    # -- sources ---------------------------------------------------------------------
+
+    async def _collaborative(self, history: list[Engagement], exclude: set[str],
+                             titles: dict[str, str]) -> dict[str, tuple[float, str]]:
+        model = self.models.serving
+        if model is None:
+            return {}
+        started = time.perf_counter()
+        found = await collaborative(self.models, model, history, exclude)
+        metrics.SOURCE_SECONDS.labels("collaborative").observe(time.perf_counter() - started)
+        return {t: (c.score, f"because you like {titles.get(c.because_of, c.because_of)}"
+                    if c.because_of else "popular with listeners like you")
+                for t, c in found.items()}
+
+    async def _content(self, positives: list[Engagement], disliked: set[str],
+                       where: CandidateFilter, titles: dict[str, str]
+                       ) -> dict[str, tuple[float, str]]:
+        started = time.perf_counter()
+        liked = [e.track_id for e in positives[:CONTENT_POSITIVES]]
+        found = await self.catalogue.like_examples(liked, sorted(disliked)[:CONTENT_NEGATIVES],
+                                                   where, 100)
+        metrics.SOURCE_SECONDS.labels("content").observe(time.perf_counter() - started)
+        favourite = titles.get(liked[0], liked[0])
+        return _normalised({s.track.track_id: (s.score, f"in the style of {favourite} and "
+                                                        "what else you like")
+                            for s in found})
+
+    async def _popular(self, exclude: set[str]) -> dict[str, tuple[float, str]]:
+        model = self.models.serving
+        if model is None:
+            return {}
+        popularity = model.manifest.popularity
+        order = sorted(range(len(popularity)), key=lambda i: -popularity[i])
+        top = [i for i in order if model.manifest.track_ids[i] not in exclude][:200]
+        best = max((popularity[i] for i in top), default=0) or 1
+        return {model.manifest.track_ids[i]: (popularity[i] / best, "popular with listeners")
+                for i in top}
+
+    async def _matching(self, where: CandidateFilter) -> dict[str, tuple[float, str]]:
+        return {t.track_id: (0.0, "from the catalogue")
+                for t in await self.catalogue.matching(where, 100)}
+
+    async def _timed(self, source: str,
+                     job: Awaitable[dict[str, tuple[float, str]]]) -> dict[str, tuple[float, str]]:
+        started = time.perf_counter()
+        result = await job
+        metrics.SOURCE_SECONDS.labels(source).observe(time.perf_counter() - started)
+        return result
+
+    async def _titles(self, engagements: list[Engagement]) -> dict[str, str]:
+        tracks = await self.catalogue.tracks([e.track_id for e in engagements])
+        return {t: track.title or t for t, track in tracks.items()}
+
+    # -- blending --------------------------------------------------------------------
+
+    async def _blend(self, signals: _Signals, q: RecommendQuery, exclude: set[str]) -> list[Item]:
+        ids = [t for t in signals.ids() if t not in exclude]
+        tracks = await self.catalogue.tracks(ids)  # also drops tracks deleted since
+        scored: list[Item] = []
+        for track_id, track in tracks.items():
+            if not _within(track, q.where):
+                continue
+            parts: dict[str, tuple[float, str]] = {}
+            for source, candidates in signals.by_source.items():
+                if source != "targets" and track_id in candidates:
+                    score, reason = candidates[track_id]
+                    parts[source] = (q.weights[source] * score, reason)
+            if q.targets:
+                parts["targets"] = (q.weights["targets"] * targets.closeness(
+                    track.features, q.targets), targets.describe(q.targets))
+            elif "targets" in signals.by_source and not parts:
+                parts["targets"] = signals.by_source["targets"][track_id]
+            total = sum(p for p, _ in parts.values())
+            reason = max(parts.values(), key=lambda p: p[0])[1] if parts else ""
+            scored.append(Item(track, total, {s: p for s, (p, _) in parts.items()}, reason))
+        scored.sort(key=lambda i: (-i.score, i.track.track_id))
+        return _cap_per_artist(scored, q.max_per_artist, q.limit)
+
+
+def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
+    best = max((s for s, _ in scored.values()), default=0.0)
+    if best <= 0:
+        return {}
+    return {t: (max(s, 0.0) / best, r) for t, (s, r) in scored.items()}
+
+
+def _within(track: CatalogueTrack, where: CandidateFilter) -> bool:
+    """The min_/max_ bounds, for candidates that did not come through a filtered search."""
+    for name in ("tempo_bpm", "loudness_db", "brightness_hz", "duration_s"):
+        bounds = getattr(where, name)
+        if not bounds.given():
+            continue
+        value = track.features.get(name)
+        if value is None:
+            return False
+        if (bounds.min is not None and value < bounds.min) or (
+                bounds.max is not None and value > bounds.max):
+            return False
+    if where.artists and track.artist not in where.artists:
+        return False
+    return not where.tags or bool(set(where.tags) & set(track.tags))
+
+
+def _cap_per_artist(items: list[Item], cap: int, limit: int) -> list[Item]:
+    out: list[Item] = []
+    per_artist: dict[str, int] = {}
+    for item in items:
+        artist = item.track.artist
+        if cap and artist and per_artist.get(artist, 0) >= cap:
+            continue
+        per_artist[artist] = per_artist.get(artist, 0) + 1
+        out.append(item)
+        if len(out) == limit:
+            break
+    return out
