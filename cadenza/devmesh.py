@@ -99,6 +99,7 @@ class Mesh:
         })
         for backend in ("retrieval", "recommend", "generate"):
             env[f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS"] = self.endpoints.address(backend)
+        env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.endpoints.address("retrieval")
         env.update(self.extra_env)
         return env
 
