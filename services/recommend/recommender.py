@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from cadenza.kit.errors import FailedPrecondition, NotFound
 from services.recommend import metrics, targets
-from services.recommend.catalogue import Catalogue, CandidateFilter, CatalogueTrack
+from services.recommend.catalogue import CandidateFilter, Catalogue, CatalogueTrack
 from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.event_log import EventLog
 from services.recommend.events import Engagement
@@ -41,8 +41,8 @@ class RecommendQuery:
     user_id: str
     limit: int
     weights: dict[str, float]  # after defaults, normalised
-    seeds: Seeds = Seeds()
-    where: CandidateFilter = CandidateFilter()
+    seeds: Seeds = field(default_factory=Seeds)
+    where: CandidateFilter = field(default_factory=CandidateFilter)
     targets: dict[str, float] = field(default_factory=dict)
     max_per_artist: int = 2
     include_heard: bool = False

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, replace
 
 from cadenza.kit.errors import NotFound
-from services.recommend.catalogue import Catalogue, CandidateFilter
+from services.recommend.catalogue import CandidateFilter, Catalogue
 
 CANDIDATES = 100
 
