@@ -8,7 +8,7 @@ import grpc.aio
 
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
-from services.recommend import convert
+from services.recommend import convert, event_convert
 from services.recommend.event_log import EventLog
 from services.recommend.recommender import Recommender
 from services.recommend.training import Trainer
@@ -26,11 +26,13 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def RecordEvent(self, request: pb.RecordEventRequest,
                           context: Context) -> pb.RecordEventResponse:
-        raise NotImplementedError  # events: see event_log.py
+        duplicate = await self.events.record(event_convert.event_from_pb(request.event))
+        return pb.RecordEventResponse(duplicate=duplicate)
 
     async def RecordEvents(self, request_iterator: AsyncIterator[pb.RecordEventsRequest],
                            context: Context) -> pb.RecordEventsResponse:
-        raise NotImplementedError  # events: see event_log.py
+        result = await self.events.record_many(event_convert.events_from_pb(request_iterator))
+        return event_convert.batch_result_to_pb(result)
 
     # -- recommendations -------------------------------------------------------------
 

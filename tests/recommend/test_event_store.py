@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +21,7 @@ def event(event_id: str, kind: EventKind = EventKind.PLAY, *, user: str = "u1",
 
 
 @pytest.fixture
-def store(tmp_path: pathlib.Path) -> EventStore:
+def store(tmp_path: pathlib.Path) -> Iterator[EventStore]:
     opened = EventStore.open(tmp_path / "nested" / "events.sqlite3")
     yield opened
     opened.close()

@@ -1,0 +1,187 @@
+"""Recording behaviour events: checks, catalogue lookups, durable idempotent storage.
+
+An event is acknowledged only after the transaction holding it committed (fsynced), so
+an acknowledged event survives a crash. Batches are checked and committed in chunks: one
+catalogue lookup and one transaction per chunk keeps a long stream fast, and each chunk
+is durable before the next is read. A bad event in a batch is rejected with its reason
+while the others are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
+from cadenza.kit.validate import check_id
+from services.recommend.event_store import EventStore
+from services.recommend.events import Engagement, Event
+
+T = TypeVar("T")
+
+# Nothing in the catalogue's world happened before this (it catches seconds-since-epoch
+# zeros and other unset clocks).
+EARLIEST_UNIX_S = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC).timestamp()
+MAX_COUNT = 1_000_000
+CHUNK_EVENTS = 500
+MAX_BATCH_EVENTS = 100_000
+
+
+def _iso(unix_s: float) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(unix_s, datetime.UTC).isoformat(
+            timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{unix_s} s since 1970"
+
+
+def check_event(field: str, event: Event, now_unix_s: float, max_clock_skew_s: float) -> None:
+    """Raises InvalidArgument naming the first field of event that is not acceptable."""
+    check_id(f"{field}.event_id", event.event_id)
+    check_id(f"{field}.user_id", event.user_id)
+    check_id(f"{field}.track_id", event.track_id)
+    at = event.occurred_at_unix_s
+    if not math.isfinite(at):
+        raise InvalidArgument(f"{field}.occurred_at", f"must be a finite time, got {at}")
+    if at > now_unix_s + max_clock_skew_s:
+        raise InvalidArgument(f"{field}.occurred_at", (
+            f"{_iso(at)} is in the future (server time {_iso(now_unix_s)}, "
+            f"{max_clock_skew_s:.0f} s of clock skew tolerated); send when it happened, "
+            "or leave it unset for now"))
+    if at < EARLIEST_UNIX_S:
+        raise InvalidArgument(f"{field}.occurred_at", (
+            f"{_iso(at)} is before 2000-01-01; send when it happened, or leave it unset "
+            "for now"))
+    if event.listened_ms < 0:
+        raise InvalidArgument(f"{field}.listened_ms", f"must be >= 0, got {event.listened_ms}")
+    if event.completion is not None and not 0.0 <= event.completion <= 1.0:
+        raise InvalidArgument(f"{field}.completion",
+                              f"must be a fraction within [0, 1], got {event.completion}")
+    if event.playlist_id:
+        check_id(f"{field}.playlist_id", event.playlist_id)
+    if not 1 <= event.count <= MAX_COUNT:
+        raise InvalidArgument(f"{field}.count",
+                              f"must be between 1 and {MAX_COUNT} (0 = 1), got {event.count}")
+
+
+def unknown_track(field: str, track_id: str) -> str:
+    return (f"{field}.track_id: no track {track_id!r} in the catalogue; ingest the track "
+            "first or fix the id")
+
+
+class TrackLookup(Protocol):
+    """The one thing recording needs from the catalogue (`Catalogue` provides it)."""
+
+    async def missing(self, track_ids: list[str]) -> set[str]:
+        """The ids that are not catalogue tracks."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A batch item that could not even be read as an event; reason names the field."""
+
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int  # 0-based position in the batch
+    event_id: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class EventLog:
+    """The events domain service over a store and the catalogue."""
+
+    def __init__(self, store: EventStore, catalogue: TrackLookup, max_clock_skew_s: float, *,
+                 chunk_events: int = CHUNK_EVENTS, max_batch_events: int = MAX_BATCH_EVENTS,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.max_clock_skew_s = max_clock_skew_s
+        self.chunk_events = chunk_events
+        self.max_batch_events = max_batch_events
+        self.clock = clock
+        # One thread owns the SQLite writer: commits are serialised there and the event
+        # loop never waits on an fsync.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="event-store")
+
+    async def _on_store(self, call: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
+
+    async def record(self, event: Event) -> bool:
+        """Stores one event durably; True when its event_id was already stored."""
+        check_event("event", event, self.clock(), self.max_clock_skew_s)
+        if await self.catalogue.missing([event.track_id]):
+            raise NotFound(unknown_track("event", event.track_id))
+        [stored] = await self._on_store(self.store.add, [event])
+        return not stored
+
+    async def record_many(self, items: AsyncIterator[Event | Malformed]) -> BatchResult:
+        """Stores a batch chunk by chunk; bad items are rejected, the rest stored."""
+        result = BatchResult()
+        chunk: list[tuple[int, Event]] = []
+        index = -1
+        async for item in items:
+            index += 1
+            if index >= self.max_batch_events:
+                raise ResourceExhausted(
+                    f"a batch holds at most {self.max_batch_events} events; split it into "
+                    f"several streams (the first {self.max_batch_events} were handled, and "
+                    "sending them again is safe: they count as duplicates)")
+            if isinstance(item, Malformed):
+                result.rejected.append(Rejection(index, item.event_id, item.reason))
+                continue
+            try:
+                check_event("event", item, self.clock(), self.max_clock_skew_s)
+            except InvalidArgument as error:
+                result.rejected.append(Rejection(index, item.event_id, error.message))
+                continue
+            chunk.append((index, item))
+            if len(chunk) >= self.chunk_events:
+                await self._commit(chunk, result)
+                chunk = []
+        if chunk:
+            await self._commit(chunk, result)
+        result.rejected.sort(key=lambda r: r.index)
+        return result
+
+    async def _commit(self, chunk: list[tuple[int, Event]], result: BatchResult) -> None:
+        missing = await self.catalogue.missing(list({e.track_id for _, e in chunk}))
+        good = []
+        for index, event in chunk:
+            if event.track_id in missing:
+                result.rejected.append(Rejection(index, event.event_id,
+                                                 unknown_track("event", event.track_id)))
+            else:
+                good.append(event)
+        if good:
+            stored = await self._on_store(self.store.add, good)
+            result.stored += sum(stored)
+            result.duplicates += len(stored) - sum(stored)
+
+    async def engagements(self, user_id: str) -> list[Engagement]:
+        """The user's net evidence per track (empty for an unknown user)."""
+        return await self._on_store(self.store.engagements, user_id)
+
+    async def count(self) -> int:
+        return await self._on_store(self.store.count)
+
+    async def close(self) -> None:
+        """Closes the store after the writes already queued."""
+        await self._on_store(self.store.close)
+        self._executor.shutdown()

@@ -1,0 +1,82 @@
+"""EventLog over a real store and an in-memory catalogue: chunking, rejections, limits."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+
+from cadenza.kit.errors import NotFound, ResourceExhausted
+from services.recommend.event_log import EventLog, Malformed
+from services.recommend.event_store import EventStore
+from services.recommend.events import Event, EventKind
+
+NOW = 1_750_000_000.0
+
+
+class KnownTracks:
+    """A catalogue that knows a fixed set of ids and counts the lookups."""
+
+    def __init__(self, track_ids: Iterable[str]) -> None:
+        self.track_ids = set(track_ids)
+        self.lookups: list[list[str]] = []
+
+    async def missing(self, track_ids: list[str]) -> set[str]:
+        self.lookups.append(track_ids)
+        return {t for t in track_ids if t not in self.track_ids}
+
+
+def play(event_id: str, track: str = "t1") -> Event:
+    return Event(event_id, "u1", track, EventKind.PLAY, NOW - 10)
+
+
+async def stream(items: Iterable[Event | Malformed]) -> AsyncIterator[Event | Malformed]:
+    for item in items:
+        yield item
+
+
+@pytest.fixture
+async def log(tmp_path: pathlib.Path) -> AsyncIterator[EventLog]:
+    events = EventLog(EventStore.open(tmp_path / "events.sqlite3"), KnownTracks(["t1", "t2"]),
+                      300.0, chunk_events=4, max_batch_events=20, clock=lambda: NOW)
+    yield events
+    await events.close()
+
+
+async def test_one_catalogue_lookup_and_commit_per_chunk(log: EventLog) -> None:
+    result = await log.record_many(stream(play(f"e{i}", f"t{1 + i % 2}") for i in range(10)))
+    assert (result.stored, result.duplicates, result.rejected) == (10, 0, [])
+    catalogue = log.catalogue
+    assert isinstance(catalogue, KnownTracks)
+    assert len(catalogue.lookups) == 3  # chunks of 4, 4 and 2
+    assert all(sorted(ids) == ["t1", "t2"] for ids in catalogue.lookups[:2])  # deduplicated
+    assert log.store.last_sequence() == 10
+
+
+async def test_bad_items_are_rejected_in_stream_order(log: EventLog) -> None:
+    items = [play("a"), play("b", "nope"), Malformed("c", "event.kind: unknown value 9"),
+             play("d"), play(""), play("a"), play("f", "nope2")]
+    result = await log.record_many(stream(items))
+    assert (result.stored, result.duplicates) == (2, 1)
+    assert [(r.index, r.event_id) for r in result.rejected] == [
+        (1, "b"), (2, "c"), (4, ""), (6, "f")]
+    assert "'nope'" in result.rejected[0].reason
+    assert result.rejected[0].reason.startswith("event.track_id")
+    assert result.rejected[2].reason.startswith("event.event_id")
+
+
+async def test_a_batch_over_the_limit_is_refused_after_storing_the_first_part(
+        log: EventLog) -> None:
+    with pytest.raises(ResourceExhausted, match="at most 20 events; split it"):
+        await log.record_many(stream(play(f"e{i}") for i in range(25)))
+    assert await log.count() == 20
+
+
+async def test_single_event_unknown_track_is_not_found(log: EventLog) -> None:
+    with pytest.raises(NotFound, match=r"event\.track_id: no track 'zzz'"):
+        await log.record(play("x", "zzz"))
+    assert await log.record(play("x")) is False
+    assert await log.record(play("x")) is True
+    [engagement] = await log.engagements("u1")
+    assert engagement.value == 1.0
