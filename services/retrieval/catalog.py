@@ -21,7 +21,7 @@ from services.retrieval.audio_decoding import SAMPLE_RATE_HZ
 from services.retrieval.errors import AudioError
 from services.retrieval.feature_speed import benchmark_clip
 from services.retrieval.features import AudioFeatures, features_from_bytes
-from services.retrieval.model import Hit, Track, TrackFilter, TrackMetadata
+from services.retrieval.model import ExampleSpace, Hit, Track, TrackFilter, TrackMetadata
 from services.retrieval.similarity import (
     DEFAULT_WEIGHTS,
     audio_vector,
@@ -35,6 +35,8 @@ from services.retrieval.text_embedding import TextEncoder, track_text
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_EXAMPLES = 100  # positive and negative example tracks in one query, in all
 
 
 @dataclass(frozen=True)
@@ -184,18 +186,34 @@ class Catalog:
                                         limit, offset, exclude)
 
     async def search_examples(self, positive: list[str], negative: list[str],
-                              filter: TrackFilter, weights: dict[str, float], limit: int,
-                              offset: int, exclude: list[str]) -> SearchPage:
+                              space: ExampleSpace, filter: TrackFilter,
+                              weights: dict[str, float], limit: int, offset: int,
+                              exclude: list[str]) -> SearchPage:
+        """Tracks like the positives and unlike the negatives, in the audio space (the
+        weighted feature blocks) or the text space (metadata embeddings; weights unused)."""
         if not positive:
             raise InvalidArgument("examples.positive_track_ids", "give at least one track")
+        if len(positive) + len(negative) > MAX_EXAMPLES:
+            raise InvalidArgument("examples", f"at most {MAX_EXAMPLES} example tracks in all "
+                                              f"(positive and negative), got "
+                                              f"{len(positive) + len(negative)}")
         for field, ids in (("examples.positive_track_ids", positive),
                            ("examples.negative_track_ids", negative)):
             for i, track_id in enumerate(ids):
                 check_id(f"{field}[{i}]", track_id)
-        found = await self._in_store(self.store.get, [*positive, *negative], True)
-        vectors = {s.track.metadata.track_id: s for s in found}
-        pos = _example_vectors("examples.positive_track_ids", positive, vectors)
-        neg = _example_vectors("examples.negative_track_ids", negative, vectors)
+        found = await self._in_store(self.store.get, [*positive, *negative],
+                                     space is not ExampleSpace.TEXT)
+        stored = {s.track.metadata.track_id: s for s in found}
+        _check_examples_exist(positive, negative, stored)
+        if space is ExampleSpace.AUTO:
+            with_audio = all(s.audio_vector is not None for s in stored.values())
+            space = ExampleSpace.AUDIO if with_audio else ExampleSpace.TEXT
+        if space is ExampleSpace.TEXT:
+            scored = await self._timed("examples_text", self.store.recommend, TEXT_VECTOR,
+                                       positive, negative, filter, limit + 1, offset, exclude)
+            return _page([Hit(s.stored.track, s.score) for s in scored], limit, offset, {})
+        pos = _example_vectors("examples.positive_track_ids", positive, stored)
+        neg = _example_vectors("examples.negative_track_ids", negative, stored)
         return await self._audio_search("examples", example_blocks(pos, neg), filter,
                                         weights, limit, offset, [*exclude, *positive, *negative])
 
@@ -239,15 +257,23 @@ def _page(hits: list[Hit], limit: int, offset: int, weights: dict[str, float]) -
     return SearchPage(hits[:limit], offset + limit if more else None, weights)
 
 
+def _check_examples_exist(positive: list[str], negative: list[str],
+                          stored: dict[str, StoredTrack]) -> None:
+    for field, ids in (("examples.positive_track_ids", positive),
+                       ("examples.negative_track_ids", negative)):
+        for track_id in ids:
+            if track_id not in stored:
+                raise NotFound(f"{field}: track '{track_id}' is not in the catalogue")
+
+
 def _example_vectors(field: str, ids: list[str],
                      stored: dict[str, StoredTrack]) -> list[np.ndarray]:
     vectors = []
     for track_id in ids:
-        if track_id not in stored:
-            raise NotFound(f"{field}: track '{track_id}' is not in the catalogue")
         vector = stored[track_id].audio_vector
         if vector is None:
-            raise InvalidArgument(field, f"track '{track_id}' has no audio")
+            raise InvalidArgument(field, f"track '{track_id}' has no audio; compare in the "
+                                         "text space (examples.space) instead")
         vectors.append(vector)
     return vectors
 

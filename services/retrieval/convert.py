@@ -8,10 +8,12 @@ import math
 from cadenza.kit.errors import InvalidArgument
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from services.retrieval.features import AudioFeatures
-from services.retrieval.model import Hit, Range, Track, TrackFilter, TrackMetadata
+from services.retrieval.model import ExampleSpace, Hit, Range, Track, TrackFilter, TrackMetadata
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
+_SPACES = {pb.EXAMPLE_SPACE_AUTO: ExampleSpace.AUTO, pb.EXAMPLE_SPACE_AUDIO: ExampleSpace.AUDIO,
+           pb.EXAMPLE_SPACE_TEXT: ExampleSpace.TEXT}
 
 
 def metadata_from_pb(m: pb.TrackMetadata) -> TrackMetadata:
@@ -79,4 +81,12 @@ def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
         tempo_bpm=_range("filter.tempo_bpm", f.tempo_bpm),
         duration_s=_range("filter.duration_s", f.duration_s),
         keys=tuple(normalise_key(f"filter.keys[{i}]", k) for i, k in enumerate(f.keys)),
-        mode=mode, has_audio=f.has_audio)
+        mode=mode, has_audio=f.has_audio,
+        loudness_db=_range("filter.loudness_db", f.loudness_db),
+        brightness_hz=_range("filter.brightness_hz", f.brightness_hz))
+
+
+def example_space_from_pb(space: int) -> ExampleSpace:
+    if space not in _SPACES:
+        raise InvalidArgument("examples.space", f"{space} is not an ExampleSpace value")
+    return _SPACES[space]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from services.retrieval.features import AudioFeatures
@@ -50,6 +51,17 @@ class TrackFilter:
     keys: tuple[str, ...] = ()
     mode: str = ""
     has_audio: bool = False
+    # Mean RMS loudness (AudioFeatures.rms_db_mean) and spectral centroid (spectral_centroid_hz).
+    loudness_db: Range = Range()
+    brightness_hz: Range = Range()
+
+
+class ExampleSpace(enum.Enum):
+    """Which vectors example search compares."""
+
+    AUTO = "auto"  # audio when every example has audio, otherwise text
+    AUDIO = "audio"  # the weighted audio feature blocks
+    TEXT = "text"  # the text embeddings of the metadata
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval.catalog import Catalog, SearchPage
 from services.retrieval.convert import (
+    example_space_from_pb,
     filter_from_pb,
     hit_to_pb,
     metadata_from_pb,
@@ -118,7 +119,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             else:
                 page = await self.catalog.search_examples(
                     list(request.examples.positive_track_ids),
-                    list(request.examples.negative_track_ids), filter, weights, limit,
+                    list(request.examples.negative_track_ids),
+                    example_space_from_pb(request.examples.space), filter, weights, limit,
                     offset, exclude)
         return pb.SearchTracksResponse(
             hits=[hit_to_pb(h) for h in page.hits], weights=page.weights,

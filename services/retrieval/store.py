@@ -52,6 +52,14 @@ class VectorStore(Protocol):
               limit: int, offset: int, exclude_ids: list[str]) -> list[ScoredTrack]:
         """Nearest tracks by the named vector's similarity (dot or cosine)."""
 
+    def recommend(self, vector_name: str, positive_ids: list[str], negative_ids: list[str],
+                  filter: TrackFilter, limit: int, offset: int,
+                  exclude_ids: list[str]) -> list[ScoredTrack]:
+        """Nearest tracks by the named vector to Qdrant's average_vector target,
+        2 * mean(positives) - mean(negatives) (mean(positives) without negatives), over
+        the examples' stored vectors. The examples themselves are left out. Every example
+        must exist and have the named vector (NotFound otherwise)."""
+
     def count(self, filter: TrackFilter) -> int: ...
 
     def close(self) -> None: ...

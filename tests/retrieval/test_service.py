@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model_card.json").exists(),
 
 
 def wav(seconds: float, *, freq: float = 220.0, bpm: float = 120.0, noise: float = 0.0,
-        rate: int = RATE, fmt: str = "WAV") -> bytes:
+        rate: int = RATE, fmt: str = "WAV", peak: float = 0.8) -> bytes:
     """A tone with clicks on the beat, so every feature group has something to measure."""
     t = np.arange(int(seconds * rate)) / rate
     signal = 0.3 * np.sin(2 * np.pi * freq * t) + 0.15 * np.sin(2 * np.pi * freq * 1.5 * t)
@@ -33,7 +33,7 @@ def wav(seconds: float, *, freq: float = 220.0, bpm: float = 120.0, noise: float
     signal = signal + 0.5 * beat * np.sign(np.sin(2 * np.pi * 2000 * t))
     signal = signal + noise * np.random.default_rng(0).normal(size=t.size)
     buffer = io.BytesIO()
-    soundfile.write(buffer, (signal / np.abs(signal).max() * 0.8).astype(np.float32), rate,
+    soundfile.write(buffer, (signal / np.abs(signal).max() * peak).astype(np.float32), rate,
                     format=fmt)
     return buffer.getvalue()
 
@@ -260,6 +260,16 @@ SEARCH_ERRORS = [
     (pb.SearchTracksRequest(text="x", page_token="bogus"), "page_token"),
     (pb.SearchTracksRequest(like_audio=pb.AudioClip(data=wav(2))), "like_audio.data"),
     (pb.SearchTracksRequest(text="   "), "text"),
+    (pb.SearchTracksRequest(text="x", filter=pb.TrackFilter(
+        loudness_db=pb.FloatRange(min=-10, max=-20))), "filter.loudness_db: min (-10) is greater"),
+    (pb.SearchTracksRequest(filter=pb.TrackFilter(
+        brightness_hz=pb.FloatRange(min=3000, max=1000))), "filter.brightness_hz: min (3000)"),
+    (pb.SearchTracksRequest(examples=pb.TrackExamples(
+        positive_track_ids=[f"p{i}" for i in range(60)],
+        negative_track_ids=[f"n{i}" for i in range(41)])),
+     "examples: at most 100 example tracks in all (positive and negative), got 101"),
+    (pb.SearchTracksRequest(examples=pb.TrackExamples(positive_track_ids=["x"], space=9)),
+     "examples.space"),
 ]
 
 
@@ -276,3 +286,128 @@ async def test_bad_searches_are_invalid_argument_naming_the_field(
 async def test_unknown_example_track_is_not_found(service: Service) -> None:
     await service.expect(grpc.StatusCode.NOT_FOUND, service.stub.SearchTracks(
         pb.SearchTracksRequest(like_track_id="nobody-has-this"), timeout=10), "nobody-has-this")
+
+
+async def test_up_to_100_examples_are_accepted(service: Service) -> None:
+    # 100 is within the limit: the call gets as far as looking the tracks up.
+    await service.expect(grpc.StatusCode.NOT_FOUND, service.stub.SearchTracks(
+        pb.SearchTracksRequest(examples=pb.TrackExamples(
+            positive_track_ids=[f"p{i}" for i in range(60)],
+            negative_track_ids=[f"n{i}" for i in range(40)])), timeout=10),
+        "examples.positive_track_ids: track 'p0'")
+
+
+SEA_AND_TECHNO = {
+    "sea-p1": ("Drunken Sailor", "rousing sea shanty sung by sailors hauling ropes on a ship"),
+    "sea-p2": ("Leave Her, Johnny", "sailors' work song at sea, a slow shanty of the ocean"),
+    "sea-c1": ("Blow the Man Down", "traditional sea shanty about sailors and sailing ships"),
+    "techno-n1": ("Warehouse Pulse", "hard techno with pounding kick drums and synthesizers"),
+    "techno-c1": ("Acid Loop", "minimal techno track with an acid synthesizer bassline"),
+}
+
+
+async def ingest_sea_and_techno(service: Service) -> None:
+    for track_id, (title, description) in SEA_AND_TECHNO.items():
+        await service.ingest(track_id, None, title=title, description=description,
+                             genre="text-space")
+
+
+async def test_text_space_examples_rank_metadata_only_tracks(service: Service) -> None:
+    await ingest_sea_and_techno(service)
+    examples = pb.TrackExamples(positive_track_ids=["sea-p1", "sea-p2"],
+                                negative_track_ids=["techno-n1"])
+    for space in (pb.EXAMPLE_SPACE_TEXT, pb.EXAMPLE_SPACE_AUTO):
+        examples.space = space
+        # Over the whole catalogue, and within a filter.
+        reply = await service.stub.SearchTracks(pb.SearchTracksRequest(
+            examples=examples, page_size=100), timeout=10)
+        ranked = [h.track.metadata.track_id for h in reply.hits]
+        assert not {"sea-p1", "sea-p2", "techno-n1"} & set(ranked)
+        assert ranked.index("sea-c1") < ranked.index("techno-c1")
+        assert [h.score for h in reply.hits] == sorted((h.score for h in reply.hits),
+                                                        reverse=True)
+        assert not reply.weights and not any(h.contributions for h in reply.hits)
+        filtered = await service.stub.SearchTracks(pb.SearchTracksRequest(
+            examples=examples, filter=pb.TrackFilter(genres=["text-space"]),
+            weights={"timbre": 5.0}, exclude_track_ids=["nothing-here"]), timeout=10)
+        assert [h.track.metadata.track_id for h in filtered.hits] == ["sea-c1", "techno-c1"]
+        assert filtered.hits[0].score > 0.3 > filtered.hits[1].score
+
+
+async def test_text_space_example_that_is_unknown_is_not_found(service: Service) -> None:
+    await ingest_sea_and_techno(service)
+    await service.expect(grpc.StatusCode.NOT_FOUND, service.stub.SearchTracks(
+        pb.SearchTracksRequest(examples=pb.TrackExamples(
+            positive_track_ids=["sea-p1"], negative_track_ids=["no-such-song"],
+            space=pb.EXAMPLE_SPACE_TEXT)), timeout=10),
+        "examples.negative_track_ids: track 'no-such-song'")
+
+
+async def test_auto_space_picks_audio_only_when_every_example_has_audio(
+        service: Service) -> None:
+    await service.ingest("auto-a1", wav(6, freq=220), genre="auto-space")
+    await service.ingest("auto-a2", wav(6, freq=230), genre="auto-space")
+    await service.ingest("auto-m1", None, title="Quiet song", genre="auto-space")
+    await service.ingest("auto-m2", None, title="Quiet tune", genre="auto-space")
+    only_auto = pb.TrackFilter(genres=["auto-space"])
+
+    async def search(positive: list[str], negative: list[str]) -> pb.SearchTracksResponse:
+        return await service.stub.SearchTracks(pb.SearchTracksRequest(
+            examples=pb.TrackExamples(positive_track_ids=positive,
+                                      negative_track_ids=negative),
+            filter=only_auto), timeout=10)
+
+    audio = await search(["auto-a1"], [])
+    # The audio space: weights used, contributions per group, audio tracks only.
+    assert [h.track.metadata.track_id for h in audio.hits] == ["auto-a2"]
+    assert audio.weights and audio.hits[0].contributions
+    for text in (await search(["auto-a1", "auto-m1"], []), await search(["auto-a1"],
+                                                                         ["auto-m1"])):
+        assert not text.weights and not any(h.contributions for h in text.hits)
+        assert "auto-m2" in {h.track.metadata.track_id for h in text.hits}
+
+
+async def test_audio_space_rejects_an_example_without_audio(service: Service) -> None:
+    await service.ingest("audio-only-a", wav(6))
+    await service.ingest("audio-only-m", None, title="Words only")
+    for positive, negative, field in (
+            (["audio-only-m"], [], "examples.positive_track_ids"),
+            (["audio-only-a"], ["audio-only-m"], "examples.negative_track_ids")):
+        await service.expect(grpc.StatusCode.INVALID_ARGUMENT, service.stub.SearchTracks(
+            pb.SearchTracksRequest(examples=pb.TrackExamples(
+                positive_track_ids=positive, negative_track_ids=negative,
+                space=pb.EXAMPLE_SPACE_AUDIO)), timeout=10),
+            f"{field}: track 'audio-only-m' has no audio")
+
+
+async def test_loudness_and_brightness_filters(service: Service) -> None:
+    levels = {}
+    for track_id, freq, peak in (("lvl-loud-bright", 1760, 0.9), ("lvl-mid", 440, 0.3),
+                                 ("lvl-quiet-dark", 110, 0.05)):
+        reply = await service.ingest(track_id, wav(6, freq=freq, peak=peak), genre="levels")
+        levels[track_id] = reply.track.features
+    await service.ingest("lvl-no-audio", None, title="No audio", genre="levels")
+    loudness = sorted(f.rms_db_mean for f in levels.values())
+    brightness = sorted(f.spectral_centroid_hz for f in levels.values())
+    assert loudness[0] < loudness[1] - 3 < loudness[2] - 6  # distinct enough to split
+
+    async def matching(f: pb.TrackFilter) -> set[str]:
+        f.genres.append("levels")
+        reply = await service.stub.SearchTracks(pb.SearchTracksRequest(
+            filter=f, page_size=100), timeout=10)
+        return {h.track.metadata.track_id for h in reply.hits}
+
+    assert await matching(pb.TrackFilter(loudness_db=pb.FloatRange(
+        min=loudness[1] - 1))) == {"lvl-loud-bright", "lvl-mid"}
+    assert await matching(pb.TrackFilter(loudness_db=pb.FloatRange(
+        max=loudness[0] + 1))) == {"lvl-quiet-dark"}
+    assert await matching(pb.TrackFilter(brightness_hz=pb.FloatRange(
+        min=brightness[2] - 1))) == {"lvl-loud-bright"}
+    assert await matching(pb.TrackFilter(
+        loudness_db=pb.FloatRange(min=loudness[0] - 1, max=loudness[1] + 1),
+        brightness_hz=pb.FloatRange(max=brightness[1] + 1))) == {"lvl-mid", "lvl-quiet-dark"}
+    # The same conditions narrow ranked searches too.
+    reply = await service.stub.SearchTracks(pb.SearchTracksRequest(
+        like_track_id="lvl-mid", filter=pb.TrackFilter(
+            genres=["levels"], loudness_db=pb.FloatRange(min=loudness[2] - 1))), timeout=10)
+    assert [h.track.metadata.track_id for h in reply.hits] == ["lvl-loud-bright"]

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
+from cadenza.kit.errors import NotFound
 from services.retrieval.feature_groups import FEATURE_GROUPS
 from services.retrieval.model import Range, TrackFilter
-from services.retrieval.qdrant_store import COLLECTION, QdrantStore
+from services.retrieval.qdrant_store import COLLECTION, QdrantStore, point_id
 from services.retrieval.similarity import DEFAULT_WEIGHTS, contributions, weighted_query
-from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack
 from tests.retrieval.helpers import make_track, random_blocks, random_text_vector
 
 MODES = ["embedded-disk", "embedded-memory"] + (["server"] if os.environ.get("QDRANT_URL")
@@ -174,3 +175,112 @@ def test_embedded_store_survives_reopen(tmp_path: pathlib.Path) -> None:
     reopened = QdrantStore.open(str(tmp_path / "q"))
     assert reopened.count(TrackFilter()) == 5
     reopened.close()
+
+
+def _clustered_text(rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
+    v = centre + 0.3 * rng.normal(size=centre.size) / np.sqrt(centre.size)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def fill_text_clusters(store: QdrantStore) -> dict[str, np.ndarray]:
+    """Metadata-only tracks: t0-t19 around one text direction, t20-t39 around another,
+    t40-t59 random."""
+    rng = np.random.default_rng(11)
+    near, far = random_text_vector(rng), random_text_vector(rng)
+    texts = {}
+    for i in range(60):
+        text = (_clustered_text(rng, near) if i < 20 else _clustered_text(rng, far) if i < 40
+                else random_text_vector(rng))
+        texts[f"t{i:05d}"] = text
+        store.upsert(make_track(i, rng, audio=False), None, text)
+    return texts
+
+
+def _ids(hits: list[ScoredTrack]) -> list[str]:
+    return [h.stored.track.metadata.track_id for h in hits]
+
+
+def test_text_recommend_ranks_near_positives_and_away_from_negatives(
+        store: QdrantStore) -> None:
+    texts = fill_text_clusters(store)
+    positive, negative = ["t00000", "t00001", "t00002"], ["t00020", "t00021"]
+    hits = store.recommend(TEXT_VECTOR, positive, negative, TrackFilter(), 60, 0, [])
+    ranked = _ids(hits)
+    assert not set(ranked) & {*positive, *negative}  # the examples are left out
+    assert set(ranked[:17]) == {f"t{i:05d}" for i in range(3, 20)}
+    assert set(ranked[-18:]) == {f"t{i:05d}" for i in range(22, 40)}
+    # Scores are the cosine to Qdrant's average_vector target, 2 * mean(pos) - mean(neg).
+    target = (2 * np.mean([texts[t] for t in positive], axis=0)
+              - np.mean([texts[t] for t in negative], axis=0))
+    target /= np.linalg.norm(target)
+    for hit in hits:
+        assert abs(hit.score - float(texts[hit.stored.track.metadata.track_id] @ target)) < 1e-5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_text_recommend_matches_qdrant_recommend_with_and_without_filters(
+        store: QdrantStore) -> None:
+    fill_text_clusters(store)
+    positive, negative, exclude = ["t00003", "t00044", "t00050"], ["t00025"], ["t00004"]
+    reference = store.client.query_points(
+        COLLECTION, query=models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[point_id(t) for t in positive], negative=[point_id(t) for t in negative],
+            strategy=models.RecommendStrategy.AVERAGE_VECTOR)),
+        using=TEXT_VECTOR, limit=10, offset=5,
+        query_filter=models.Filter(must_not=[models.HasIdCondition(has_id=[
+            point_id(t) for t in exclude])])).points
+    # No filter conditions (a fast path in embedded mode), and a condition every track
+    # meets (Qdrant's recommend with the filter).
+    for filter in (TrackFilter(), TrackFilter(year=Range(0, 5000))):
+        hits = store.recommend(TEXT_VECTOR, positive, negative, filter, 10, 5, exclude)
+        assert [point_id(t) for t in _ids(hits)] == [str(p.id) for p in reference]
+        assert np.allclose([h.score for h in hits], [p.score for p in reference], atol=1e-6)
+
+
+def test_text_recommend_pages_filters_and_exclusions(store: QdrantStore) -> None:
+    fill_text_clusters(store)
+    positive = ["t00000"]
+    everything = _ids(store.recommend(TEXT_VECTOR, positive, [], TrackFilter(), 100, 0, []))
+    assert len(everything) == 59
+    pages = [_ids(store.recommend(TEXT_VECTOR, positive, [], TrackFilter(), 7, offset, []))
+             for offset in range(0, 59, 7)]
+    assert [t for page in pages for t in page] == everything
+    excluded = everything[:3]
+    again = _ids(store.recommend(TEXT_VECTOR, positive, [], TrackFilter(), 5, 0, excluded))
+    assert again == everything[3:8]
+    chorales = _ids(store.recommend(TEXT_VECTOR, positive, [], TrackFilter(tags=("chorale",)),
+                                    100, 0, []))
+    assert chorales == [t for t in everything if int(t[1:]) % 2]
+
+
+def test_recommend_with_an_unknown_example_is_not_found(store: QdrantStore) -> None:
+    fill_text_clusters(store)
+    for filter in (TrackFilter(), TrackFilter(tags=("chorale",))):
+        with pytest.raises(NotFound, match="t99999"):
+            store.recommend(TEXT_VECTOR, ["t00000"], ["t99999"], filter, 5, 0, [])
+
+
+def test_loudness_and_brightness_ranges_filter_on_audio_features(store: QdrantStore) -> None:
+    fill(store, 60)
+    rng = np.random.default_rng(12)
+    store.upsert(make_track(100, rng, audio=False), None, random_text_vector(rng))
+    everything = [s.track for s in store.get([f"t{i:05d}" for i in range(60)])]
+    cases = [
+        (TrackFilter(loudness_db=Range(-30, -15)),
+         lambda f: -30 <= f.rms_db_mean <= -15),
+        (TrackFilter(loudness_db=Range(None, -20)), lambda f: f.rms_db_mean <= -20),
+        (TrackFilter(brightness_hz=Range(1500, None)),
+         lambda f: f.spectral_centroid_hz >= 1500),
+        (TrackFilter(loudness_db=Range(-35, -10), brightness_hz=Range(1000, 3000)),
+         lambda f: -35 <= f.rms_db_mean <= -10 and 1000 <= f.spectral_centroid_hz <= 3000),
+    ]
+    for f, predicate in cases:
+        expected = {t.metadata.track_id for t in everything if predicate(t.features)}
+        tracks, _ = store.scroll(f, 100, None)
+        assert {t.metadata.track_id for t in tracks} == expected
+        assert 0 < len(expected) < 60  # neither vacuous nor everything
+        assert store.count(f) == len(expected)
+        hits = store.query(AUDIO_VECTOR, random_blocks(rng), f, 100, 0, [])
+        assert {h.stored.track.metadata.track_id for h in hits} == expected
+    # Any loudness condition leaves metadata-only tracks out.
+    assert store.count(TrackFilter(loudness_db=Range(-1000, 1000))) == 60
