@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -58,6 +58,9 @@ lint: install ## ruff on everything, mypy --strict on the shared kit
 
 bench: install ## Measure speed: ours vs the named reference, side by side, as a table
 	$(PY) -m bench
+
+eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
+	$(PY) -m scripts.eval_recs
 
 clean: down ## Remove run state and caches (keeps .venv and data)
 	rm -rf .run .pytest_cache .ruff_cache .mypy_cache

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc.aio
 
+from cadenza.kit.validate import check_id
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from services.recommend import convert, event_convert
@@ -44,14 +45,16 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def SimilarTracks(self, request: pb.SimilarTracksRequest,
                             context: Context) -> pb.SimilarTracksResponse:
+        track_id = check_id("track_id", request.track_id)
         limit = convert.limit_from_pb(request)
-        items = await self.recommender.similar_tracks(request.track_id, limit)
+        items = await self.recommender.similar_tracks(track_id, limit)
         return pb.SimilarTracksResponse(items=[convert.item_to_pb(i) for i in items])
 
     async def SimilarUsers(self, request: pb.SimilarUsersRequest,
                            context: Context) -> pb.SimilarUsersResponse:
+        user_id = check_id("user_id", request.user_id)
         limit = convert.limit_from_pb(request)
-        users = await self.recommender.similar_users(request.user_id, limit)
+        users = await self.recommender.similar_users(user_id, limit)
         return pb.SimilarUsersResponse(users=[pb.SimilarUser(user_id=u, similarity=s)
                                               for u, s in users])
 
