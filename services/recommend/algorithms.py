@@ -88,12 +88,12 @@ def fit_als(x: sp.csr_matrix, factors: int = 64, regularization: float = 0.05,
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    model = AlternatingLeastSquares(factors=factors, regularization=regularization,
-                                    iterations=iterations, alpha=alpha, random_state=seed,
-                                    calculate_training_loss=False)
     # implicit parallelises over users itself; a BLAS thread pool underneath it only
     # oversubscribes the cores (implicit warns about exactly this).
     with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(factors=factors, regularization=regularization,
+                                        iterations=iterations, alpha=alpha, random_state=seed,
+                                        calculate_training_loss=False)
         model.fit(x.astype(np.float32).tocsr(), show_progress=False)
     return FactorModel(np.asarray(model.user_factors), np.asarray(model.item_factors))
 

@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
 from cadenza.kit.validate import check_id
+from services.recommend import metrics
 from services.recommend.event_store import EventStore
 from services.recommend.events import Engagement, Event
 
@@ -129,6 +130,7 @@ class EventLog:
         if await self.catalogue.missing([event.track_id]):
             raise NotFound(unknown_track("event", event.track_id))
         [stored] = await self._on_store(self.store.add, [event])
+        metrics.EVENTS.labels("stored" if stored else "duplicate").inc()
         return not stored
 
     async def record_many(self, items: AsyncIterator[Event | Malformed]) -> BatchResult:
@@ -158,6 +160,7 @@ class EventLog:
         if chunk:
             await self._commit(chunk, result)
         result.rejected.sort(key=lambda r: r.index)
+        metrics.EVENTS.labels("rejected").inc(len(result.rejected))
         return result
 
     async def _commit(self, chunk: list[tuple[int, Event]], result: BatchResult) -> None:
@@ -173,6 +176,8 @@ class EventLog:
             stored = await self._on_store(self.store.add, good)
             result.stored += sum(stored)
             result.duplicates += len(stored) - sum(stored)
+            metrics.EVENTS.labels("stored").inc(sum(stored))
+            metrics.EVENTS.labels("duplicate").inc(len(stored) - sum(stored))
 
     async def engagements(self, user_id: str) -> list[Engagement]:
         """The user's net evidence per track (empty for an unknown user)."""

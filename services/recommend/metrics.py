@@ -18,3 +18,6 @@ TRAINING_SECONDS = Histogram(
 TRAINING_RUNS = Counter(
     "cadenza_recommend_training_runs_total", "Training runs by outcome.",
     ("algorithm", "outcome"))
+EVENTS = Counter(
+    "cadenza_recommend_events_total", "Events received, by outcome (stored, duplicate, "
+    "rejected).", ("outcome",))
