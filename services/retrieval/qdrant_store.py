@@ -170,11 +170,11 @@ class QdrantStore:
         Embedded Qdrant evaluates every filter condition in Python, point by point, and
         recommend always adds one (a has_id condition leaving the examples out): at 17,632
         metadata-only tracks on disk, 50 positives and 20 negatives, a text-space query
-        took ~95 ms p50 (~120 ms with 50 excluded ids, 250-420 ms with 1,000). Here the
+        took ~100 ms p50 (~125 ms with 50 excluded ids, ~430 ms with 1,000). Here the
         examples' stored vectors are averaged as AVERAGE_VECTOR does, the nearest
         limit + offset + len(dropped) points are fetched without any filter and the dropped
         ids removed afterwards, which is exact because at most len(dropped) of them can be
-        among the nearest: ~21 ms p50 (~31 ms with 1,000 excluded), the same ids and
+        among the nearest: ~22 ms p50 (~33 ms with 1,000 excluded), the same ids and
         scores. With real filter conditions the per-point filter runs either way (and
         costs most of the time), and a server filters by index: Qdrant's recommend is used.
         """
