@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead, retrieval
+from bench import gateway_overhead, recommend, retrieval
 
-SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run}
+SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run,
+          "recommend": recommend.run}
 
 
 def main(names: list[str]) -> None:
