@@ -61,7 +61,7 @@ class Trainer:
     async def start(self) -> None:
         await self.models.load()
         serving = self.models.serving
-        if serving is not None:
+        if serving is not None and "training_run" in serving.manifest.run:
             self.latest = TrainingRun(**serving.manifest.run["training_run"])
         if self.interval_s > 0:
             self._schedule = asyncio.create_task(self._every_interval())
@@ -137,3 +137,5 @@ class Trainer:
                     await self.wait()
             except (FailedPrecondition, InvalidArgument) as error:
                 logger.info("scheduled training skipped: %s", error)
+            except Exception:  # the schedule must outlive one bad run
+                logger.exception("scheduled training failed")
