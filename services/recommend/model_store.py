@@ -26,9 +26,8 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from cadenza.kit.errors import Unavailable
+from cadenza.kit.qdrant import call_qdrant, open_qdrant
 
 logger = logging.getLogger(__name__)
 
@@ -98,19 +97,13 @@ class ModelStore:
 
     @classmethod
     def open(cls, path: str, url: str = "", api_key: str = "") -> ModelStore:
-        if url:
-            return cls(QdrantClient(url=url, api_key=api_key or None, prefer_grpc=True,
-                                    timeout=10), "qdrant-server")
-        return cls(QdrantClient(path=path), "qdrant-embedded")
+        return cls(*open_qdrant(path, url, api_key))
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs one client call on the store thread; store failures become Unavailable."""
-        def call() -> T:
-            try:
-                return fn(*args, **kwargs)
-            except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as error:
-                raise Unavailable(f"model store ({self.kind}) failed: {error}") from error
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: call_qdrant(f"model store ({self.kind})", fn, *args,
+                                              **kwargs))
 
     # -- reading the serving model ---------------------------------------------------
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from cadenza.kit.errors import NotFound, Unavailable
+from cadenza.kit.errors import NotFound
+from cadenza.kit.qdrant import EMBEDDED, SERVER, call_qdrant, open_qdrant
 from services.retrieval.feature_groups import FEATURE_GROUPS
 from services.retrieval.features import AudioFeatures
 from services.retrieval.model import Track, TrackFilter, TrackMetadata
@@ -56,11 +56,7 @@ class QdrantStore:
 
     @classmethod
     def open(cls, path: str, url: str = "", api_key: str = "") -> QdrantStore:
-        if url:
-            client = QdrantClient(url=url, api_key=api_key or None, prefer_grpc=True,
-                                  timeout=10)
-            return cls(client, "qdrant-server")
-        return cls(QdrantClient(path=path), "qdrant-embedded")
+        return cls(*open_qdrant(path, url, api_key))
 
     def _ensure_collection(self) -> None:
         if not self.client.collection_exists(COLLECTION):
@@ -72,7 +68,7 @@ class QdrantStore:
                 TEXT_VECTOR: models.VectorParams(size=TEXT_DIMENSIONS,
                                                  distance=models.Distance.COSINE),
             })
-        if self.kind == "qdrant-server":
+        if self.kind == SERVER:
             # Embedded mode ignores payload indexes; a server needs them for fast filters.
             for name, schema in _INDEXES.items():
                 self.client.create_payload_index(COLLECTION, name, field_schema=schema)
@@ -132,7 +128,7 @@ class QdrantStore:
                   filter: TrackFilter, limit: int, offset: int,
                   exclude_ids: list[str]) -> list[ScoredTrack]:
         vectors = self._example_vectors(vector_name, [*positive_ids, *negative_ids])
-        if self.kind == "qdrant-embedded" and to_qdrant_filter(filter, []) is None:
+        if self.kind == EMBEDDED and to_qdrant_filter(filter, []) is None:
             return self._recommend_unfiltered(vector_name, vectors, positive_ids, negative_ids,
                                               limit, offset, exclude_ids)
         # Qdrant's own recommend: it looks the examples' vectors up, averages them and
@@ -203,11 +199,7 @@ class QdrantStore:
         self.client.close()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Runs a client call; an unreachable server becomes Unavailable at this edge."""
-        try:
-            return fn(*args, **kwargs)
-        except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as error:
-            raise Unavailable(f"catalogue store ({self.kind}) failed: {error}") from error
+        return call_qdrant(f"catalogue store ({self.kind})", fn, *args, **kwargs)
 
 
 def _point(track: Track, audio_vector: np.ndarray | None,
