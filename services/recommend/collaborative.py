@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.recommend.events import Engagement
+from services.recommend.fitting import confidence
 from services.recommend.model_store import ALS, EASE, ModelStore, ServingModel
 
 MAX_HISTORY = 200  # the user's strongest engagements that drive the collaborative signal
@@ -24,11 +25,6 @@ class Candidate:
     score: float  # in [0, 1]
     # The user's track that contributed most (neighbour models); "" for ALS-only items.
     because_of: str
-
-
-def confidence(value: float) -> float:
-    """The same log scaling training uses (fitting.build_matrix)."""
-    return float(np.sign(value) * np.log1p(abs(value)))
 
 
 async def collaborative(models: ModelStore, model: ServingModel, history: list[Engagement],
@@ -74,7 +70,7 @@ async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str
             continue
         indices, values = model_rows[i]
         # EASE is fitted on binary evidence, item-kNN on the log-scaled confidence.
-        part = values * (1.0 if member == EASE else confidence(e.value))
+        part = values * (1.0 if member == EASE else float(confidence(e.value)))
         scores[indices] += part
         better = part > top_part[indices]
         top_part[indices[better]] = part[better]
@@ -114,7 +110,7 @@ async def fold_in(models: ModelStore, model: ServingModel,
         y = factors.get(model.index[e.track_id])
         if y is None:
             continue
-        c = manifest.als_alpha * confidence(e.value)
+        c = manifest.als_alpha * float(confidence(e.value))
         if c > 0:
             b += c * y
         a += (abs(c) - 1.0) * np.outer(y, y)

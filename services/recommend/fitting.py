@@ -48,6 +48,13 @@ class Matrix:
     binary: sp.csr_matrix  # 1 where the evidence is positive (EASE)
 
 
+def confidence(values: np.ndarray | float) -> np.ndarray:
+    """Evidence on a signed log scale. Play counts are heavy-tailed (one listener, 10^4
+    plays): the log keeps one fan from dominating; negative evidence keeps its sign for
+    ALS. Serving scales a user's evidence with this same function."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
 def build_matrix(engagements: list[Engagement]) -> Matrix:
     users = sorted({e.user_id for e in engagements})
     items = sorted({e.track_id for e in engagements})
@@ -56,15 +63,12 @@ def build_matrix(engagements: list[Engagement]) -> Matrix:
     rows = np.array([u_index[e.user_id] for e in engagements], dtype=np.int32)
     cols = np.array([i_index[e.track_id] for e in engagements], dtype=np.int32)
     values = np.array([e.value for e in engagements], dtype=np.float32)
-    # Play counts are heavy-tailed (one listener, 10^4 plays): log scale keeps one fan
-    # from dominating. Negative evidence keeps its sign for ALS.
-    signed = np.sign(values) * np.log1p(np.abs(values))
     shape = (len(users), len(items))
-    confidence = sp.csr_matrix((signed, (rows, cols)), shape=shape)
-    confidence.eliminate_zeros()
+    scaled = sp.csr_matrix((confidence(values), (rows, cols)), shape=shape)
+    scaled.eliminate_zeros()
     binary = sp.csr_matrix(((values > 0).astype(np.float32), (rows, cols)), shape=shape)
     binary.eliminate_zeros()
-    return Matrix(users, items, confidence, binary)
+    return Matrix(users, items, scaled, binary)
 
 
 def fit(engagements: list[Engagement], algorithm: str, version: str,

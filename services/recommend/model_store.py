@@ -77,10 +77,14 @@ class ServingModel:
     index: dict[str, int]  # track id -> item index
     items: str  # collection names
     users: str
+    # Item indices, most popular first (sorted once per version, not per request).
+    by_popularity: list[int]
 
     @classmethod
     def of(cls, manifest: Manifest, items: str, users: str) -> ServingModel:
-        return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users)
+        order = sorted(range(len(manifest.popularity)), key=lambda i: -manifest.popularity[i])
+        return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users,
+                   order)
 
 
 def user_point(user_id: str) -> str:

@@ -14,6 +14,7 @@ list varied.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -99,11 +100,14 @@ class Recommender:
         signals = _Signals()
         jobs: dict[str, Awaitable[dict[str, tuple[float, str]]]] = {}
         if q.weights["collaborative"] > 0 and model is not None and positives:
-            jobs["collaborative"] = self._collaborative(history, exclude, titles)
+            jobs["collaborative"] = self._timed("collaborative", self._collaborative(
+                history, exclude, titles))
         if q.weights["content"] > 0 and positives:
-            jobs["content"] = self._content(positives, disliked, q.where, titles)
+            jobs["content"] = self._timed("content", self._content(
+                positives, disliked, q.where, titles))
         if q.weights["seeds"] > 0 and not q.seeds.empty():
-            jobs["seeds"] = seed_candidates(self.catalogue, q.seeds, q.where)
+            jobs["seeds"] = self._timed("seeds", seed_candidates(self.catalogue, q.seeds,
+                                                                 q.where))
         if q.weights["popularity"] > 0 and model is not None:
             jobs["popularity"] = self._timed("popularity", self._popular(exclude))
         if q.targets or (cold and not jobs):
@@ -155,9 +159,7 @@ class Recommender:
         model = self.models.serving
         if model is None:
             return {}
-        started = time.perf_counter()
         found = await collaborative(self.models, model, history, exclude)
-        metrics.SOURCE_SECONDS.labels("collaborative").observe(time.perf_counter() - started)
         return {t: (c.score, f"because you like {titles.get(c.because_of, c.because_of)}"
                     if c.because_of else "popular with listeners like you")
                 for t, c in found.items()}
@@ -165,11 +167,9 @@ class Recommender:
     async def _content(self, positives: list[Engagement], disliked: set[str],
                        where: CandidateFilter, titles: dict[str, str]
                        ) -> dict[str, tuple[float, str]]:
-        started = time.perf_counter()
         liked = [e.track_id for e in positives[:CONTENT_POSITIVES]]
         found = await self.catalogue.like_examples(liked, sorted(disliked)[:CONTENT_NEGATIVES],
                                                    where, 100)
-        metrics.SOURCE_SECONDS.labels("content").observe(time.perf_counter() - started)
         favourite = titles.get(liked[0], liked[0])
         return _normalised({s.track.track_id: (s.score, f"in the style of {favourite} and "
                                                         "what else you like")
@@ -179,12 +179,11 @@ class Recommender:
         model = self.models.serving
         if model is None:
             return {}
-        popularity = model.manifest.popularity
-        order = sorted(range(len(popularity)), key=lambda i: -popularity[i])
-        top = [i for i in order if model.manifest.track_ids[i] not in exclude][:200]
+        popularity, ids = model.manifest.popularity, model.manifest.track_ids
+        top = list(itertools.islice((i for i in model.by_popularity if ids[i] not in exclude),
+                                    200))
         best = max((popularity[i] for i in top), default=0) or 1
-        return {model.manifest.track_ids[i]: (popularity[i] / best, "popular with listeners")
-                for i in top}
+        return {ids[i]: (popularity[i] / best, "popular with listeners") for i in top}
 
     async def _matching(self, where: CandidateFilter) -> dict[str, tuple[float, str]]:
         return {t.track_id: (0.0, "from the catalogue")
