@@ -21,9 +21,8 @@ from cadenza.devmesh import Endpoints, Mesh
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from scripts import lastfm
-from scripts.eval_recs import RUN_DIR
+from scripts.eval_recs import RUN_DIR, train, training_engagements
 from services.recommend import fitting
-from services.recommend.events import Engagement
 from services.recommend.offline_eval import split_per_user
 
 DURATION_S = 8.0
@@ -44,14 +43,7 @@ async def _latency(target: str, users: list[str], weights: dict[str, float]) -> 
 
 async def _train(target: str) -> float:
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = recommend_pb2_grpc.RecommendServiceStub(channel)
-        run = (await stub.TrainModel(pb.TrainModelRequest(), timeout=30)).run
-        while True:
-            await asyncio.sleep(0.5)
-            latest = (await stub.GetModelStatus(pb.GetModelStatusRequest(),
-                                                timeout=30)).latest_run
-            if latest.run_id == run.run_id and latest.state != "running":
-                return latest.duration_s
+        return (await train(channel)).duration_s
 
 
 def serving_rows() -> list[Row]:
@@ -83,8 +75,7 @@ def serving_rows() -> list[Row]:
         train_s = asyncio.run(_train(gateway))
     finally:
         mesh.stop()
-    engagements = [Engagement(u, f"lastfm-artist-{a}", plays, False, 0.0)
-                   for u, by_artist in split.train.items() for a, plays in by_artist.items()]
+    engagements = training_engagements(split)
     started = time.perf_counter()
     fitting.fit(engagements, "ensemble", "bench")
     fit_s = time.perf_counter() - started

@@ -20,7 +20,8 @@ import pathlib
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc.aio
 import numpy as np
@@ -38,22 +39,38 @@ from services.recommend.offline_eval import Split, evaluate, split_per_user
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".data" / "eval-recs"
 EVENTS_PER_STREAM = 5000
+T = TypeVar("T")
+
+
+async def for_each(items: list[T], concurrency: int,
+                   call: Callable[[T], Awaitable[None]]) -> None:
+    """Calls `call` on every item in order, with `concurrency` calls in flight."""
+    queue = list(reversed(items))
+
+    async def worker() -> None:
+        while queue:
+            await call(queue.pop())
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def training_engagements(split: Split) -> list[Engagement]:
+    """The training plays as the service's training sees them (artist ids as items)."""
+    return [Engagement(u, a, plays, False, 0.0)
+            for u, by_artist in split.train.items() for a, plays in by_artist.items()]
 
 
 async def ingest_artists(channel: grpc.aio.Channel, artists: list[lastfm.Artist],
                          concurrency: int) -> None:
     stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-    queue = list(reversed(artists))
 
-    async def worker() -> None:
-        while queue:
-            artist = queue.pop()
-            meta = tpb.TrackMetadata(track_id=artist.track_id, title=artist.name,
-                                     artist=artist.name, tags=artist.tags)
-            await stub.IngestTrack(iter([tpb.IngestTrackRequest(
-                header=tpb.IngestHeader(metadata=meta))]), timeout=60)
+    async def ingest(artist: lastfm.Artist) -> None:
+        meta = tpb.TrackMetadata(track_id=artist.track_id, title=artist.name,
+                                 artist=artist.name, tags=artist.tags)
+        await stub.IngestTrack(iter([tpb.IngestTrackRequest(
+            header=tpb.IngestHeader(metadata=meta))]), timeout=60)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await for_each(artists, concurrency, ingest)
 
 
 async def record_plays(channel: grpc.aio.Channel, split: Split) -> int:
@@ -95,18 +112,15 @@ async def recommend_all(channel: grpc.aio.Channel, users: list[str], concurrency
     stub = recommend_pb2_grpc.RecommendServiceStub(channel)
     ranked: dict[str, list[str]] = {}
     latencies: list[float] = []
-    queue = list(reversed(users))
 
-    async def worker() -> None:
-        while queue:
-            user = queue.pop()
-            started = time.perf_counter()
-            reply = await stub.Recommend(rpb.RecommendRequest(
-                user_id=lastfm.user_key(user), limit=10, weights=weights), timeout=30)
-            latencies.append(time.perf_counter() - started)
-            ranked[user] = [i.track_id.removeprefix("lastfm-artist-") for i in reply.items]
+    async def recommend(user: str) -> None:
+        started = time.perf_counter()
+        reply = await stub.Recommend(rpb.RecommendRequest(
+            user_id=lastfm.user_key(user), limit=10, weights=weights), timeout=30)
+        latencies.append(time.perf_counter() - started)
+        ranked[user] = [i.track_id.removeprefix("lastfm-artist-") for i in reply.items]
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await for_each(users, concurrency, recommend)
     return ranked, latencies
 
 
@@ -177,9 +191,7 @@ def main() -> int:
             mesh.stop()
 
     started = time.perf_counter()
-    engagements = [Engagement(u, a, plays, False, 0.0)
-                   for u, by_artist in split.train.items() for a, plays in by_artist.items()]
-    ranked_baselines = baselines(engagements, users)
+    ranked_baselines = baselines(training_engagements(split), users)
     print(f"baselines fitted and ranked in {time.perf_counter() - started:.0f} s")
     rows = {name: evaluate(ranked, test, len(data.artists)).row()
             for name, ranked in ranked_baselines.items()}
