@@ -121,7 +121,7 @@ class QdrantStore:
             self.client.query_points, COLLECTION, query=vector.astype(float).tolist(),
             using=vector_name, query_filter=to_qdrant_filter(filter, exclude_ids),
             limit=limit, offset=offset, with_payload=True,
-            with_vectors=[AUDIO_VECTOR] if vector_name == AUDIO_VECTOR else False)
+            with_vectors=_vectors_back(vector_name))
         return [ScoredTrack(_stored(p), float(p.score)) for p in response.points]
 
     def recommend(self, vector_name: str, positive_ids: list[str], negative_ids: list[str],
@@ -141,7 +141,7 @@ class QdrantStore:
                 strategy=models.RecommendStrategy.AVERAGE_VECTOR)),
             using=vector_name, query_filter=to_qdrant_filter(filter, exclude_ids),
             limit=limit, offset=offset, with_payload=True,
-            with_vectors=[AUDIO_VECTOR] if vector_name == AUDIO_VECTOR else False)
+            with_vectors=_vectors_back(vector_name))
         return [ScoredTrack(_stored(p), float(p.score)) for p in response.points]
 
     def _example_vectors(self, vector_name: str, track_ids: list[str]) -> dict[str, np.ndarray]:
@@ -185,7 +185,7 @@ class QdrantStore:
         # Payloads only for the page, not for the over-fetched candidates.
         found = self._call(self.client.retrieve, COLLECTION, [p.id for p in kept],
                            with_payload=True,
-                           with_vectors=[AUDIO_VECTOR] if vector_name == AUDIO_VECTOR else False)
+                           with_vectors=_vectors_back(vector_name))
         by_id = {str(r.id): _stored(r) for r in found}
         return [ScoredTrack(by_id[str(p.id)], float(p.score)) for p in kept
                 if str(p.id) in by_id]
@@ -245,6 +245,11 @@ def _stored(record: Any) -> StoredTrack:
     if isinstance(vectors, dict) and AUDIO_VECTOR in vectors:
         vector = np.asarray(vectors[AUDIO_VECTOR], dtype=np.float32)
     return StoredTrack(track, vector)
+
+
+def _vectors_back(vector_name: str) -> list[str] | bool:
+    """Audio hits carry their vector (for per-group contributions); text hits need none."""
+    return [AUDIO_VECTOR] if vector_name == AUDIO_VECTOR else False
 
 
 def to_qdrant_filter(f: TrackFilter, exclude_ids: list[str]) -> models.Filter | None:
