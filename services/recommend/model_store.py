@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 ITEMS, USERS = "recs_items", "recs_users"
 ALS, EASE, ITEMKNN = "als", "ease", "itemknn"
-NEIGHBOUR_MEMBERS = (EASE, ITEMKNN)
 WRITE_BATCH = 256
 _USER_NS = uuid.UUID("0b7e3c1e-55a1-4a53-9a51-6a3f2f0e2d41")
 T = TypeVar("T")

@@ -96,7 +96,7 @@ class Trainer:
         return ModelStatus(serving.manifest.version if serving else "", self.latest)
 
     async def wait(self) -> TrainingRun | None:
-        """Waits for the run in progress, if any (tests, the CLI's --wait)."""
+        """Waits for the run in progress, if any (the schedule runs one at a time)."""
         if self._task is not None:
             await asyncio.shield(self._task)
         return self.latest
