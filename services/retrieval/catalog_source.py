@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from music21 import corpus, stream
 
+from cadenza.midi_synth import render_midi
 from services.retrieval.catalog_collections import COLLECTIONS_BY_KEY, GM_NAMES, Collection
 from services.retrieval.catalog_listing import PieceSource, list_demo_sources
-from services.retrieval.midi_synth import render_midi
 from services.retrieval.score_arrangement import Arrangement, arrange, midi_bytes
 
 __all__ = [

@@ -8,6 +8,7 @@ import mido
 import numpy as np
 import pytest
 
+from cadenza.midi_synth import MidiRenderer, MidiRenderError, SynthUnavailableError
 from services.retrieval.audio_decoding import SAMPLE_RATE_HZ, decode_audio
 from services.retrieval.catalog_source import (
     MAX_DURATION_S,
@@ -16,7 +17,6 @@ from services.retrieval.catalog_source import (
     list_demo_sources,
     make_demo_piece,
 )
-from services.retrieval.midi_synth import MidiRenderer, MidiRenderError, SynthUnavailableError
 
 CHORALE = PieceSource(
     "bach-chorales", "bach/bwv269", None, title="Aus meines Herzens Grunde, BWV 269"
