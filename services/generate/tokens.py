@@ -244,6 +244,7 @@ class NoteTracker:
         self.sounding: set[int] = set()       # pitches of the previous (closed) step
         self._open: dict[int, tuple[int, int]] = {}   # pitch -> (start, voice)
         self._current: list[tuple[int, bool]] = []    # this step so far
+        self.bar_opened = False                        # a BAR token opened this step
 
     def feed(self, token: int) -> list[Note]:
         pitch = int(self.vocab.pitch_table[token])
@@ -254,7 +255,14 @@ class NoteTracker:
             return self._close_step()
         if token == self.vocab.EOS:
             return self.finish()
+        if token == self.vocab.BAR:
+            self.bar_opened = True
         return []  # BOS, BAR and the preamble carry no notes
+
+    @property
+    def pending(self) -> list[int]:
+        """Pitches of the step being written, in token order (highest first)."""
+        return [pitch for pitch, _ in self._current]
 
     def _close_step(self) -> list[Note]:
         ended: list[Note] = []
@@ -270,6 +278,7 @@ class NoteTracker:
                 self._open[pitch] = (self.step, voice)
         self.sounding = set(here)
         self._current = []
+        self.bar_opened = False
         self.step += 1
         return ended
 
