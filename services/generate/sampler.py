@@ -28,7 +28,7 @@ def sample(logits: np.ndarray, allowed: np.ndarray, sampling: Sampling,
     probs /= probs.sum()
     if sampling.top_p < 1.0:
         # Smallest prefix whose mass reaches top_p (always at least the best token).
-        cut = int(np.searchsorted(np.cumsum(probs), sampling.top_p)) + 1
+        cut = int(np.searchsorted(np.cumsum(probs), sampling.top_p - 1e-9)) + 1
         order, probs = order[:cut], probs[:cut] / probs[:cut].sum()
     index = int(np.searchsorted(np.cumsum(probs), rng.random(), side="right"))
     return int(order[min(index, len(order) - 1)])
