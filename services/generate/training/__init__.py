@@ -1,0 +1,1 @@
+"""Training and export of the generate models (needs torch; serving never imports this)."""

@@ -1,0 +1,187 @@
+"""JSB Chorales benchmark: train on the B-L quarter-note split, report exact frame-level NLL.
+
+    python -m services.generate.training.jsb train   # retrain from scratch (fixed seed)
+    python -m services.generate.training.jsb eval    # score the committed checkpoint
+
+A frame is the set of sounding pitches; its tokens are its pitches highest first, then
+STEP. Under the grammar mask each frame's token sequence is a normalised distribution over
+all 2^88 frames, so -log p(frame) is the sum of its tokens' -log p: exact, no bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from services.generate.tokens import JSB_VOCABULARY, Vocabulary, encode_frames
+from services.generate.training.model import ModelConfig, Transformer, load_checkpoint
+from services.generate.training.trainer import GrammarLoss, TrainSettings, train
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_DATA = REPO_ROOT.parent / "shared/data/jsb-chorales/jsb-chorales-quarter.json"
+DEFAULT_CHECKPOINT = REPO_ROOT / "models/generate/jsb"
+DATA_ENV = "CADENZA_JSB_DATA"
+
+# Frame-level test NLL (nats per frame), from ../shared/data/PUBLISHED_RESULTS.md (a).
+PUBLISHED = (
+    ("RNN (tanh), Boulanger-Lewandowski 2012", 8.71),
+    ("LSTM ~300K, Bai et al. 2018", 8.45),
+    ("GRU ~300K, Bai et al. 2018", 8.43),
+    ("TCN, Bai et al. 2018", 8.10),
+    ("STORN, Bayer & Osendorfer 2014", 6.91),
+    ("DMM-Aug, Krishnan et al. 2017", 6.288),
+    ("RNN-NADE, Boulanger-Lewandowski 2012", 5.19),
+    ("DMM-Aug-NADE, Krishnan et al. 2017", 5.118),
+    ("LV-RNN, Gu et al. 2015", 3.99),
+    ("DBN-LSTM, Vohra et al. 2015", 3.47),
+)
+
+Piece = list[list[int]]
+
+
+def load_splits(path: Path | None = None) -> dict[str, list[Piece]]:
+    """{'train', 'valid', 'test'} -> pieces; each piece a list of frames (MIDI pitches)."""
+    path = Path(path or os.environ.get(DATA_ENV) or DEFAULT_DATA)
+    raw = json.loads(path.read_text())
+    return {split: [[sorted({int(p) for p in frame}) for frame in piece] for piece in raw[split]]
+            for split in ("train", "valid", "test")}
+
+
+def transposer(vocab: Vocabulary, max_semitones: int):
+    """Augment: shift a whole piece by a random interval in +-max_semitones, kept in range."""
+    pitch = vocab.pitch_table
+
+    def augment(tokens: list[int], rng: random.Random) -> list[int]:
+        pitches = [int(pitch[t]) for t in tokens if pitch[t] >= 0]
+        if not pitches or max_semitones == 0:
+            return tokens
+        low = max(-max_semitones, vocab.low_pitch - min(pitches))
+        high = min(max_semitones, vocab.high_pitch - max(pitches))
+        shift = rng.randint(low, high)
+        return [t + shift if pitch[t] >= 0 else t for t in tokens]  # ON ids are contiguous
+
+    return augment
+
+
+@torch.no_grad()
+def piece_frame_nll(model: Transformer, piece: Piece, vocab: Vocabulary = JSB_VOCABULARY,
+                    loss: GrammarLoss | None = None) -> tuple[float, int]:
+    """(-log p(frames 2..T | frame 1), T - 1) in nats, from one causal pass over the piece.
+
+    Every piece must fit max_positions (the longest JSB piece is 788 tokens), so each frame
+    is conditioned on the whole piece before it; no window.
+    """
+    loss = loss or GrammarLoss(vocab)
+    tokens = torch.tensor(encode_frames(piece, vocab), dtype=torch.long).unsqueeze(0)
+    if tokens.shape[1] - 1 > model.config.max_positions:
+        raise ValueError(f"piece of {tokens.shape[1]} tokens exceeds max_positions")
+    model.eval()
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    log_probs = loss.log_probs(model.forward_train(inputs), inputs)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)[0]
+    first_step = int((targets[0] == vocab.STEP).nonzero()[0])  # frame 1 ends at this target
+    return -float(picked[first_step + 1 :].double().sum()), len(piece) - 1
+
+
+def frame_nll(model: Transformer, pieces: Sequence[Piece],
+              vocab: Vocabulary = JSB_VOCABULARY) -> float:
+    """Nats per predicted frame over all pieces (the classic protocol: frame 1 not scored)."""
+    loss = GrammarLoss(vocab)
+    total, frames = 0.0, 0
+    for piece in pieces:
+        nats, count = piece_frame_nll(model, piece, vocab, loss)
+        total, frames = total + nats, frames + count
+    return total / frames
+
+
+def run_train(args: argparse.Namespace) -> None:
+    splits = load_splits(args.data)
+    vocab = JSB_VOCABULARY
+    config = ModelConfig(vocab_size=vocab.size, d_model=args.d_model, n_layers=args.layers,
+                         n_heads=args.heads, max_positions=1024, dropout=args.dropout)
+    settings = TrainSettings(
+        batch_tokens=args.batch_tokens, max_epochs=args.epochs, learning_rate=args.lr,
+        warmup_steps=args.warmup, weight_decay=args.weight_decay,
+        patience_evals=args.patience, position_shift_probability=args.position_shift,
+    )
+    encoded = {s: [encode_frames(p, vocab) for p in pieces] for s, pieces in splits.items()}
+    result = train(encoded["train"], encoded["valid"], vocab, config, args.out, args.seed,
+                   settings=settings, augment=transposer(vocab, args.transpose),
+                   threads=args.threads, extra={"transpose_semitones": args.transpose})
+    write_results(result.model, splits, Path(args.out))
+
+
+def write_results(model: Transformer, splits: dict[str, list[Piece]], out: Path) -> dict:
+    """Score valid and test, merge into out/results.json, and return it."""
+    started = time.perf_counter()
+    results = {split: round(frame_nll(model, splits[split]), 4) for split in ("valid", "test")}
+    config = json.loads((out / "config.json").read_text())
+    summary = {
+        "metric": "frame-level NLL, nats per predicted frame (frame 1 of each piece not scored)",
+        "valid_nll": results["valid"], "test_nll": results["test"],
+        "parameters": config["parameters"], "training_seconds": config["seconds"],
+        "tokens_per_s": config["tokens_per_s"], "threads": config["threads"],
+        "best_step": config["best_step"], "steps": config["steps"],
+        "eval_seconds": round(time.perf_counter() - started, 1),
+        "reproduce": "make train-jsb",
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    model, config = load_checkpoint(args.out)
+    splits = load_splits(args.data)
+    valid, test = (frame_nll(model, splits[s]) for s in ("valid", "test"))
+    m = config["model"]
+    ours = (f"Transformer (ours, {config['parameters'] / 1e6:.2f}M params, "
+            f"d{m['d_model']} L{m['n_layers']})")
+    rows = [(ours, test, valid)] + [(name, nll, None) for name, nll in PUBLISHED]
+    rows.sort(key=lambda r: -r[1])
+    print(f"JSB Chorales, frame-level NLL (nats/frame, lower is better); data {args.data or ''}")
+    print(f"{'model':<58} {'test':>7} {'valid':>7}")
+    for name, nll, v in rows:
+        print(f"{name:<58} {nll:7.3f} {'' if v is None else f'{v:7.3f}':>7}")
+    print("Published rows: ../shared/data/PUBLISHED_RESULTS.md (Krishnan et al.'s are "
+          "importance-sampled estimates; ours is exact).")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "eval"))
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"quarter-note JSON (default ${DATA_ENV} or {DEFAULT_DATA})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--d-model", type=int, default=192)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--transpose", type=int, default=0, help="max shift, semitones")
+    parser.add_argument("--position-shift", type=float, default=0.25)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    (run_train if args.command == "train" else run_eval)(args)
+
+
+if __name__ == "__main__":
+    main()
