@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -61,6 +61,12 @@ bench: install ## Measure speed: ours vs the named reference, side by side, as a
 
 eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
 	$(PY) -m scripts.eval_recs
+
+train-jsb: install ## Retrain the JSB Chorales benchmark model from scratch, fixed seed (~25 min, 1 thread)
+	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.jsb train --out models/generate/jsb
+
+eval-jsb: install ## JSB Chorales test NLL of the committed model beside the published table (~1 min)
+	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.jsb eval --out models/generate/jsb
 
 clean: down ## Remove run state and caches (keeps .venv and data)
 	rm -rf .run .pytest_cache .ruff_cache .mypy_cache
