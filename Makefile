@@ -22,6 +22,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps ## Create .venv and install Python and Debian dependencies
 
+# PyTriton pins numpy<2, so the real Triton server used by tests and bench gets its own venv.
+TRITON_VENV := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+
+$(TRITON_STAMP):
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check 'nvidia-pytriton==0.7.0' 'numpy<2' onnxruntime
+	@touch $@
+
+triton-env: $(TRITON_STAMP) ## Create .venv-triton: PyTriton's bundled Triton server (~450 MB, ~25 s)
+
 system-deps: ## Install the Debian packages the mesh needs (only as root; skipped otherwise)
 	@scripts/system-deps.sh
 
@@ -49,7 +60,7 @@ down: ## Stop the mesh started by `make up`
 status: ## Show what `make up` started and whether it is healthy
 	@$(PY) -m cadenza.devmesh status
 
-test: install models ## Run the whole test suite (real processes, real sockets)
+test: install models triton-env ## Run the whole test suite (real processes, real sockets)
 	$(PY) -m pytest -q
 
 lint: install ## ruff on everything, mypy --strict on the shared kit
