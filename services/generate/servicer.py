@@ -8,31 +8,84 @@ import grpc.aio
 
 from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
-from cadenza.kit.errors import InvalidArgument, Unimplemented
+from services.generate.composer import Composer, Piece
+from services.generate.composition import Composition, Mode, check, parse_key
+from services.generate.registry import ModelRegistry
+from services.generate.sampler import Sampling
+from services.generate.tokens import Note
+
+_MODES = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
+          pb.GENERATION_MODE_FROM_SCRATCH: Mode.SCRATCH,
+          pb.GENERATION_MODE_CONTINUE: Mode.CONTINUE,
+          pb.GENERATION_MODE_HARMONIZE: Mode.HARMONIZE}
+_AUDIO = {pb.AUDIO_FORMAT_WAV: "wav", pb.AUDIO_FORMAT_FLAC: "flac"}
+_AUDIO_BACK = {v: k for k, v in _AUDIO.items()}
+_MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
+               "CONTINUE": pb.GENERATION_MODE_CONTINUE,
+               "HARMONIZE": pb.GENERATION_MODE_HARMONIZE}
 
 
-def _not_yet(method: str, capability: str) -> Unimplemented:
-    return Unimplemented(f"{method}: {capability} is not available yet "
-                         "(it lands with the generation service, issue #5)")
+def to_composition(request: pb.GenerateRequest) -> Composition:
+    s = request.sampling
+    length = request.WhichOneof("length")
+    return check(Composition(
+        model=request.model,
+        mode=_MODES.get(request.mode, Mode.SCRATCH),
+        primer_midi=request.primer_midi,
+        bars=request.bars if length == "bars" else None,
+        seconds=request.seconds if length == "seconds" else None,
+        tempo_bpm=request.tempo_bpm if request.HasField("tempo_bpm") else None,
+        key=parse_key(request.key),
+        time_signature=request.time_signature or None,
+        programs=tuple(request.programs),
+        sampling=Sampling(temperature=s.temperature if s.HasField("temperature") else 1.0,
+                          top_k=s.top_k, top_p=s.top_p if s.HasField("top_p") else 1.0),
+        seed=request.seed if request.HasField("seed") else None,
+        audio_format=_AUDIO.get(request.audio_format)))
 
 
-def check_sampling(sampling: pb.Sampling) -> None:
-    if sampling.HasField("temperature") and not sampling.temperature > 0:
-        raise InvalidArgument("sampling.temperature",
-                              f"must be > 0, got {sampling.temperature}")
-    if sampling.HasField("top_p") and not 0 < sampling.top_p <= 1:
-        raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {sampling.top_p}")
-    if sampling.top_k < 0:
-        raise InvalidArgument("sampling.top_k", f"must be >= 0, got {sampling.top_k}")
+def to_event(note: Note, steps_per_quarter: int) -> pb.GenerateResponse:
+    return pb.GenerateResponse(event=pb.NoteEvent(
+        voice=note.voice, pitch=note.pitch, start_beats=note.start / steps_per_quarter,
+        duration_beats=(note.end - note.start) / steps_per_quarter, velocity=80))
+
+
+def to_result(piece: Piece) -> pb.GenerateResponse:
+    return pb.GenerateResponse(result=pb.GenerationResult(
+        model=piece.model, model_version=piece.version, seed=piece.seed, midi=piece.midi,
+        audio=piece.audio, audio_format=_AUDIO_BACK.get(piece.audio_format or "", 0),
+        duration_s=piece.duration_s, tokens_generated=piece.tokens_generated,
+        originality=pb.Originality(longest_copied_run_notes=piece.copied_run_notes,
+                                   closest_source=piece.closest_source)))
 
 
 class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
+    def __init__(self, composer: Composer, registry: ModelRegistry) -> None:
+        self.composer = composer
+        self.registry = registry
+
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
-        check_sampling(request.sampling)
-        raise _not_yet("Generate", "music generation")
-        yield  # pragma: no cover  (makes this an async generator, like the real one)
+        composition = to_composition(request)
+        spq = self.registry.get(composition.model).spec.steps_per_quarter
+        async for item in self.composer.compose(composition):
+            yield to_result(item) if isinstance(item, Piece) else to_event(item, spq)
 
     async def ListModels(self, request: pb.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
-        raise _not_yet("ListModels", "the model registry")
+        response = pb.ListModelsResponse(default_model=self.registry.default_model)
+        for model in self.registry.models.values():
+            card = model.spec.card
+            response.models.add(
+                backend=self.registry.backend.name, status=model.status,
+                card=pb.ModelCard(
+                    name=model.spec.name, version=model.spec.version,
+                    description=card.get("description", ""),
+                    training_data=card.get("training_data", ""),
+                    representation=card.get("representation", ""),
+                    parameters=int(card.get("parameters", 0)),
+                    training_time_s=float(card.get("training_time_s", 0.0)),
+                    metrics={k: float(v) for k, v in card.get("metrics", {}).items()},
+                    licence=card.get("licence", ""),
+                    modes=[_MODE_NAMES[m] for m in card.get("modes", []) if m in _MODE_NAMES]))
+        return response

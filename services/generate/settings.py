@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,3 +17,20 @@ class GenerateSettings(ServerSettings):
     metrics_port: int = Field(default=9094, ge=-1, le=65535)
     # This service's own data; only this process opens it.
     data_dir: str = ".data/generate"
+    # Model folders (services/generate/README.md, section 3), one per model.
+    models_dir: str = "models/generate"
+    default_model: str = "cadenza-poly"
+    # "onnxruntime" runs the models in process; "triton" sends every decode call to a
+    # Triton server at triton_url that serves the same model names.
+    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    triton_url: str = "localhost:8001"
+    triton_timeout_s: float = Field(default=10.0, gt=0)
+    # Empty: CUDA when this onnxruntime build has it, else CPU.
+    onnx_providers: list[str] = Field(default_factory=list)
+    onnx_intra_op_threads: int = Field(default=0, ge=0)
+    # Generations at once; one more gets RESOURCE_EXHAUSTED.
+    max_concurrent: int = Field(default=16, ge=1)
+    # Decode steps of different generations share one backend call: at most max_batch,
+    # waiting at most batch_wait_ms for the stragglers.
+    max_batch: int = Field(default=16, ge=1)
+    batch_wait_ms: float = Field(default=2.0, ge=0)

@@ -1,0 +1,34 @@
+"""Wires the generate service: inference backend, model registry, composer, servicer."""
+
+from __future__ import annotations
+
+import pathlib
+
+from cadenza.generate.v1 import generate_pb2_grpc
+from cadenza.kit.server import App, Binding
+from services.generate.backend import InferenceBackend
+from services.generate.composer import Composer
+from services.generate.registry import ModelRegistry
+from services.generate.servicer import GenerateServicer
+from services.generate.settings import GenerateSettings
+
+SERVICE = "cadenza.generate.v1.GenerateService"
+
+
+def make_backend(settings: GenerateSettings) -> InferenceBackend:
+    if settings.backend == "triton":
+        from services.generate.triton_backend import TritonBackend
+        return TritonBackend(settings.triton_url, settings.triton_timeout_s)
+    from services.generate.onnx_backend import OnnxRuntimeBackend
+    return OnnxRuntimeBackend(settings.onnx_providers, settings.onnx_intra_op_threads)
+
+
+async def build_generate(settings: GenerateSettings) -> App:
+    registry = ModelRegistry(make_backend(settings), pathlib.Path(settings.models_dir),
+                             settings.default_model, max_batch=settings.max_batch,
+                             max_wait_s=settings.batch_wait_ms / 1000)
+    composer = Composer(registry, settings.max_concurrent)
+    servicer = GenerateServicer(composer, registry)
+    return App(bindings=[Binding(SERVICE, lambda server: generate_pb2_grpc.
+                                 add_GenerateServiceServicer_to_server(servicer, server))],
+               warmup=registry.load_all, close=registry.close)
