@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,65 +22,12 @@ from services.generate.backend import ModelSpec
 from services.generate.onnx_backend import OnnxRuntimeBackend
 from services.generate.triton_backend import TritonBackend
 from tests.generate.tiny_model import write_tiny_model
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-TRITON_PYTHON = ROOT / ".venv-triton" / "bin" / "python"
-START_TIMEOUT_S = 90
+from tests.generate.triton_server import TRITON_PYTHON, DevServer
 
 needs_triton = pytest.mark.skipif(
     not TRITON_PYTHON.exists(),
     reason="no .venv-triton (PyTriton pins numpy<2, so it has its own venv): run "
            "`make triton-env`; `make test` creates it")
-
-
-class DevServer:
-    """services/generate/triton_dev_server.py in its own process group."""
-
-    def __init__(self, model_dir: pathlib.Path, workspace: pathlib.Path) -> None:
-        self.grpc_port = free_port()
-        self.log_path = workspace.parent / f"triton-{self.grpc_port}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(TRITON_PYTHON), str(ROOT / "services/generate/triton_dev_server.py"),
-             "--model-dir", str(model_dir), "--grpc-port", str(self.grpc_port),
-             "--http-port", str(free_port()), "--workspace", str(workspace)],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.url = f"127.0.0.1:{self.grpc_port}"
-
-    def wait_ready(self, model_name: str) -> None:
-        client = triton_sync.InferenceServerClient(self.url)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        try:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"triton dev server exited:\n{self.log_path.read_text()}")
-                try:
-                    if client.is_model_ready(model_name):
-                        return
-                except Exception:  # not listening yet
-                    pass
-                time.sleep(0.2)
-            raise TimeoutError(f"{model_name} not ready in {START_TIMEOUT_S} s:\n"
-                               f"{self.log_path.read_text()}")
-        finally:
-            client.close()
-
-    def signal_group(self, signum: int) -> None:
-        os.killpg(self.process.pid, signum)  # tritonserver and its Python stubs too
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-                self.process.wait(timeout=10)
-        try:
-            self.signal_group(signal.SIGKILL)  # anything the wrapper left behind
-        except ProcessLookupError:
-            pass
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,20 +40,11 @@ def spec(model_dir: pathlib.Path) -> ModelSpec:
     return ModelSpec.load(model_dir)
 
 
-def start_server(model_dir: pathlib.Path, spec: ModelSpec, tmp: pathlib.Path) -> DevServer:
-    server = DevServer(model_dir, tmp / "workspace")
-    try:
-        server.wait_ready(spec.name)
-    except BaseException:
-        server.stop()
-        raise
-    return server
-
-
 @pytest.fixture(scope="module")
 def server(model_dir: pathlib.Path, spec: ModelSpec,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    running = start_server(model_dir, spec, tmp_path_factory.mktemp("triton"))
+    running = DevServer.start(model_dir, spec.name,
+                              tmp_path_factory.mktemp("triton") / "workspace")
     yield running
     running.stop()
 
@@ -246,7 +182,7 @@ async def test_load_with_no_server_is_unavailable_after_its_deadline(spec: Model
 @needs_triton
 async def test_hung_then_killed_server_gives_unavailable_promptly(
         model_dir: pathlib.Path, spec: ModelSpec, tmp_path: pathlib.Path) -> None:
-    server = start_server(model_dir, spec, tmp_path)
+    server = DevServer.start(model_dir, spec.name, tmp_path / "workspace")
     impatient = TritonBackend(server.url, timeout_s=1.0)
     patient = TritonBackend(server.url, timeout_s=30.0)
     try:

@@ -15,11 +15,14 @@ INPUTS = ("tokens", "positions", "attention_mask", "past_keys", "past_values")
 OUTPUTS = ("logits", "present_keys", "present_values")
 
 
-def write_tiny_model(folder: pathlib.Path, name: str = "tiny-poly", seed: int = 0) -> pathlib.Path:
-    """model.onnx + model.json in `folder` (2 layers, 2 heads, head_dim 16, served vocabulary)."""
+def write_tiny_model(folder: pathlib.Path, name: str = "tiny-poly", seed: int = 0, *,
+                     d_model: int = 32, n_layers: int = 2, n_heads: int = 2,
+                     max_positions: int = 128) -> pathlib.Path:
+    """model.onnx + model.json in `folder`; untrained, served vocabulary, 2 layers of 2 heads
+    of 16 unless told (bench uses the served model's shape)."""
     torch.manual_seed(seed)
-    config = ModelConfig(vocab_size=SERVED_VOCABULARY.size, d_model=32, n_layers=2, n_heads=2,
-                         max_positions=128, dropout=0.0)
+    config = ModelConfig(vocab_size=SERVED_VOCABULARY.size, d_model=d_model, n_layers=n_layers,
+                         n_heads=n_heads, max_positions=max_positions, dropout=0.0)
     model = Transformer(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     past = torch.randn(2, config.n_layers, config.n_heads, 3, config.head_dim)
