@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cadenza.cli import catalog, connection, events, health, recs, search
+from cadenza.cli import catalog, connection, events, generate, health, recs, search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,7 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (health, catalog, search, events, recs):
+    for module in (health, catalog, search, events, recs, generate):
         module.register(subparsers, common)
     return parser
 
