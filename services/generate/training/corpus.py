@@ -1,0 +1,335 @@
+"""The music21 corpus as pieces of notes on the 16th-note grid, parsed once and cached."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from services.generate.tokens import STEPS_PER_QUARTER, TIME_SIGNATURES, steps_per_bar
+
+logger = logging.getLogger(__name__)
+
+# Bump when extraction changes so stale caches are rebuilt, never silently reused.
+CORPUS_VERSION = 1
+DEFAULT_CACHE_DIR = Path(".data/generate-corpus")
+MAX_VOICES = 6
+LOW_PITCH, HIGH_PITCH = 21, 108
+PARSE_TIMEOUT_S = 600
+# Krumhansl-Kessler key profiles (tonic first), as in Krumhansl (1990).
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Composers of the music21 corpus taken as "classical" (broadly: art music, 1550-1900).
+CLASSICAL_COMPOSERS = ("beethoven", "mozart", "haydn", "handel", "schubert", "schumann_robert",
+                       "schumann_clara", "corelli", "cpebach", "weber", "verdi", "joplin",
+                       "beach", "chopin", "monteverdi", "palestrina")
+# Bach files that are not chorales (bwv846 is the C major prelude of the WTC).
+BACH_NOT_CHORALES = ("bwv846",)
+
+
+@dataclass
+class Piece:
+    """One piece on the step grid; notes are (pitch, start, end, part), pickup already padded."""
+
+    name: str
+    style: str
+    time_signature: str            # as written, e.g. "4/2"; see token_time_signature
+    steps_per_bar: int
+    tonic: int                     # pitch class 0-11
+    minor: bool
+    pad_steps: int                 # silent steps added before a pickup so bars align
+    n_steps: int
+    notes: np.ndarray = field(repr=False)   # int32 [N, 4]
+    part_names: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def token_time_signature(self) -> str:
+        return self.time_signature if self.time_signature in TIME_SIGNATURES else "other"
+
+    def to_json(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "notes"}
+        data["notes"] = self.notes.tolist()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Piece:
+        notes = np.asarray(data.pop("notes"), dtype=np.int32).reshape(-1, 4)
+        return cls(notes=notes, **data)
+
+
+def transpose(piece: Piece, semitones: int) -> Piece | None:
+    """The piece moved by `semitones`, key included; None when a note leaves 21..108."""
+    notes = piece.notes.copy()
+    notes[:, 0] += semitones
+    if len(notes) and (notes[:, 0].min() < LOW_PITCH or notes[:, 0].max() > HIGH_PITCH):
+        return None
+    return replace(piece, notes=notes, tonic=(piece.tonic + semitones) % 12)
+
+
+# -- grid ---------------------------------------------------------------------------------
+def quantise(onset_quarters: float, duration_quarters: float) -> tuple[int, int]:
+    """(start, end) steps rounded to the grid; a note never shrinks below one step."""
+    start = math.floor(onset_quarters * STEPS_PER_QUARTER + 0.5)
+    end = math.floor((onset_quarters + duration_quarters) * STEPS_PER_QUARTER + 0.5)
+    return start, max(end, start + 1)
+
+
+def cap_voices(notes: np.ndarray, max_voices: int = MAX_VOICES) -> np.ndarray:
+    """Drops whole notes until at most `max_voices` pitches sound in any step.
+
+    The victim is the lowest pitch that doubles (same pitch class) a higher sounding one;
+    failing that, the lowest inner pitch. The bass and the top line always stay.
+    """
+    if len(notes) == 0:
+        return notes
+    n_steps = int(notes[:, 2].max())
+    sounding: list[dict[int, set[int]]] = [{} for _ in range(n_steps)]
+    for index, (pitch, start, end, _) in enumerate(notes):
+        for step in range(start, end):
+            sounding[step].setdefault(int(pitch), set()).add(index)
+    dropped: set[int] = set()
+    for step in range(n_steps):
+        while len(sounding[step]) > max_voices:
+            pitches = sorted(sounding[step])
+            inner = pitches[1:-1]
+            doubled = [p for p in inner if any((q - p) % 12 == 0 for q in pitches if q > p)]
+            victim = (doubled or inner)[0]
+            for index in sounding[step][victim]:
+                dropped.add(index)
+                pitch, start, end, _ = notes[index]
+                for other in range(start, end):
+                    owners = sounding[other].get(int(pitch))
+                    if owners is not None and other != step:
+                        owners.discard(index)
+                        if not owners:
+                            del sounding[other][int(pitch)]
+            del sounding[step][victim]
+    keep = np.array([i not in dropped for i in range(len(notes))])
+    return notes[keep]
+
+
+def estimate_key(notes: np.ndarray) -> tuple[int, bool]:
+    """(tonic pitch class, minor) by Krumhansl-Schmuckler on duration-weighted pitch classes."""
+    histogram = np.zeros(12)
+    np.add.at(histogram, notes[:, 0] % 12, notes[:, 2] - notes[:, 1])
+    best = (-2.0, 0, False)
+    for tonic in range(12):
+        rotated = np.roll(histogram, -tonic)
+        for minor, profile in ((False, MAJOR_PROFILE), (True, MINOR_PROFILE)):
+            score = float(np.corrcoef(rotated, profile)[0, 1]) if rotated.std() > 0 else -1.0
+            if score > best[0]:
+                best = (score, tonic, minor)
+    return best[1], best[2]
+
+
+# -- music21 ------------------------------------------------------------------------------
+def extract(score, name: str, style: str) -> Piece | None:
+    """A music21 score as a Piece; None when it has no usable notes or time signature."""
+    from music21 import chord, note
+
+    parts = [p for p in score.parts] or [score]
+    signatures = list(parts[0].recurse().getElementsByClass("TimeSignature"))
+    if not signatures:
+        return None
+    first = signatures[0].ratioString
+    try:
+        bar_steps = steps_per_bar(first)
+    except ValueError:
+        return None
+    # Bars stay aligned only under one metre: keep the piece up to its first change.
+    cut_quarters = math.inf
+    for ts in signatures[1:]:
+        if ts.ratioString != first:
+            cut_quarters = float(ts.getOffsetInHierarchy(parts[0]))
+            break
+    measures = list(parts[0].getElementsByClass("Measure"))
+    first_quarters = float(measures[0].duration.quarterLength) if measures else 0.0
+    first_steps = round(first_quarters * STEPS_PER_QUARTER)
+    pad = bar_steps - first_steps if 0 < first_steps < bar_steps else 0
+    rows: list[tuple[int, int, int, int]] = []
+    for part_index, part in enumerate(parts):
+        for element in part.stripTies().flatten().notes:
+            if element.duration.isGrace:
+                continue
+            if isinstance(element, chord.Chord):
+                pitches = [p.midi for p in element.pitches]
+            elif isinstance(element, note.Note):
+                pitches = [element.pitch.midi]
+            else:  # unpitched percussion
+                continue
+            onset = float(element.offset)
+            if onset >= cut_quarters:
+                continue
+            length = min(float(element.duration.quarterLength), cut_quarters - onset)
+            start, end = quantise(onset, length)
+            rows.extend((p, start + pad, end + pad, part_index) for p in pitches
+                        if LOW_PITCH <= p <= HIGH_PITCH)
+    if len(rows) < 8:
+        return None
+    notes = cap_voices(np.array(sorted(rows, key=lambda r: (r[1], -r[0], r[3])), dtype=np.int32))
+    tonic, minor = estimate_key(notes)
+    return Piece(name=name, style=style, time_signature=first, steps_per_bar=bar_steps,
+                 tonic=tonic, minor=minor, pad_steps=pad, n_steps=int(notes[:, 2].max()),
+                 notes=notes, part_names=[str(p.partName or "") for p in parts])
+
+
+@dataclass
+class Source:
+    """A family of corpus files parsed and cached together."""
+
+    name: str
+    style: str
+    paths: list[str]
+
+    def parse_file(self, path: str) -> list[tuple[str, object]]:
+        """(name, music21 Score) for each tune of one file (ABC files hold hundreds)."""
+        from music21 import converter, stream
+
+        stem = _corpus_name(path)
+        with _time_limit(PARSE_TIMEOUT_S):
+            parsed = converter.parse(path)
+        if not isinstance(parsed, stream.Opus):
+            return [(stem, parsed)]
+        named = []
+        for index, score in enumerate(parsed.scores):
+            number = score.metadata.number if score.metadata and score.metadata.number else index
+            named.append((f"{stem}/{number}", score))
+        return named
+
+
+def _corpus_name(path: str) -> str:
+    parts = Path(path).with_suffix("").parts
+    return "/".join(parts[parts.index("corpus") + 1:]) if "corpus" in parts else Path(path).stem
+
+
+class _time_limit:
+    """Raises TimeoutError when a parse takes longer than `seconds` (main thread only)."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        def expire(signum, frame):
+            raise TimeoutError(f"parse took over {self.seconds} s")
+        self.previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def sources() -> list[Source]:
+    """The corpus families: Bach chorales, Essen folk songs, the other composers."""
+    from music21 import corpus
+
+    scores = (".mxl", ".xml", ".krn", ".musicxml")
+    bach = [str(p) for p in corpus.getComposer("bach") if Path(p).suffix in scores]
+    chorales = [p for p in bach if Path(p).stem not in BACH_NOT_CHORALES]
+    classical = [p for p in bach if Path(p).stem in BACH_NOT_CHORALES]
+    for composer in CLASSICAL_COMPOSERS:
+        classical += [str(p) for p in corpus.getComposer(composer) if Path(p).suffix in scores]
+    essen = [str(p) for p in corpus.getComposer("essenFolksong") if Path(p).suffix == ".abc"]
+    return [Source("bach-chorales", "chorale", sorted(chorales)),
+            Source("essen-folk", "folk", sorted(essen)),
+            Source("classical", "classical", sorted(classical))]
+
+
+def parse_source(source: Source) -> tuple[list[Piece], dict]:
+    """Every piece of a source, and what happened (counts, failures, seconds)."""
+    pieces: list[Piece] = []
+    stats: dict = {"files": len(source.paths), "scores": 0, "failed": [], "unusable": 0}
+    began = time.perf_counter()
+    for path in source.paths:
+        try:
+            scores = source.parse_file(path)
+        except Exception as error:  # a file music21 cannot read: count it, go on
+            stats["failed"].append(f"{_corpus_name(path)}: {type(error).__name__}: {error}"[:200])
+            logger.warning("%s: parse failed: %s", path, error)
+            continue
+        for name, score in scores:
+            stats["scores"] += 1
+            try:
+                piece = extract(score, name, source.style)
+            except Exception as error:
+                stats["failed"].append(f"{name}: {type(error).__name__}: {error}"[:200])
+                continue
+            if piece is None:
+                stats["unusable"] += 1  # no time signature, or fewer than 8 notes
+            else:
+                pieces.append(piece)
+    stats["pieces"] = len(pieces)
+    stats["parse_s"] = round(time.perf_counter() - began, 1)
+    return pieces, stats
+
+
+def load_source(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[list[Piece], dict]:
+    """The pieces of one source, from the cache when it is there (parsing takes minutes)."""
+    path = Path(cache_dir) / f"v{CORPUS_VERSION}" / f"{source.name}.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return [Piece.from_json(p) for p in data["pieces"]], data["stats"]
+    pieces, stats = parse_source(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stats": stats, "pieces": [p.to_json() for p in pieces]}))
+    tmp.replace(path)
+    return pieces, stats
+
+
+def load_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
+                only: tuple[str, ...] | None = None) -> tuple[list[Piece], dict[str, dict]]:
+    """All pieces of every source (or of the sources named in `only`), and per-source stats."""
+    pieces: list[Piece] = []
+    stats: dict[str, dict] = {}
+    for source in sources():
+        if only is not None and source.name not in only:
+            continue
+        found, stats[source.name] = load_source(source, cache_dir)
+        logger.info("%s: %d pieces (%s)", source.name, len(found), stats[source.name])
+        pieces += found
+    return pieces, stats
+
+
+@dataclass
+class TrainingCorpus:
+    """The pieces a served model may train on, and the JSB chorales left out of them."""
+
+    pieces: list[Piece]
+    held_out: list[dict]            # name, JSB split and index, score: left out
+    stats: dict[str, dict]
+
+
+def training_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
+                    only: tuple[str, ...] | None = None) -> TrainingCorpus:
+    """Every corpus piece except those matching a JSB valid/test chorale by content.
+
+    Every piece is checked, not only the chorales: a chorale can hide under another name.
+    """
+    from services.generate.training.jsb_overlap import (
+        HELD_OUT,
+        MATCH_THRESHOLD,
+        JsbIndex,
+        piece_frames,
+    )
+
+    pieces, stats = load_corpus(cache_dir, only)
+    index = JsbIndex()
+    kept: list[Piece] = []
+    held_out: list[dict] = []
+    for piece in pieces:
+        frames = piece_frames(piece.notes, piece.pad_steps, part_names=piece.part_names)
+        match = index.best(frames, HELD_OUT) if len(frames) >= 4 else None
+        if match is not None and match.score >= MATCH_THRESHOLD:
+            held_out.append({"name": piece.name, "split": match.split, "index": match.index,
+                             "score": round(match.score, 3)})
+        else:
+            kept.append(piece)
+    logger.info("left out %d pieces matching JSB valid/test; %d kept", len(held_out), len(kept))
+    return TrainingCorpus(kept, held_out, stats)
