@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from services.generate.training.corpus import (
     quantise,
     transpose,
 )
+from services.generate.training.poly import Transposer, piece_sequences, voice_sequences
 
 
 def small_score() -> stream.Score:
@@ -59,8 +61,7 @@ def small_score() -> stream.Score:
 
 
 def test_tied_notes_become_one_held_note_and_the_pickup_is_padded_to_the_bar() -> None:
-    piece = extract(small_score(), "test/small", "classical")
-    assert piece is not None
+    [piece] = extract(small_score(), "test/small", "classical")
     assert piece.time_signature == "3/4" and piece.steps_per_bar == 12
     assert piece.pad_steps == 8  # 3/4 bar (12 steps) minus a one-quarter pickup (4)
     soprano = [tuple(row[:3]) for row in piece.notes if row[3] == 0]
@@ -69,11 +70,32 @@ def test_tied_notes_become_one_held_note_and_the_pickup_is_padded_to_the_bar() -
 
 
 def test_chords_give_one_note_per_pitch_and_percussion_is_dropped() -> None:
-    piece = extract(small_score(), "test/small", "classical")
+    [piece] = extract(small_score(), "test/small", "classical")
     bass = sorted(tuple(row[:3]) for row in piece.notes if row[3] == 1)
     assert bass == [(48, 8, 12), (48, 12, 24), (48, 24, 36), (55, 8, 12), (55, 12, 24),
                     (55, 24, 36)]
     assert set(piece.notes[:, 3]) == {0, 1}
+
+
+def metre_change_score() -> stream.Score:
+    """Two bars of 3/4, one bar of 2/4, then two bars of 6/8."""
+    part = stream.Part()
+    for number, signature in enumerate(["3/4", None, "2/4", "6/8", None], start=1):
+        measure = stream.Measure(number=number)
+        if signature:
+            measure.append(meter.TimeSignature(signature))
+        length = {"3/4": 3, "2/4": 2, "6/8": 3}[signature or ("3/4" if number == 2 else "6/8")]
+        measure.append([note.Note(60 + number, quarterLength=0.5) for _ in range(2 * length)])
+        part.append(measure)
+    return stream.Score([part])
+
+
+def test_a_metre_change_starts_a_new_piece_and_a_one_bar_stretch_is_dropped() -> None:
+    pieces = extract(metre_change_score(), "test/metres", "folk")
+    assert [(p.name, p.time_signature, p.steps_per_bar) for p in pieces] == [
+        ("test/metres", "3/4", 12), ("test/metres#2", "6/8", 12)]
+    assert pieces[1].pad_steps == 0 and pieces[1].notes[0, 1] == 0
+    assert {int(p) for p in pieces[1].notes[:, 0]} == {64, 65}  # bars 4 and 5 only
 
 
 def test_quantise_rounds_to_sixteenths_and_never_shrinks_below_one_step() -> None:
@@ -105,7 +127,7 @@ def test_estimate_key_finds_major_and_minor() -> None:
 
 
 def test_a_real_chorale_has_its_key_metre_pickup_and_at_most_six_voices() -> None:
-    piece = extract(corpus.parse("bach/bwv269"), "bach/bwv269", "chorale")
+    [piece] = extract(corpus.parse("bach/bwv269"), "bach/bwv269", "chorale")
     assert (piece.tonic, piece.minor) == (7, False)  # G major
     assert piece.time_signature == "3/4" and piece.pad_steps == 8
     assert piece.part_names == ["Soprano", "Alto", "Tenor", "Bass"]
@@ -151,7 +173,52 @@ def test_a_file_music21_cannot_read_is_counted_and_skipped(tmp_path) -> None:
 
 @pytest.mark.parametrize("semitones", [-5, 6])
 def test_transposing_a_chorale_keeps_its_rhythm(semitones) -> None:
-    piece = extract(corpus.parse("bach/bwv269"), "bach/bwv269", "chorale")
+    [piece] = extract(corpus.parse("bach/bwv269"), "bach/bwv269", "chorale")
     moved = transpose(piece, semitones)
     np.testing.assert_array_equal(moved.notes[:, 1:], piece.notes[:, 1:])
     assert moved.tonic == (7 + semitones) % 12
+
+
+def test_long_pieces_are_cut_at_bar_lines_and_every_part_has_its_preamble() -> None:
+    [piece] = extract(corpus.parse("bach/bwv1.6"), "bach/bwv1.6", "chorale")
+    vocab = SERVED_VOCABULARY
+    parts = piece_sequences(piece, vocab, max_tokens=400)
+    assert len(parts) > 2 and all(len(p) <= 400 for p in parts)
+    preamble = parts[0][:4]
+    for index, part in enumerate(parts):
+        assert part[:4] == preamble and part[4] == vocab.BAR
+        assert (part[-1] == vocab.EOS) == (index == len(parts) - 1)
+    # The parts hold every onset of the piece, bar after bar.
+    onsets, offset = set(), 0
+    for part in parts:
+        decoded = decode(part, vocab)
+        onsets |= {(n.pitch, n.start + offset) for n in decoded}
+        offset += part.count(vocab.STEP)
+    assert {(int(p), int(s)) for p, s, _, _ in piece.notes} <= onsets
+
+
+def test_the_transposer_moves_pitches_and_key_and_stays_on_the_piano() -> None:
+    vocab = SERVED_VOCABULARY
+    high = Piece("t", "folk", "2/4", 8, 0, False, 0, 8,
+                 np.array([[104, 0, 4, 0], [60, 4, 8, 0]], dtype=np.int32))
+    tokens = piece_sequences(high, vocab, max_tokens=1025)[0]
+    transposer = Transposer(vocab)
+    rng = random.Random(0)
+    shifts = set()
+    for _ in range(200):
+        moved = decode(transposer(tokens, rng), vocab)
+        shift = moved[0].pitch - 104
+        assert [n.pitch for n in moved] == [104 + shift, 60 + shift]
+        shifts.add(shift)
+    assert shifts == {-5, -4, -3, -2, -1, 0, 1, 2, 3, 4}  # 104 + 5 would leave the piano
+    moved = transposer(tokens, random.Random(1))
+    tonic = (moved[2] - vocab.key(0, False)) % 12
+    assert tonic == (decode(moved, vocab)[0].pitch - 104) % 12
+
+
+def test_voice_sequences_follow_each_part_and_keep_the_top_of_a_chord() -> None:
+    piece = Piece("p", "classical", "4/4", 16, 0, False, 0, 12,
+                  np.array([[72, 0, 4, 0], [67, 0, 4, 0], [74, 4, 12, 0], [48, 0, 12, 1]],
+                           dtype=np.int32), part_names=["Piano RH", ""])
+    assert voice_sequences([piece]) == [("p Piano RH", [(72, 4), (74, 8)]),
+                                        ("p part 2", [(48, 12)])]

@@ -68,7 +68,7 @@ def test_jsb_train_pieces_are_not_held_out_except_the_known_duplicates(index) ->
 
 
 def test_an_unrelated_folk_tune_does_not_match(index) -> None:
-    tune = extract(corpus.parse("essenFolksong/han1", number=5), "essen/han1/5", "folk")
+    [tune] = extract(corpus.parse("essenFolksong/han1", number=5), "essen/han1/5", "folk")
     frames = piece_frames(tune.notes, tune.pad_steps)
     assert not index.is_held_out(frames)
     assert index.best(frames) is None  # not one shared chord n-gram

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import signal
 import time
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,9 +19,10 @@ from services.generate.tokens import STEPS_PER_QUARTER, TIME_SIGNATURES, steps_p
 logger = logging.getLogger(__name__)
 
 # Bump when extraction changes so stale caches are rebuilt, never silently reused.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 DEFAULT_CACHE_DIR = Path(".data/generate-corpus")
 MAX_VOICES = 6
+MIN_BARS = 2
 LOW_PITCH, HIGH_PITCH = 21, 108
 PARSE_TIMEOUT_S = 600
 # Krumhansl-Kessler key profiles (tonic first), as in Krumhansl (1990).
@@ -31,6 +34,11 @@ CLASSICAL_COMPOSERS = ("beethoven", "mozart", "haydn", "handel", "schubert", "sc
                        "beach", "chopin", "monteverdi", "palestrina")
 # Bach files that are not chorales (bwv846 is the C major prelude of the WTC).
 BACH_NOT_CHORALES = ("bwv846",)
+# Encodings whose notices forbid derived electronic formats or name a commercial edition:
+# left out, since the model folder commits their notes (originality.npz). This drops the
+# Humdrum Palestrina masses (John Miller), three CCARH Bach files and two Ut Orpheus
+# Monteverdi madrigals.
+RESTRICTED_NOTICES = ("derivative electronic formats reserved", "ut orpheus")
 
 
 @dataclass
@@ -129,54 +137,86 @@ def estimate_key(notes: np.ndarray) -> tuple[int, bool]:
 
 
 # -- music21 ------------------------------------------------------------------------------
-def extract(score, name: str, style: str) -> Piece | None:
-    """A music21 score as a Piece; None when it has no usable notes or time signature."""
-    from music21 import chord, note
+def extract(score, name: str, style: str) -> list[Piece]:
+    """A music21 score as pieces: one per stretch under one time signature.
 
+    Bars stay aligned only under one metre, so a metre change starts a new piece (named
+    `name#k`); stretches shorter than MIN_BARS bars or 8 notes are dropped.
+    """
     parts = [p for p in score.parts] or [score]
-    signatures = list(parts[0].recurse().getElementsByClass("TimeSignature"))
-    if not signatures:
-        return None
-    first = signatures[0].ratioString
-    try:
-        bar_steps = steps_per_bar(first)
-    except ValueError:
-        return None
-    # Bars stay aligned only under one metre: keep the piece up to its first change.
-    cut_quarters = math.inf
-    for ts in signatures[1:]:
-        if ts.ratioString != first:
-            cut_quarters = float(ts.getOffsetInHierarchy(parts[0]))
-            break
+    changes = []  # (offset in quarters, time signature), one per change of metre
+    for ts in parts[0].recurse().getElementsByClass("TimeSignature"):
+        if not changes or ts.ratioString != changes[-1][1]:
+            changes.append((float(ts.getOffsetInHierarchy(parts[0])), ts.ratioString))
+    if not changes:
+        return []
+    notes = [(pitch, onset, end, index) for index, part in enumerate(parts)
+             for pitch, onset, end in part_notes(part)]
     measures = list(parts[0].getElementsByClass("Measure"))
     first_quarters = float(measures[0].duration.quarterLength) if measures else 0.0
-    first_steps = round(first_quarters * STEPS_PER_QUARTER)
-    pad = bar_steps - first_steps if 0 < first_steps < bar_steps else 0
-    rows: list[tuple[int, int, int, int]] = []
-    for part_index, part in enumerate(parts):
-        for element in part.stripTies().flatten().notes:
-            if element.duration.isGrace:
-                continue
-            if isinstance(element, chord.Chord):
-                pitches = [p.midi for p in element.pitches]
-            elif isinstance(element, note.Note):
-                pitches = [element.pitch.midi]
-            else:  # unpitched percussion
-                continue
-            onset = float(element.offset)
-            if onset >= cut_quarters:
-                continue
-            length = min(float(element.duration.quarterLength), cut_quarters - onset)
-            start, end = quantise(onset, length)
-            rows.extend((p, start + pad, end + pad, part_index) for p in pitches
-                        if LOW_PITCH <= p <= HIGH_PITCH)
-    if len(rows) < 8:
-        return None
-    notes = cap_voices(np.array(sorted(rows, key=lambda r: (r[1], -r[0], r[3])), dtype=np.int32))
-    tonic, minor = estimate_key(notes)
-    return Piece(name=name, style=style, time_signature=first, steps_per_bar=bar_steps,
-                 tonic=tonic, minor=minor, pad_steps=pad, n_steps=int(notes[:, 2].max()),
-                 notes=notes, part_names=[str(p.partName or "") for p in parts])
+    part_names = [str(p.partName or "") for p in parts]
+    pieces = []
+    for k, (begin, signature) in enumerate(changes):
+        finish = changes[k + 1][0] if k + 1 < len(changes) else math.inf
+        try:
+            bar_steps = steps_per_bar(signature)
+        except ValueError:  # e.g. 5/3: not a whole number of steps
+            continue
+        # A pickup before the first bar line is padded so that bars align.
+        first_steps = round(first_quarters * STEPS_PER_QUARTER) if k == 0 else bar_steps
+        pad = bar_steps - first_steps if 0 < first_steps < bar_steps else 0
+        rows = []
+        for pitch, onset, end, part in notes:
+            if begin <= onset < finish and LOW_PITCH <= pitch <= HIGH_PITCH:
+                start, stop = quantise(onset - begin, min(end, finish) - onset)
+                rows.append((pitch, start + pad, stop + pad, part))
+        if len(rows) < 8 or max(r[2] for r in rows) < MIN_BARS * bar_steps:
+            continue
+        kept = cap_voices(np.array(sorted(rows, key=lambda r: (r[1], -r[0], r[3])),
+                                   dtype=np.int32))
+        tonic, minor = estimate_key(kept)
+        pieces.append(Piece(name=name if k == 0 else f"{name}#{k}", style=style,
+                            time_signature=signature, steps_per_bar=bar_steps, tonic=tonic,
+                            minor=minor, pad_steps=pad, n_steps=int(kept[:, 2].max()),
+                            notes=kept, part_names=part_names))
+    return pieces
+
+
+def part_notes(part) -> list[tuple[int, float, float]]:
+    """(MIDI pitch, onset, end) in quarters; tied notes merge into one held note.
+
+    Ties are followed here rather than with music21's stripTies, which takes minutes on
+    a long quartet movement. Grace notes and unpitched percussion are dropped.
+    """
+    from music21 import chord, note
+
+    found: list[tuple[int, float, float]] = []
+    open_ties: dict[int, list[float]] = {}  # pitch -> [onset, end] of a note still tied on
+    for element in part.flatten().notes:
+        if element.duration.isGrace:
+            continue
+        if isinstance(element, chord.Chord):
+            members = [(n.pitch.midi, n.tie or element.tie) for n in element.notes]
+        elif isinstance(element, note.Note):
+            members = [(element.pitch.midi, element.tie)]
+        else:
+            continue
+        onset = float(element.offset)
+        end = onset + float(element.duration.quarterLength)
+        for pitch, tie in members:
+            kind = tie.type if tie is not None else None
+            if kind in ("stop", "continue") and pitch in open_ties:
+                open_ties[pitch][1] = end
+                if kind == "stop":
+                    found.append((pitch, *open_ties.pop(pitch)))
+            elif kind in ("start", "continue"):
+                if pitch in open_ties:  # a tie that never stopped
+                    found.append((pitch, *open_ties.pop(pitch)))
+                open_ties[pitch] = [onset, end]
+            else:
+                found.append((pitch, onset, end))
+    found.extend((pitch, onset, end) for pitch, (onset, end) in open_ties.items())
+    return found
 
 
 @dataclass
@@ -225,6 +265,25 @@ class _time_limit:
         signal.signal(signal.SIGALRM, self.previous)
 
 
+def rights_notice(path: str) -> str:
+    """The rights/copyright text an encoding carries (Humdrum !!!YE* lines, MusicXML rights)."""
+    file = Path(path)
+    if file.suffix == ".mxl":
+        with zipfile.ZipFile(file) as archive:
+            text = "".join(archive.read(n).decode("utf-8", "ignore")[:50_000]
+                           for n in archive.namelist() if n.endswith(".xml") and "META" not in n)
+    else:
+        text = file.read_text(encoding="utf-8", errors="ignore")[:50_000]
+    found = re.findall(r"<rights[^>]*>(.*?)</rights>", text, re.S)
+    found += re.findall(r"^!!!YE[CM]: (.*)$", text, re.M)
+    return " ".join(found)
+
+
+def redistributable(path: str) -> bool:
+    notice = rights_notice(path).lower() if Path(path).suffix != ".abc" else ""
+    return not any(restricted in notice for restricted in RESTRICTED_NOTICES)
+
+
 def sources() -> list[Source]:
     """The corpus families: Bach chorales, Essen folk songs, the other composers."""
     from music21 import corpus
@@ -236,15 +295,16 @@ def sources() -> list[Source]:
     for composer in CLASSICAL_COMPOSERS:
         classical += [str(p) for p in corpus.getComposer(composer) if Path(p).suffix in scores]
     essen = [str(p) for p in corpus.getComposer("essenFolksong") if Path(p).suffix == ".abc"]
-    return [Source("bach-chorales", "chorale", sorted(chorales)),
+    return [Source("bach-chorales", "chorale", sorted(filter(redistributable, chorales))),
             Source("essen-folk", "folk", sorted(essen)),
-            Source("classical", "classical", sorted(classical))]
+            Source("classical", "classical", sorted(filter(redistributable, classical)))]
 
 
 def parse_source(source: Source) -> tuple[list[Piece], dict]:
     """Every piece of a source, and what happened (counts, failures, seconds)."""
     pieces: list[Piece] = []
-    stats: dict = {"files": len(source.paths), "scores": 0, "failed": [], "unusable": 0}
+    stats: dict = {"files": len(source.paths), "scores": 0, "failed": [], "unusable": 0,
+                   "split_at_metre_changes": 0}
     began = time.perf_counter()
     for path in source.paths:
         try:
@@ -256,14 +316,13 @@ def parse_source(source: Source) -> tuple[list[Piece], dict]:
         for name, score in scores:
             stats["scores"] += 1
             try:
-                piece = extract(score, name, source.style)
+                found = extract(score, name, source.style)
             except Exception as error:
                 stats["failed"].append(f"{name}: {type(error).__name__}: {error}"[:200])
                 continue
-            if piece is None:
-                stats["unusable"] += 1  # no time signature, or fewer than 8 notes
-            else:
-                pieces.append(piece)
+            stats["unusable"] += not found  # no time signature, or too short
+            stats["split_at_metre_changes"] += len(found) > 1
+            pieces += found
     stats["pieces"] = len(pieces)
     stats["parse_s"] = round(time.perf_counter() - began, 1)
     return pieces, stats
@@ -272,10 +331,13 @@ def parse_source(source: Source) -> tuple[list[Piece], dict]:
 def load_source(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[list[Piece], dict]:
     """The pieces of one source, from the cache when it is there (parsing takes minutes)."""
     path = Path(cache_dir) / f"v{CORPUS_VERSION}" / f"{source.name}.json"
+    files = [_corpus_name(p) for p in source.paths]
     if path.exists():
         data = json.loads(path.read_text())
-        return [Piece.from_json(p) for p in data["pieces"]], data["stats"]
+        if data["stats"].get("paths") == files:  # same files as now: the parse still holds
+            return [Piece.from_json(p) for p in data["pieces"]], data["stats"]
     pieces, stats = parse_source(source)
+    stats["paths"] = files
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"stats": stats, "pieces": [p.to_json() for p in pieces]}))
@@ -292,7 +354,8 @@ def load_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
         if only is not None and source.name not in only:
             continue
         found, stats[source.name] = load_source(source, cache_dir)
-        logger.info("%s: %d pieces (%s)", source.name, len(found), stats[source.name])
+        logger.info("%s: %d pieces, %d failed, %.0f s to parse", source.name, len(found),
+                    len(stats[source.name]["failed"]), stats[source.name]["parse_s"])
         pieces += found
     return pieces, stats
 
