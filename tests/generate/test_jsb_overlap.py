@@ -79,5 +79,17 @@ def test_the_training_corpus_holds_no_valid_or_test_chorale(index) -> None:
     assert len(built.held_out) >= 100  # music21 has most of the 153 valid/test chorales
     assert all(h["score"] >= MATCH_THRESHOLD and h["split"] in HELD_OUT for h in built.held_out)
     for piece in built.pieces:
+        # Neither before nor after the voice cap does a kept piece match valid/test.
+        assert not index.is_held_out([frozenset(f) for f in piece.match_frames]), piece.name
         frames = piece_frames(piece.notes, piece.pad_steps, part_names=piece.part_names)
         assert not index.is_held_out(frames), piece.name
+
+
+def test_a_chorale_with_trumpets_and_timpani_is_matched_on_its_choir_before_the_voice_cap(
+        index) -> None:
+    # bwv137.5 is JSB test piece 3 with three trumpets and timpani added; capping it at six
+    # pitches drops doubled choir notes, so the match uses the frames taken before the cap.
+    [piece] = extract(corpus.parse("bach/bwv137.5"), "bach/bwv137.5", "chorale")
+    assert len(piece.part_names) == 8
+    match = index.best([frozenset(f) for f in piece.match_frames], HELD_OUT)
+    assert (match.split, match.index) == ("test", 3) and match.score >= MATCH_THRESHOLD

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from services.generate.tokens import STEPS_PER_QUARTER, TIME_SIGNATURES, steps_per_bar
+from services.generate.training.jsb_overlap import piece_frames
 
 logger = logging.getLogger(__name__)
 
 # Bump when extraction changes so stale caches are rebuilt, never silently reused.
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 DEFAULT_CACHE_DIR = Path(".data/generate-corpus")
 MAX_VOICES = 6
 MIN_BARS = 2
@@ -55,6 +56,9 @@ class Piece:
     n_steps: int
     notes: np.ndarray = field(repr=False)   # int32 [N, 4]
     part_names: list[str] = field(default_factory=list, repr=False)
+    # Pitches sounding at each quarter before the voice cap, for the JSB content match
+    # (the cap can drop a choir voice that trumpets double, which would hide a chorale).
+    match_frames: list[list[int]] = field(default_factory=list, repr=False)
 
     @property
     def token_time_signature(self) -> str:
@@ -172,13 +176,15 @@ def extract(score, name: str, style: str) -> list[Piece]:
                 rows.append((pitch, start + pad, stop + pad, part))
         if len(rows) < 8 or max(r[2] for r in rows) < MIN_BARS * bar_steps:
             continue
-        kept = cap_voices(np.array(sorted(rows, key=lambda r: (r[1], -r[0], r[3])),
-                                   dtype=np.int32))
+        uncapped = np.array(sorted(rows, key=lambda r: (r[1], -r[0], r[3])), dtype=np.int32)
+        kept = cap_voices(uncapped)
+        frames = piece_frames(uncapped, pad, STEPS_PER_QUARTER, part_names)
         tonic, minor = estimate_key(kept)
         pieces.append(Piece(name=name if k == 0 else f"{name}#{k}", style=style,
                             time_signature=signature, steps_per_bar=bar_steps, tonic=tonic,
                             minor=minor, pad_steps=pad, n_steps=int(kept[:, 2].max()),
-                            notes=kept, part_names=part_names))
+                            notes=kept, part_names=part_names,
+                            match_frames=[sorted(f) for f in frames]))
     return pieces
 
 
@@ -375,19 +381,14 @@ def training_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
 
     Every piece is checked, not only the chorales: a chorale can hide under another name.
     """
-    from services.generate.training.jsb_overlap import (
-        HELD_OUT,
-        MATCH_THRESHOLD,
-        JsbIndex,
-        piece_frames,
-    )
+    from services.generate.training.jsb_overlap import HELD_OUT, MATCH_THRESHOLD, JsbIndex
 
     pieces, stats = load_corpus(cache_dir, only)
     index = JsbIndex()
     kept: list[Piece] = []
     held_out: list[dict] = []
     for piece in pieces:
-        frames = piece_frames(piece.notes, piece.pad_steps, part_names=piece.part_names)
+        frames = [frozenset(f) for f in piece.match_frames]
         match = index.best(frames, HELD_OUT) if len(frames) >= 4 else None
         if match is not None and match.score >= MATCH_THRESHOLD:
             held_out.append({"name": piece.name, "split": match.split, "index": match.index,

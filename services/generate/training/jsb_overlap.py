@@ -34,7 +34,9 @@ SPLITS = ("train", "valid", "test")
 HELD_OUT = ("valid", "test")
 N_GRAM = 3
 CANDIDATES = 5
-# Read off the histogram printed by this module's __main__ (see the module docstring).
+# Read off the histograms printed by this module's __main__: the best score of each of
+# the 416 music21 chorales is either <= 0.45 (22 with no JSB twin) or >= 0.75 (394), none
+# in between; JSB's own 16th-note file scores >= 0.85 against its quarter file.
 MATCH_THRESHOLD = 0.6
 # Parts taken for the match when a chorale also has instrumental parts (trumpets, timpani).
 CHOIR = ("soprano", "alto", "tenor", "bass")
@@ -176,7 +178,7 @@ def report() -> None:
     pieces, _ = load_source(chorales)
     best, second, held_out, train = [], [], 0, 0
     for piece in pieces:
-        frames = piece_frames(piece.notes, piece.pad_steps, part_names=piece.part_names)
+        frames = [frozenset(f) for f in piece.match_frames]
         found = index.matches(frames) + [Match("none", -1, 0.0)] * 2
         best.append(found[0].score)
         second.append(found[1].score)
