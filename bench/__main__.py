@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead, recommend, retrieval
+from bench import gateway_overhead, generate, recommend, retrieval
 
 SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run,
-          "recommend": recommend.run}
+          "recommend": recommend.run, "generate": generate.run}
 
 
 def main(names: list[str]) -> None:

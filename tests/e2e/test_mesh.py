@@ -88,12 +88,12 @@ def test_malformed_requests_get_invalid_argument_naming_the_field(
     assert caught.value.details().startswith("sampling.top_p: ")
 
 
-def test_capabilities_not_built_yet_say_so(channel: grpc.Channel) -> None:
+def test_generate_is_ready_with_its_default_model_loaded(channel: grpc.Channel) -> None:
+    # The mesh reports SERVING only after warm-up, so the model must already be loaded.
     generate = generate_pb2_grpc.GenerateServiceStub(channel)
-    with pytest.raises(grpc.RpcError) as caught:
-        generate.ListModels(generate_pb2.ListModelsRequest(), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "model registry" in caught.value.details()
+    listed = generate.ListModels(generate_pb2.ListModelsRequest(), timeout=5)
+    default = [m for m in listed.models if m.card.name == listed.default_model]
+    assert [m.status for m in default] == ["ready"]
 
 
 def test_metrics_count_calls_by_method_and_code_on_every_hop(
@@ -104,21 +104,20 @@ def test_metrics_count_calls_by_method_and_code_on_every_hop(
         "gateway": handled(mesh, "gateway", "ListFeatureGroups", "OK"),
         "retrieval": handled(mesh, "retrieval", "ListFeatureGroups", "OK"),
         "recommend": handled(mesh, "recommend", "SimilarUsers", "INVALID_ARGUMENT"),
-        "generate": handled(mesh, "generate", "ListModels", "UNIMPLEMENTED"),
+        "generate": handled(mesh, "generate", "ListModels", "OK"),
     }
     for _ in range(3):
         retrieval.ListFeatureGroups(retrieval_pb2.ListFeatureGroupsRequest(), timeout=5)
     with pytest.raises(grpc.RpcError):
         recommend.SimilarUsers(recommend_pb2.SimilarUsersRequest(user_id=""), timeout=5)
-    with pytest.raises(grpc.RpcError):
-        generate_pb2_grpc.GenerateServiceStub(channel).ListModels(
-            generate_pb2.ListModelsRequest(), timeout=5)
+    generate_pb2_grpc.GenerateServiceStub(channel).ListModels(
+        generate_pb2.ListModelsRequest(), timeout=5)
 
     assert handled(mesh, "gateway", "ListFeatureGroups", "OK") == before["gateway"] + 3
     assert handled(mesh, "retrieval", "ListFeatureGroups", "OK") == before["retrieval"] + 3
     assert handled(mesh, "recommend", "SimilarUsers", "INVALID_ARGUMENT") == \
         before["recommend"] + 1
-    assert handled(mesh, "generate", "ListModels", "UNIMPLEMENTED") == before["generate"] + 1
+    assert handled(mesh, "generate", "ListModels", "OK") == before["generate"] + 1
 
 
 def test_stopped_backend_is_unavailable_by_name_and_gateway_keeps_serving(
