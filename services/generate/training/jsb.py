@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA = REPO_ROOT.parent / "shared/data/jsb-chorales/jsb-chorales-quarter.json"
 DEFAULT_CHECKPOINT = REPO_ROOT / "models/generate/jsb"
 DATA_ENV = "CADENZA_JSB_DATA"
+GOAL_NLL = 5.0  # issue 5: better than RNN-NADE's 5.19
 
 # Frame-level test NLL (nats per frame), from ../shared/data/PUBLISHED_RESULTS.md (a).
 PUBLISHED = (
@@ -50,10 +51,14 @@ PUBLISHED = (
 Piece = list[list[int]]
 
 
+def data_path(path: Path | None = None) -> Path:
+    """The quarter-note JSON: `path`, else $CADENZA_JSB_DATA, else ../shared/data/..."""
+    return Path(path or os.environ.get(DATA_ENV) or DEFAULT_DATA)
+
+
 def load_splits(path: Path | None = None) -> dict[str, list[Piece]]:
     """{'train', 'valid', 'test'} -> pieces; each piece a list of frames (MIDI pitches)."""
-    path = Path(path or os.environ.get(DATA_ENV) or DEFAULT_DATA)
-    raw = json.loads(path.read_text())
+    raw = json.loads(data_path(path).read_text())
     return {split: [[sorted({int(p) for p in frame}) for frame in piece] for piece in raw[split]]
             for split in ("train", "valid", "test")}
 
@@ -150,10 +155,12 @@ def run_eval(args: argparse.Namespace) -> None:
             f"d{m['d_model']} L{m['n_layers']})")
     rows = [(ours, test, valid)] + [(name, nll, None) for name, nll in PUBLISHED]
     rows.sort(key=lambda r: -r[1])
-    print(f"JSB Chorales, frame-level NLL (nats/frame, lower is better); data {args.data or ''}")
+    print(f"JSB Chorales, frame-level NLL (nats/frame, lower is better), {data_path(args.data)}")
     print(f"{'model':<58} {'test':>7} {'valid':>7}")
     for name, nll, v in rows:
         print(f"{name:<58} {nll:7.3f} {'' if v is None else f'{v:7.3f}':>7}")
+    verdict = "met" if test <= GOAL_NLL else "missed"
+    print(f"Goal: test NLL <= {GOAL_NLL}: {verdict} ({test:.3f}).")
     print("Published rows: ../shared/data/PUBLISHED_RESULTS.md (Krishnan et al.'s are "
           "importance-sampled estimates; ours is exact).")
 
