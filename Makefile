@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -43,7 +43,18 @@ $(TEXT_MODEL): scripts/export_text_model.py | $(STAMP)
 
 text-model: $(TEXT_MODEL) ## Export the MiniLM sentence encoder to ONNX in models/text/ (~10 s)
 
-models: text-model ## Build every model the mesh serves (skips what exists)
+POLY_MODEL := models/generate/cadenza-poly/model.onnx
+
+# No file prerequisites: the committed model.onnx is never rebuilt by `make models`.
+$(POLY_MODEL): | $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.poly
+
+poly-model: $(POLY_MODEL) ## Train the served generate model cadenza-poly when absent (~50 min, 1 thread)
+
+poly-model-retrain: install ## Retrain cadenza-poly from scratch, fixed seed (~50 min, 1 thread)
+	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.poly --force
+
+models: text-model poly-model ## Build every model the mesh serves (skips what exists)
 
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) scripts/gen_protos.py --out .
