@@ -26,10 +26,14 @@ from services.generate.midi_io import melody_of, read_primer, write_midi
 from services.generate.originality import voices_of
 from services.generate.registry import LoadedModel, ModelRegistry
 from services.generate.sampler import sample
-from services.generate.tokens import Note, NoteTracker, encode, steps_per_bar
+from services.generate.tokens import Note, NoteTracker, Vocabulary, encode, steps_per_bar
 
 STYLE = "chorale"      # the corpus family with four-part writing
 MAX_VOICES = 6         # pitches per step; more makes mud, and the corpus rarely has them
+# Pitch classes a new note may take, relative to the tonic. The key token alone steers
+# this model weakly (2 of 32 pieces came out in the asked key), so the sampler keeps
+# struck notes in the scale; minor allows the natural, harmonic and melodic sixth/seventh.
+SCALES = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 9, 10, 11)}
 PREAMBLE_TOKENS = 4    # BOS STYLE KEY TIME_SIGNATURE
 
 
@@ -101,6 +105,7 @@ class _Run:
         self.key = (request.key or (primer.key if primer else None)
                     or (estimate_key(primer.notes) if primer else None)
                     or (int(self.rng.integers(12)), bool(self.rng.integers(2))))
+        self.in_key = _scale_mask(self.vocab, *self.key)
         self.melody: dict[int, Note] = {}
         if request.mode is Mode.HARMONIZE and primer is not None:
             for note in melody_of(primer.notes):
@@ -178,6 +183,7 @@ class _Run:
         ceiling = in_step[-1] if in_step else vocab.top
         allowed = vocab.allowed(np.array(ceiling))
         allowed &= ~vocab.hold_table | np.isin(vocab.pitch_table, list(tracker.sounding))
+        allowed &= self.in_key
         if vocab.conditioning:
             allowed[[vocab.BAR, vocab.EOS]] = False
         if len(in_step) >= MAX_VOICES:
@@ -216,6 +222,14 @@ class _Run:
         metrics.MUSIC_SECONDS.labels(self.spec.name).inc(duration_s)
         return Piece(self.spec.name, self.spec.version, self.seed, midi, audio, fmt,
                      duration_s, produced, run, source, tuple(notes), spq)
+
+
+def _scale_mask(vocab: Vocabulary, tonic: int, minor: bool) -> np.ndarray:
+    """Tokens allowed by the key: everything but ON tokens outside the scale."""
+    pitch = vocab.pitch_table
+    struck = (pitch >= 0) & ~vocab.hold_table
+    degree = (pitch - tonic) % 12
+    return ~struck | np.isin(degree, SCALES[minor])
 
 
 def _max_primer_steps(spec: ModelSpec) -> int:
