@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import statistics
 import time
 
@@ -113,13 +114,42 @@ async def _composer_rows(concurrency: int) -> Row:
                f"first event p50 {statistics.median(first_events) * 1000:.0f} ms")
 
 
-def _torch_model(spec: ModelSpec) -> torch.nn.Module | None:
-    from services.generate.training.model import load_checkpoint
-    weights = spec.folder / "checkpoint"
-    if not weights.exists():
-        return None
-    model, _ = load_checkpoint(weights)
-    return model.eval()
+def _torch_model(spec: ModelSpec) -> torch.nn.Module:
+    """The served graph's weights in the torch module, checked to give the same logits.
+
+    The committed folder holds only the ONNX file; the legacy exporter keeps parameter
+    names except for MatMul weights, which it stores transposed under its node's name.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from services.generate.training.export import compare, example_inputs
+    from services.generate.training.model import ModelConfig, Transformer
+
+    graph = onnx.load(spec.onnx_path).graph
+    weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    state = {name: torch.from_numpy(array.copy()) for name, array in weights.items()
+             if not name.startswith("onnx::")}
+    for node in graph.node:
+        if node.op_type != "MatMul" or not node.input[1].startswith("onnx::"):
+            continue
+        module, layer = re.fullmatch(r"(.*?)(?:_(\d+))?", node.name.strip("/").split("/")[0]
+                                     ).groups()
+        if module == "head":
+            continue  # tied to the token embedding
+        state[f"blocks.{layer or 0}.{module}.weight"] = torch.from_numpy(
+            weights[node.input[1]].T.copy())
+    state["head.weight"] = state["token_embedding.weight"]
+    model = Transformer(ModelConfig(vocab_size=spec.vocab_size, d_model=spec.n_heads *
+                                    spec.head_dim, n_layers=spec.n_layers,
+                                    n_heads=spec.n_heads, max_positions=spec.max_positions,
+                                    dropout=0.0))
+    model.load_state_dict(state)
+    model.eval()
+    difference = compare(model, spec.onnx_path, example_inputs(model, 2, 5, 3))
+    if difference > 1e-3:
+        raise RuntimeError(f"torch copy of {spec.name} differs from its graph by {difference}")
+    return model
 
 
 def _jsb_rows() -> list[Row]:
@@ -148,10 +178,6 @@ def run() -> None:
         await backend.load(spec)
         for concurrency in CONCURRENCY:
             ours = await _ours(spec, backend, concurrency)
-            if model is None:
-                rows.append(Row("tokens/s", f"{concurrency} concurrent", f"{ours:.0f}",
-                                "no torch checkpoint", "-"))
-                continue
             reference = _reference(model, spec, concurrency)
             rows.append(Row("tokens/s", f"{concurrency} concurrent, {NEW_TOKENS} tokens",
                             f"{ours:.0f}", f"{reference:.0f}", f"{ours / reference:.1f}x"))
