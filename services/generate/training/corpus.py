@@ -20,15 +20,19 @@ from services.generate.training.jsb_overlap import piece_frames
 logger = logging.getLogger(__name__)
 
 # Bump when extraction changes so stale caches are rebuilt, never silently reused.
-CORPUS_VERSION = 3
+CORPUS_VERSION = 4
 DEFAULT_CACHE_DIR = Path(".data/generate-corpus")
 MAX_VOICES = 6
 MIN_BARS = 2
 LOW_PITCH, HIGH_PITCH = 21, 108
 PARSE_TIMEOUT_S = 600
-# Krumhansl-Kessler key profiles (tonic first), as in Krumhansl (1990).
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Aarden-Essen key profiles (tonic first): music21's default key analysis. Measured by how
+# often the estimated tonic is the final bass note, they beat Krumhansl-Kessler on the
+# chorales (84% vs 74%) and the other composers (61% vs 48%), and tie on Essen (63%).
+MAJOR_PROFILE = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248,
+                          22.062, 0.145624, 8.15494, 0.232998, 4.95122])
+MINOR_PROFILE = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494,
+                          18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
 # Composers of the music21 corpus taken as "classical" (broadly: art music, 1550-1900).
 CLASSICAL_COMPOSERS = ("beethoven", "mozart", "haydn", "handel", "schubert", "schumann_robert",
                        "schumann_clara", "corelli", "cpebach", "weber", "verdi", "joplin",
@@ -127,7 +131,8 @@ def cap_voices(notes: np.ndarray, max_voices: int = MAX_VOICES) -> np.ndarray:
 
 
 def estimate_key(notes: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, minor) by Krumhansl-Schmuckler on duration-weighted pitch classes."""
+    """(tonic pitch class, minor): Krumhansl-Schmuckler correlation of the duration-weighted
+    pitch classes with the Aarden-Essen profiles."""
     histogram = np.zeros(12)
     np.add.at(histogram, notes[:, 0] % 12, notes[:, 2] - notes[:, 1])
     best = (-2.0, 0, False)
