@@ -148,7 +148,7 @@ AdamW (lr {recipe['learning_rate']}, warmup {recipe['warmup_steps']}, cosine), b
 1 torch thread: {card['training_time_s']:.0f} s of training ({training['tokens_per_s']:.0f}
 tokens/s), {training['wall_s']:.0f} s wall including data and export. Selected on the
 validation pieces ({recipe['select_tokens_per_style']:,} tokens per style), evaluated
-{recipe['evaluations']} times, the last after the last step (best at step
+{len(training['history'])} times, the last after the last step (best at step
 {training['best_step']}).
 
 ## Metrics (validation pieces, untransposed)
