@@ -29,8 +29,9 @@ MODES = ("FROM_SCRATCH", "CONTINUE", "HARMONIZE")
 
 def training_data_text(data: dict) -> str:
     pieces = data["train_pieces"]
-    return (f"music21 corpus (music21 10.5): {pieces.get('chorale', 0)} Bach chorales, "
-            f"{pieces.get('folk', 0)} Essen folk songs, {pieces.get('classical', 0)} pieces by "
+    # Counts are pieces: a score whose metre changes gives one piece per metre.
+    return (f"music21 corpus (music21 10.5), training pieces: {pieces.get('chorale', 0)} Bach "
+            f"chorales, {pieces.get('folk', 0)} Essen folk songs, {pieces.get('classical', 0)} by "
             "other composers (Beethoven, Mozart, Haydn, Handel, Schubert, R. and C. Schumann, "
             "Corelli, C.P.E. Bach, Weber, Verdi, Joplin, Beach, Chopin, Monteverdi) for "
             f"training; {sum(data['valid_pieces'].values())} pieces held out for selection. "
