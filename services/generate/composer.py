@@ -22,6 +22,7 @@ from services.generate.audio import render
 from services.generate.backend import ModelSpec
 from services.generate.batcher import Cache
 from services.generate.composition import DEFAULT_TEMPO_BPM, Composition, Mode
+from services.generate.keys import estimate_key
 from services.generate.midi_io import melody_of, read_primer, write_midi
 from services.generate.originality import voices_of
 from services.generate.registry import LoadedModel, ModelRegistry
@@ -103,7 +104,7 @@ class _Run:
         self.tempo_bpm = (request.tempo_bpm or (primer.tempo_bpm if primer else None)
                           or DEFAULT_TEMPO_BPM)
         self.key = (request.key or (primer.key if primer else None)
-                    or (estimate_key(primer.notes) if primer else None)
+                    or (primer_key(primer.notes) if primer else None)
                     or (int(self.rng.integers(12)), bool(self.rng.integers(2))))
         self.in_key = _scale_mask(self.vocab, *self.key)
         self.melody: dict[int, Note] = {}
@@ -238,18 +239,9 @@ def _max_primer_steps(spec: ModelSpec) -> int:
     return spec.max_positions
 
 
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def estimate_key(notes: list[Note]) -> tuple[int, bool] | None:
-    """Krumhansl-Kessler key of a primer, weighting pitch classes by duration."""
+def primer_key(notes: list[Note]) -> tuple[int, bool] | None:
+    """The key the training corpus's rule gives the primer (None without notes)."""
     if not notes:
         return None
-    histogram = np.zeros(12)
-    for note in notes:
-        histogram[note.pitch % 12] += note.end - note.start
-    best = max(((float(np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]), tonic, minor)
-                for tonic in range(12) for minor, profile in ((False, _MAJOR), (True, _MINOR))),
-               key=lambda t: t[0])
-    return best[1], best[2]
+    return estimate_key(np.array([n.pitch for n in notes]),
+                        np.array([n.end - n.start for n in notes]))

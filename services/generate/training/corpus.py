@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.generate import keys
 from services.generate.tokens import STEPS_PER_QUARTER, TIME_SIGNATURES, steps_per_bar
 from services.generate.training.jsb_overlap import piece_frames
 
@@ -26,13 +27,6 @@ MAX_VOICES = 6
 MIN_BARS = 2
 LOW_PITCH, HIGH_PITCH = 21, 108
 PARSE_TIMEOUT_S = 600
-# Aarden-Essen key profiles (tonic first): music21's default key analysis. Measured by how
-# often the estimated tonic is the final bass note, they beat Krumhansl-Kessler on the
-# chorales (84% vs 74%) and the other composers (61% vs 48%), and tie on Essen (63%).
-MAJOR_PROFILE = np.array([17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248,
-                          22.062, 0.145624, 8.15494, 0.232998, 4.95122])
-MINOR_PROFILE = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494,
-                          18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
 # Composers of the music21 corpus taken as "classical" (broadly: art music, 1550-1900).
 CLASSICAL_COMPOSERS = ("beethoven", "mozart", "haydn", "handel", "schubert", "schumann_robert",
                        "schumann_clara", "corelli", "cpebach", "weber", "verdi", "joplin",
@@ -131,18 +125,8 @@ def cap_voices(notes: np.ndarray, max_voices: int = MAX_VOICES) -> np.ndarray:
 
 
 def estimate_key(notes: np.ndarray) -> tuple[int, bool]:
-    """(tonic pitch class, minor): Krumhansl-Schmuckler correlation of the duration-weighted
-    pitch classes with the Aarden-Essen profiles."""
-    histogram = np.zeros(12)
-    np.add.at(histogram, notes[:, 0] % 12, notes[:, 2] - notes[:, 1])
-    best = (-2.0, 0, False)
-    for tonic in range(12):
-        rotated = np.roll(histogram, -tonic)
-        for minor, profile in ((False, MAJOR_PROFILE), (True, MINOR_PROFILE)):
-            score = float(np.corrcoef(rotated, profile)[0, 1]) if rotated.std() > 0 else -1.0
-            if score > best[0]:
-                best = (score, tonic, minor)
-    return best[1], best[2]
+    """(tonic pitch class, minor) of (pitch, start, end, part) rows; see keys.estimate_key."""
+    return keys.estimate_key(notes[:, 0], notes[:, 2] - notes[:, 1])
 
 
 # -- music21 ------------------------------------------------------------------------------
