@@ -17,6 +17,7 @@ from services.generate.tokens import (
     Note,
     decode,
     encode,
+    parse_time_signature,
     steps_per_bar,
 )
 
@@ -131,7 +132,7 @@ def write_midi(notes: Iterable[Note], *, steps_per_quarter: int, tempo_bpm: floa
     if TICKS_PER_QUARTER % steps_per_quarter:
         raise ValueError(f"{steps_per_quarter} steps per quarter do not divide "
                          f"{TICKS_PER_QUARTER} ticks")
-    numerator, denominator = _fraction(time_signature)
+    numerator, denominator = parse_time_signature(time_signature)
     midi = pretty_midi.PrettyMIDI(resolution=TICKS_PER_QUARTER, initial_tempo=tempo_bpm)
     midi.time_signature_changes.append(pretty_midi.TimeSignature(numerator, denominator, 0.0))
     if key is not None:
@@ -218,11 +219,3 @@ def _into_piano(pitch: int) -> int:
     while pitch > SERVED_VOCABULARY.high_pitch:
         pitch -= 12
     return pitch
-
-
-def _fraction(time_signature: str) -> tuple[int, int]:
-    try:
-        numerator, denominator = (int(part) for part in time_signature.split("/"))
-    except ValueError:
-        raise ValueError(f"time signature must look like 3/4, got {time_signature!r}") from None
-    return numerator, denominator

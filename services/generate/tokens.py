@@ -176,12 +176,18 @@ JSB_VOCABULARY = Vocabulary(holds=False, conditioning=False)
 SERVED_VOCABULARY = Vocabulary()
 
 
-def steps_per_bar(time_signature: str, steps_per_quarter: int = STEPS_PER_QUARTER) -> int:
-    """Steps in one bar of e.g. "3/4" (12 at 4 steps per quarter) or "6/8" (12)."""
+def parse_time_signature(time_signature: str) -> tuple[int, int]:
+    """"6/8" -> (6, 8); ValueError for anything else."""
     try:
         numerator, denominator = (int(part) for part in time_signature.split("/"))
     except ValueError:
         raise ValueError(f"time signature must look like 3/4, got {time_signature!r}") from None
+    return numerator, denominator
+
+
+def steps_per_bar(time_signature: str, steps_per_quarter: int = STEPS_PER_QUARTER) -> int:
+    """Steps in one bar of e.g. "3/4" (12 at 4 steps per quarter) or "6/8" (12)."""
+    numerator, denominator = parse_time_signature(time_signature)
     if numerator <= 0 or denominator not in (1, 2, 4, 8, 16, 32):
         raise ValueError(f"unsupported time signature {time_signature!r}")
     steps = Fraction(numerator * 4, denominator) * steps_per_quarter
