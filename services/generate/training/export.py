@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from services.generate.backend import INPUT_NAMES, OUTPUT_NAMES
 from services.generate.training.model import Transformer, load_checkpoint
 
-INPUT_NAMES = ("tokens", "positions", "attention_mask", "past_keys", "past_values")
-OUTPUT_NAMES = ("logits", "present_keys", "present_values")
 DYNAMIC_AXES = {
     "tokens": {0: "batch", 1: "new"},
     "positions": {0: "batch", 1: "new"},
