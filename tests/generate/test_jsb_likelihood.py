@@ -10,6 +10,7 @@ import torch
 
 from services.generate.tokens import Vocabulary, encode_frames
 from services.generate.training.jsb import frame_nll, piece_frame_nll, transposer
+from services.generate.training.mixture import Member, Mixture
 from services.generate.training.model import ModelConfig, Transformer
 from services.generate.training.trainer import GrammarLoss
 
@@ -89,3 +90,62 @@ def test_transposition_keeps_the_piece_inside_the_keyboard():
     narrow = encode_frames([[60], [61]], FEW_PITCHES)
     seen = {tuple(augment(narrow, rng)) for _ in range(200)}
     assert len(seen) == 3  # shifts 0, +1, +2: never past pitch 63
+
+
+def mixture_frame_log_prob(mixture: Mixture, history: list[int], frame: list[int]) -> float:
+    """log p(frame | history) under the mixture, token by token."""
+    tokens, total = list(history), 0.0
+    for token in encode_frames([frame], FEW_PITCHES)[1:]:
+        total += float(mixture.log_probs(torch.tensor([tokens]))[0, -1, token])
+        tokens.append(token)
+    return total
+
+
+@pytest.fixture(scope="module")
+def mixture(model: Transformer) -> Mixture:
+    torch.manual_seed(2)
+    other = Transformer(model.config).eval()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.mul_(3.0)
+    # Shifts push some pitches out of the 60..63 range: their mass must be renormalised.
+    return Mixture([Member(model, 0), Member(other, 0), Member(model, -1), Member(other, 1)],
+                   FEW_PITCHES)
+
+
+@pytest.mark.parametrize("history_frames", [[[62, 61]], [[63, 60], [62], [61, 60]]])
+def test_a_transposing_mixture_is_still_a_normalised_distribution_over_frames(
+        mixture, history_frames):
+    history = encode_frames(history_frames, FEW_PITCHES)
+    probabilities = [math.exp(mixture_frame_log_prob(mixture, history, f))
+                     for f in all_frames()]
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+    single = [math.exp(frame_log_prob(mixture.members[0].model, history, f))
+              for f in all_frames()]
+    # It really mixes: some frame's probability moved away from the first member's.
+    assert max(abs(a - b) for a, b in zip(probabilities, single, strict=True)) > 1e-3
+
+
+def test_mixture_piece_nll_equals_brute_force(mixture):
+    piece = [[62, 61], [62], [], [62, 61, 60], [63]]  # 60 and 63 make members abstain
+    brute = -sum(mixture_frame_log_prob(mixture, encode_frames(piece[:t], FEW_PITCHES), piece[t])
+                 for t in range(1, len(piece)))
+    nats, frames = piece_frame_nll(mixture, piece, FEW_PITCHES)
+    assert frames == len(piece) - 1
+    assert nats == pytest.approx(brute, abs=1e-4)
+
+
+def test_a_one_member_mixture_scores_like_its_model(model):
+    alone = piece_frame_nll(model, PIECE, FEW_PITCHES)[0]
+    mixed = piece_frame_nll(Mixture([Member(model)], FEW_PITCHES), PIECE, FEW_PITCHES)[0]
+    assert mixed == pytest.approx(alone, abs=1e-4)
+
+
+def test_a_member_abstains_once_the_piece_leaves_its_range(model):
+    shifted_up = Member(model, 1)  # 63 + 1 is outside 60..63: PIECE starts with 63
+    alone = piece_frame_nll(model, PIECE, FEW_PITCHES)[0]
+    mixed = piece_frame_nll(Mixture([Member(model), shifted_up], FEW_PITCHES), PIECE,
+                            FEW_PITCHES)[0]
+    assert mixed == pytest.approx(alone, abs=1e-4)
+    with pytest.raises(ValueError, match="every member"):
+        piece_frame_nll(Mixture([shifted_up], FEW_PITCHES), PIECE, FEW_PITCHES)
