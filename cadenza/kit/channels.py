@@ -23,8 +23,9 @@ def is_idempotent(method: MethodDescriptor) -> bool:
     return bool(method.GetOptions().idempotency_level in _SAFE_LEVELS)
 
 
-def retry_service_config(services: Iterable[ServiceDescriptor]) -> str:
-    """A gRPC service config that retries idempotent unary methods on UNAVAILABLE only.
+def service_config(services: Iterable[ServiceDescriptor]) -> str:
+    """A gRPC service config: round-robin over every address the name resolves to, and
+    retries of idempotent unary methods on UNAVAILABLE only.
 
     Which methods are idempotent is read from the .proto options, so the contract and
     the retry policy cannot drift apart.
@@ -36,7 +37,14 @@ def retry_service_config(services: Iterable[ServiceDescriptor]) -> str:
         if is_idempotent(method) and not method.client_streaming
         and not method.server_streaming
     ]
-    config: dict[str, Any] = {"methodConfig": []}
+    config: dict[str, Any] = {
+        # The default policy (pick_first) sends every call on one connection to one
+        # address; behind a headless Kubernetes Service (one DNS A record per ready pod)
+        # that pins a client to one pod. round_robin keeps a connection to each address
+        # and spreads calls over them.
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [],
+    }
     if names:
         config["methodConfig"].append({
             "name": names,
@@ -55,7 +63,7 @@ def channel_options(
     services: Iterable[ServiceDescriptor] = (), max_message_bytes: int = 32 * 1024 * 1024
 ) -> list[tuple[str, Any]]:
     return [
-        ("grpc.service_config", retry_service_config(services)),
+        ("grpc.service_config", service_config(services)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
