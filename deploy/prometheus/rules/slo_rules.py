@@ -1,10 +1,10 @@
-"""Writes slis.yml (the SLI recording rules) and wraps the rule files as a PrometheusRule.
+"""Writes slo.yml (SLI recording rules and burn-rate alerts); wraps the rules as a PrometheusRule.
 
-The SLIs repeat the same three expressions over seven windows; writing them from one
-table keeps the windows and thresholds from drifting apart. The alerts (alerts.yml) are
-written by hand and read these series.
+The SLIs repeat the same three expressions over seven windows and the alerts pair those
+windows by tier; writing both from two tables keeps windows, thresholds and alerts from
+drifting apart. The other alerts (alerts.yml) are written by hand.
 
-    python deploy/prometheus/rules/slo_rules.py                    # rewrite slis.yml
+    python deploy/prometheus/rules/slo_rules.py                    # rewrite slo.yml
     python deploy/prometheus/rules/slo_rules.py --prometheus-rule  # PrometheusRule on stdout
 """
 
@@ -19,10 +19,29 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-SLIS_FILE = HERE / "slis.yml"
+SLO_FILE = HERE / "slo.yml"
+RUNBOOK_URL = "README.md#what-to-watch"
 
-# The windows of the multiwindow, multi-burn-rate alerts (Google SRE workbook, ch. 5):
-# each long window is paired with a short one a twelfth of its length.
+
+@dataclass(frozen=True)
+class Tier:
+    """Alert when both windows burn the budget faster than `burn` times the sustainable
+    rate: the long window says it matters, the short one that it is still happening."""
+
+    severity: str
+    long: str
+    short: str
+    burn: float
+
+
+# Multiwindow, multi-burn-rate alerts (Google SRE workbook, ch. 5), for a 30-day budget:
+# 2% of it in 1h or 5% in 6h pages; 10% in 1d or in 3d makes a ticket.
+TIERS = (
+    Tier("page", "1h", "5m", 14.4),
+    Tier("page", "6h", "30m", 6),
+    Tier("ticket", "1d", "2h", 3),
+    Tier("ticket", "3d", "6h", 1),
+)
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 # Server-side failures: they burn the error budget. Everything else is either success or
@@ -104,13 +123,73 @@ def _join(*matchers: str) -> str:
     return ", ".join(m for m in matchers if m)
 
 
-def sli_groups() -> dict[str, Any]:
-    groups = []
+@dataclass(frozen=True)
+class Objective:
+    """One SLO: its SLI series (a ratio of bad calls) and the share allowed to be bad."""
+
+    name: str
+    series: str  # recorded name without the window
+    budget: float
+    summary: str
+    description: str
+
+
+OBJECTIVES = (
+    Objective(
+        "ErrorBudget", "job_grpc_service:grpc_server_errors:ratio_rate", 0.001,
+        "{{ $labels.job }}: {{ $labels.grpc_service }} is burning its 99.9% availability "
+        "budget {speed}",
+        "Server errors are {{ $value | humanizePercentage }} of calls over the last {long}: "
+        "{burns}. Look at grpc_server_handled_total by grpc_method and grpc_code, then the "
+        "service's log."),
+    Objective(
+        "LatencyBudget", "job_grpc_service:grpc_server_slow:ratio_rate", 0.01,
+        "{{ $labels.job }}: {{ $labels.grpc_service }} {{ $labels.sli }} latency is burning "
+        "its 99% budget {speed}",
+        "{{ $value | humanizePercentage }} of {{ $labels.sli }} calls took longer than "
+        "{{ $labels.threshold_s }} s over the last {long}: {burns}. Look at "
+        "grpc_server_handling_seconds by grpc_method, the store query and inference "
+        "histograms, and CPU."),
+)
+
+# The budget words for each severity's tiers.
+_SPEED = {"page": ("fast", "BurnFast"), "ticket": ("slowly", "BurnSlow")}
+
+
+def _alert(objective: Objective, severity: str) -> dict[str, Any]:
+    tiers = [t for t in TIERS if t.severity == severity]
+    clauses = [
+        f"(\n  {objective.series}{t.long} > ({t.burn:g} * {objective.budget:g})\n  and\n"
+        f"  {objective.series}{t.short} > ({t.burn:g} * {objective.budget:g})\n)"
+        for t in tiers
+    ]
+    # $value is the long window's ratio of the first tier that holds.
+    longs = " (or ".join(t.long for t in tiers) + ")" * (len(tiers) - 1)
+    burns = " or ".join(f"over {t.burn:g}x the budget rate in {t.long} and {t.short}"
+                        for t in tiers)
+    speed, suffix = _SPEED[severity]
+    return {
+        "alert": f"Cadenza{objective.name}{suffix}",
+        "expr": "\nor\n".join(clauses) + "\n",
+        "labels": {"severity": severity},
+        "annotations": {
+            "summary": objective.summary.replace("{speed}", speed),
+            "description": objective.description.replace("{long}", longs)
+                                                .replace("{burns}", burns),
+            "runbook_url": RUNBOOK_URL,
+        },
+    }
+
+
+def slo_groups() -> dict[str, Any]:
+    # One group: Prometheus evaluates a group's rules in order, so the alerts always read
+    # the SLIs of the same evaluation (across groups they could be one interval behind).
+    rules: list[dict[str, Any]] = []
     for window in WINDOWS:
-        rules = [_request_rule(window), _error_rule(window)]
+        rules += [_request_rule(window), _error_rule(window)]
         rules += [_latency_rule(window, sli) for sli in LATENCY_SLIS]
-        groups.append({"name": f"cadenza-slis-{window}", "rules": rules})
-    return {"groups": groups}
+    rules += [_alert(o, severity) for o in OBJECTIVES for severity in _SPEED]
+    return {"groups": [{"name": "cadenza-slo", "rules": rules}]}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -124,12 +203,23 @@ def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
 
 _Dumper.add_representer(str, _str)
 
-HEADER = ("# Generated by slo_rules.py in this folder: edit that, then run it.\n"
-          "# SLI recording rules per (job, grpc_service); alerts.yml reads them.\n")
+HEADER = """\
+# Generated by slo_rules.py in this folder: edit that, then run it.
+#
+# SLOs, per (job, grpc_service), over 30 days:
+#   availability  99.9% of calls end without a server error (which codes: slo_rules.py)
+#   latency       99% of unary calls under 250 ms (recommend: 500 ms; TrainModel and
+#                 client streams left out); Generate: 99% of first note events within 1 s
+# Burn-rate tiers (Google SRE workbook, ch. 5): page at 14.4x over 1h and 5m or 6x over 6h
+# and 30m; ticket at 3x over 1d and 2h or 1x over 3d and 6h.
+# No particular `job` values are needed: a service's calls are told apart by grpc_service,
+# and by job because the gateway counts the calls it forwards under the backend's
+# grpc_service too (so each backend has two SLIs: its own and as seen at the gateway).
+"""
 
 
-def render_slis() -> str:
-    return HEADER + yaml.dump(sli_groups(), Dumper=_Dumper, sort_keys=False, width=120)
+def render_slo() -> str:
+    return HEADER + yaml.dump(slo_groups(), Dumper=_Dumper, sort_keys=False, width=1000)
 
 
 def prometheus_rule(namespace: str) -> str:
@@ -144,7 +234,7 @@ def prometheus_rule(namespace: str) -> str:
                      "labels": {"app.kubernetes.io/part-of": "cadenza"}},
         "spec": {"groups": groups},
     }
-    return yaml.dump(resource, Dumper=_Dumper, sort_keys=False, width=120)
+    return yaml.dump(resource, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
 def main() -> None:
@@ -156,7 +246,7 @@ def main() -> None:
     if args.prometheus_rule:
         sys.stdout.write(prometheus_rule(args.namespace))
     else:
-        SLIS_FILE.write_text(render_slis())
+        SLO_FILE.write_text(render_slo())
 
 
 if __name__ == "__main__":
