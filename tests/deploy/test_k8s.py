@@ -1,0 +1,391 @@
+"""Kubernetes manifests: every overlay renders with kustomize, validates offline against a
+current Kubernetes (strict), and keeps the rules: probes, limits, locked-down containers,
+disruption budgets, service accounts, network isolation, settings the code reads."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import pathlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from cadenza.devmesh import PROCESSES
+from gateway.mesh_health import GATEWAY_SERVICE
+from gateway.settings import GatewaySettings
+from services.generate.settings import GenerateSettings
+from services.recommend.settings import RecommendSettings
+from services.retrieval.settings import RetrievalSettings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod")
+# The newest release kubernetes-validate 1.37 bundles schemas for.
+KUBERNETES_VERSION = "1.37.0"
+# Custom resources it has no schema for; test_service_monitors_* checks them by hand.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
+SETTINGS = {"gateway": GatewaySettings, "retrieval": RetrievalSettings,
+            "recommend": RecommendSettings, "generate": GenerateSettings}
+# Variables that are not Cadenza settings, and who reads them.
+OTHER_ENV = {
+    "HOME": "every library that caches under ~ (onnxruntime, numba's fallback)",
+    "TMPDIR": "tempfile, music21's parse cache",
+    "NUMBA_CACHE_DIR": "numba (librosa's kernels), since the root filesystem is read-only",
+    "PYTHONDONTWRITEBYTECODE": "python, on a read-only filesystem",
+    "CADENZA_TARGET": "the cadenza CLI (cadenza/cli/connection.py)",
+    "CADENZA_API_KEY": "the cadenza CLI (cadenza/cli/connection.py)",
+}
+
+
+@functools.cache
+def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is not installed: it renders the kustomize overlays "
+                    "(`kubectl kustomize`). Install kubectl (it embeds kustomize v5) and "
+                    "run again.")
+    result = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def objects(overlay: str, kind: str) -> list[dict[str, Any]]:
+    return [o for o in rendered(overlay) if o["kind"] == kind]
+
+
+def named(overlay: str, kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects(overlay, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{overlay}: expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return dict(spec["template"])
+
+
+def workloads(overlay: str) -> Iterator[dict[str, Any]]:
+    for obj in rendered(overlay):
+        if obj["kind"] in WORKLOAD_KINDS:
+            yield obj
+
+
+def containers(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(pod_spec.get("initContainers", [])) + list(pod_spec["containers"])
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label selector semantics (matchLabels and In / NotIn / Exists)."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": labels.get(key) in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+# -- rendering and schema -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_validates_strictly_against_current_kubernetes(overlay: str) -> None:
+    errors, crds = [], []
+    for obj in rendered(overlay):
+        if (obj["apiVersion"], obj["kind"]) in CRD_KINDS:
+            crds.append(obj)
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {error.message} "
+                          f"at {list(error.path)}")
+    assert not errors, "\n".join(errors)
+    assert crds, "the ServiceMonitors went missing"
+
+
+def test_strict_validation_catches_an_unknown_field() -> None:
+    """The check above can fail: a misspelt field is an error, not ignored."""
+    deployment = copy.deepcopy(named("dev", "Deployment", "gateway"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_monitors_scrape_a_named_metrics_port(overlay: str) -> None:
+    """No schema for ServiceMonitor here, so its fields are checked by hand: each selects
+    exactly one Service in the namespace, on a port that Service names and a pod
+    behind it serves; any Secret it reads exists."""
+    services = objects(overlay, "Service")
+    secrets = {s["metadata"]["name"] for s in objects(overlay, "Secret")}
+    monitors = objects(overlay, "ServiceMonitor")
+    assert len(monitors) == (6 if overlay == "prod" else 4)
+    for monitor in monitors:
+        assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
+        assert set(monitor["spec"]) == {"selector", "endpoints"}
+        chosen = [s for s in services
+                  if selects(monitor["spec"]["selector"], s["metadata"].get("labels", {}))]
+        assert len(chosen) == 1, (monitor["metadata"]["name"],
+                                  [s["metadata"]["name"] for s in chosen])
+        service = chosen[0]
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert set(endpoint) <= {"port", "path", "interval", "authorization"}
+            port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+            pods = [w for w in workloads(overlay) if w["kind"] != "CronJob"
+                    and selects({"matchLabels": service["spec"]["selector"]},
+                                pod_template(w)["metadata"]["labels"])]
+            assert pods, f"Service {service['metadata']['name']} selects no pods"
+            served = {p["name"] for w in pods
+                      for c in pod_template(w)["spec"]["containers"] for p in c["ports"]}
+            assert port["targetPort"] in served
+            if "authorization" in endpoint:
+                assert endpoint["authorization"]["credentials"]["name"] in secrets
+
+
+# -- the policy -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_non_root_read_only_and_limited(overlay: str) -> None:
+    checked = 0
+    for workload in workloads(overlay):
+        spec = pod_template(workload)["spec"]
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in containers(spec):
+            at = f"{where} container {container['name']}"
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True, at
+            assert context["readOnlyRootFilesystem"] is True, at
+            assert context["allowPrivilegeEscalation"] is False, at
+            assert context["capabilities"] == {"drop": ["ALL"]}, at
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, at
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), at
+            # Writable paths are volumes: /tmp at least, since TMPDIR and HOME point there.
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            if container not in spec.get("initContainers", []):
+                assert "/tmp" in mounts, at
+            checked += 1
+    assert checked >= (9 if overlay == "prod" else 6)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_long_running_containers_have_liveness_and_readiness_probes(overlay: str) -> None:
+    for workload in workloads(overlay):
+        if workload["kind"] in ("Job", "CronJob"):
+            continue
+        for container in pod_template(workload)["spec"]["containers"]:
+            at = f"{workload['metadata']['name']}/{container['name']}"
+            assert "livenessProbe" in container and "readinessProbe" in container, at
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_cadenza_probes_are_native_grpc_health_on_the_served_port(overlay: str) -> None:
+    """Ports as devmesh runs them; readiness asks '' of a backend (SERVING after warm-up)
+    and the gateway's own service name of the gateway."""
+    for name, (module, _prefix, grpc_port, metrics_port) in PROCESSES.items():
+        deployment = named(overlay, "Deployment", name)
+        (container,) = pod_template(deployment)["spec"]["containers"]
+        assert container["command"] == ["python", "-m", module]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"grpc": grpc_port, "metrics": metrics_port}
+        service = GATEWAY_SERVICE if name == "gateway" else ""
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if probe == "startupProbe" and name == "gateway":
+                continue  # nothing to warm up
+            assert container[probe]["grpc"] == {"port": grpc_port, "service": service}, \
+                (name, probe)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_has_its_service_account_pdb_and_network_policy(overlay: str) -> None:
+    accounts = {a["metadata"]["name"]: a for a in objects(overlay, "ServiceAccount")}
+    budgets = objects(overlay, "PodDisruptionBudget")
+    policies = objects(overlay, "NetworkPolicy")
+    for workload in workloads(overlay):
+        template = pod_template(workload)
+        name, labels = workload["metadata"]["name"], template["metadata"]["labels"]
+        account = template["spec"]["serviceAccountName"]
+        assert account != "default", name
+        assert accounts[account]["automountServiceAccountToken"] is False, name
+        assert template["spec"]["automountServiceAccountToken"] is False, name
+        own = [p for p in policies if p["spec"]["podSelector"]
+               and selects(p["spec"]["podSelector"], labels)]
+        assert own, f"no NetworkPolicy of its own for {name}"
+        if workload["kind"] in ("Deployment", "StatefulSet"):
+            assert [b for b in budgets if selects(b["spec"]["selector"], labels)], name
+    deny = named(overlay, "NetworkPolicy", "default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscalers_only_for_stateless_services(overlay: str) -> None:
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in
+              objects(overlay, "HorizontalPodAutoscaler")}
+    # recommend's event log is a SQLite file; dev's retrieval has an embedded store.
+    stateless = {"gateway", "generate"} | ({"retrieval"} if overlay == "prod" else set())
+    assert scaled == stateless
+    for name in {"recommend"} | ({"retrieval"} if overlay == "dev" else set()):
+        deployment = named(overlay, "Deployment", name)
+        assert deployment["spec"]["replicas"] == 1, name
+        assert deployment["spec"]["strategy"]["type"] == "Recreate", name
+
+
+# -- settings -------------------------------------------------------------------------
+
+
+def container_env(overlay: str, container: dict[str, Any]) -> dict[str, str]:
+    """The variables a container gets: its ConfigMaps, then its own env."""
+    maps = {m["metadata"]["name"]: m["data"] for m in objects(overlay, "ConfigMap")}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for var in container.get("env", []):
+        env[var["name"]] = var.get("value", "placeholder-from-a-secret")
+    return env
+
+
+def accepted_names(settings: type) -> set[str]:
+    prefix = settings.model_config["env_prefix"]
+    names = set()
+    for field_name, field in settings.model_fields.items():
+        alias = field.validation_alias
+        names |= set(alias.choices) if alias is not None else {
+            (prefix + field_name).upper()}
+    return names
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_settings_are_variables_the_services_read_with_valid_values(
+        overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, settings_class in SETTINGS.items():
+        (container,) = pod_template(named(overlay, "Deployment", name))["spec"]["containers"]
+        env = container_env(overlay, container)
+        unknown = set(env) - accepted_names(settings_class) - set(OTHER_ENV)
+        assert not unknown, f"{overlay}/{name} sets variables nothing reads: {unknown}"
+        for key in [k for k in os.environ if k.startswith(("CADENZA_", "QDRANT_"))]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = settings_class()  # raises on a bad value
+        assert settings.host == "0.0.0.0"
+        assert settings.port == PROCESSES[name][2]
+        assert settings.metrics_port == PROCESSES[name][3]
+        # SIGKILL must not cut the drain short: delay, then grace for calls in flight.
+        grace = pod_template(named(overlay, "Deployment", name))["spec"][
+            "terminationGracePeriodSeconds"]
+        assert settings.drain_delay_s + settings.grace_s < grace, name
+    for job in objects(overlay, "CronJob"):
+        for container in pod_template(job)["spec"]["containers"]:
+            assert set(container_env(overlay, container)) <= set(OTHER_ENV)
+    cli = (ROOT / "cadenza" / "cli" / "connection.py").read_text()
+    assert '"CADENZA_TARGET"' in cli and '"CADENZA_API_KEY"' in cli
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mesh_addresses_are_headless_services_for_round_robin(overlay: str) -> None:
+    services = {s["metadata"]["name"]: s for s in objects(overlay, "Service")}
+    for client, backend in [("gateway", "retrieval"), ("gateway", "recommend"),
+                            ("gateway", "generate"), ("recommend", "retrieval")]:
+        (container,) = pod_template(named(overlay, "Deployment", client))["spec"][
+            "containers"]
+        address = container_env(overlay, container)[
+            f"CADENZA_{client.upper()}_{backend.upper()}_ADDRESS"]
+        host, port = address.removeprefix("dns:///").rsplit(":", 1)
+        assert address.startswith("dns:///"), address
+        service = services[host]
+        assert service["spec"]["clusterIP"] == "None", host
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+        assert service["spec"]["selector"] == {"app.kubernetes.io/name": backend}
+
+
+def test_gateway_api_keys_file_holds_the_jobs_key() -> None:
+    keys = (K8S / "base" / "secrets" / "api-keys.example").read_text().splitlines()
+    entries = dict(line.split("=", 1) for line in keys if line and not line.startswith("#"))
+    jobs_key = (K8S / "base" / "secrets" / "jobs-api-key.example").read_text().strip()
+    assert entries["jobs"] == jobs_key
+    assert all("REPLACE-ME" in key and len(key) >= 16 for key in entries.values())
+
+
+# -- dev and prod differences ---------------------------------------------------------
+
+
+def test_dev_keeps_embedded_stores_on_their_own_volumes() -> None:
+    claims = {c["metadata"]["name"] for c in objects("dev", "PersistentVolumeClaim")}
+    for name in ("retrieval", "recommend"):
+        deployment = named("dev", "Deployment", name)
+        (container,) = pod_template(deployment)["spec"]["containers"]
+        assert "QDRANT_URL" not in container_env("dev", container)
+        volumes = {v["name"]: v for v in pod_template(deployment)["spec"]["volumes"]}
+        assert volumes["data"]["persistentVolumeClaim"]["claimName"] in claims
+        assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{name}-data"
+    assert not objects("dev", "StatefulSet")
+    assert all("triton" not in d["metadata"]["name"] for d in objects("dev", "Deployment"))
+
+
+def test_prod_runs_a_replicated_persistent_qdrant_cluster_for_its_owners() -> None:
+    qdrant = named("prod", "StatefulSet", "qdrant")
+    assert qdrant["spec"]["replicas"] >= 3
+    (claim,) = qdrant["spec"]["volumeClaimTemplates"]
+    (container,) = qdrant["spec"]["template"]["spec"]["containers"]
+    assert {"name": "storage", "mountPath": "/qdrant/storage"} in container["volumeMounts"]
+    assert claim["metadata"]["name"] == "storage"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["QDRANT__CLUSTER__ENABLED"] == "true"
+    assert int(env["QDRANT__STORAGE__COLLECTION__REPLICATION_FACTOR"]) >= 2
+    assert ":latest" not in container["image"]
+    service = named("prod", "Service", "qdrant")
+    for name in ("retrieval", "recommend"):
+        (app,) = pod_template(named("prod", "Deployment", name))["spec"]["containers"]
+        url = container_env("prod", app)["QDRANT_URL"]
+        assert url == f"http://qdrant:{service['spec']['ports'][0]['port']}"
+
+
+def test_prod_triton_serves_the_model_repository_on_gpu_nodes() -> None:
+    triton = named("prod", "Deployment", "triton")
+    spec = pod_template(triton)["spec"]
+    (server,) = spec["containers"]
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert server["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
+        spec["tolerations"]
+    image, tag = server["image"].rsplit(":", 1)
+    assert image == "nvcr.io/nvidia/tritonserver" and tag.endswith("-py3") and tag[0].isdigit()
+    # The init container writes the repository that Triton serves, with the script that
+    # writes the committed one.
+    (init,) = spec["initContainers"]
+    assert init["command"][:2] == ["python", "scripts/triton_repo.py"]
+    assert (ROOT / init["command"][1]).exists()
+    out = init["command"][init["command"].index("--out") + 1]
+    init_volume = next(m["name"] for m in init["volumeMounts"] if m["mountPath"] == out)
+    served = next(a.split("=", 1)[1] for a in server["args"]
+                  if a.startswith("--model-repository="))
+    assert {"name": init_volume, "mountPath": served, "readOnly": True} in \
+        server["volumeMounts"]
+    assert (ROOT / "deploy" / "triton" / "model_repository" / "cadenza-poly" /
+            "config.pbtxt").exists()
+    (generate,) = pod_template(named("prod", "Deployment", "generate"))["spec"]["containers"]
+    env = container_env("prod", generate)
+    assert env["CADENZA_GENERATE_BACKEND"] == "triton"
+    host, port = env["CADENZA_GENERATE_TRITON_URL"].split(":")
+    assert host == "triton" and int(port) == next(
+        p["port"] for p in named("prod", "Service", "triton")["spec"]["ports"]
+        if p["name"] == "grpc")
