@@ -110,6 +110,8 @@ class Catalog:
             self.encoder.encode, [track_text(metadata)]))[0]
         replaced = await self._in_store(self.store.upsert, track, vector, text_vector)
         metrics.INGESTED.labels("audio" if features else "metadata").inc()
+        if not replaced:
+            metrics.CATALOG_TRACKS.inc()
         metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
         return track, replaced
 
@@ -135,6 +137,7 @@ class Catalog:
         check_id("track_id", track_id)
         if not await self._in_store(self.store.delete, track_id):
             raise NotFound(f"track '{track_id}' is not in the catalogue")
+        metrics.CATALOG_TRACKS.dec()
 
     async def list(self, filter: TrackFilter, limit: int,
                    cursor: str | None) -> tuple[list[Track], str | None]:
@@ -143,6 +146,7 @@ class Catalog:
     async def stats(self) -> tuple[int, int]:
         total = await self._in_store(self.store.count, TrackFilter())
         with_audio = await self._in_store(self.store.count, TrackFilter(has_audio=True))
+        metrics.CATALOG_TRACKS.set(total)  # an exact count anyway: correct any drift
         return total, with_audio
 
     # -- search ------------------------------------------------------------------------
@@ -245,6 +249,7 @@ class Catalog:
         clip = _warmup_clip()
         await self._compute_on_pool(features_from_bytes, clip)
         await self._compute_on_pool(self.encoder.encode, ["warm up"])
+        metrics.CATALOG_TRACKS.set(await self._in_store(self.store.count, TrackFilter()))
 
     def close(self) -> None:
         self._compute.shutdown(wait=True)

@@ -1,8 +1,8 @@
-"""Retrieval's domain metrics: ingest and feature time, query time per search mode."""
+"""Retrieval's domain metrics: ingest and feature time, catalogue size, query time per mode."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from cadenza.kit.metrics import LATENCY_BUCKETS_S
 
@@ -18,3 +18,6 @@ INGESTED = Counter(
 QUERY_SECONDS = Histogram(
     "cadenza_retrieval_query_seconds", "Store query time per search mode.", ("mode",),
     buckets=LATENCY_BUCKETS_S)
+# Set from the store's count at warm-up, then moved by ingest (new tracks) and delete.
+CATALOG_TRACKS = Gauge(
+    "cadenza_retrieval_catalog_tracks", "Tracks in the catalogue.")
