@@ -59,6 +59,7 @@ class Composer:
         self.registry = registry
         self.max_concurrent = max_concurrent
         self._running = 0
+        metrics.CAPACITY.set(max_concurrent)
 
     async def compose(self, request: Composition) -> AsyncIterator[Note | Piece]:
         """Yields notes as they end, then exactly one Piece. Closing it frees the slot."""

@@ -17,6 +17,10 @@ QUEUE_DEPTH = Gauge(
     ("model",))
 IN_FLIGHT = Gauge(
     "cadenza_generate_in_flight", "Generations running now.", ("model",))
+# Saturation = sum(cadenza_generate_in_flight) / cadenza_generate_capacity; beyond it
+# new generations are refused with RESOURCE_EXHAUSTED.
+CAPACITY = Gauge(
+    "cadenza_generate_capacity", "Generations this process runs at once at most.")
 TOKENS = Counter(
     "cadenza_generate_tokens_total", "Tokens generated (sampled or forced).",
     ("backend", "model"))
