@@ -14,6 +14,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.settings import GatewaySettings
+from gateway.usage import REJECTED
 
 ANONYMOUS = "anonymous"
 principal: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)
@@ -104,12 +105,14 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                     key = str(value)[len("Bearer "):]
             name = next((n for k, n in self._keys.items() if hmac.compare_digest(k, key)), "")
             if not name:
+                REJECTED.labels("unknown", "UNAUTHENTICATED").inc()
                 return _rejection(grpc.StatusCode.UNAUTHENTICATED,
                                   "send a valid API key as 'authorization: Bearer <key>'")
         if self._rate > 0:
             bucket = self._buckets.setdefault(name, TokenBucket(self._rate, self._burst))
             wait_s = bucket.take()
             if wait_s > 0:
+                REJECTED.labels(name, "RESOURCE_EXHAUSTED").inc()
                 message, status = _quota_status(name, self._rate, wait_s)
                 return _rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, message, status)
         principal.set(name)

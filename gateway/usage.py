@@ -14,6 +14,11 @@ CALLS = Counter("cadenza_gateway_calls_total", "Calls forwarded, by key, backend
                 ("principal", "backend", "grpc_code"))
 BYTES = Counter("cadenza_gateway_bytes_total", "Message bytes forwarded, by key and direction.",
                 ("principal", "backend", "direction"))
+# Refusals at the edge never reach a backend, so calls_total does not see them. Failed
+# authentication has no principal: it is counted as "unknown".
+REJECTED = Counter("cadenza_gateway_rejected_total",
+                   "Calls refused by the gateway: UNAUTHENTICATED (no valid key) or "
+                   "RESOURCE_EXHAUSTED (over the key's quota).", ("principal", "grpc_code"))
 
 
 @dataclass
