@@ -1,8 +1,11 @@
-"""Recommend's domain metrics: candidate time per source, training runs, events stored."""
+"""Recommend's domain metrics: candidate time per source, training runs and the serving
+model's held-out quality and age, events stored."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
 
 from cadenza.kit.metrics import LATENCY_BUCKETS_S
 
@@ -21,3 +24,20 @@ TRAINING_RUNS = Counter(
 EVENTS = Counter(
     "cadenza_recommend_events_total", "Events received, by outcome (stored, duplicate, "
     "rejected).", ("outcome",))
+# The serving model's hold-out figures (services/recommend/quality.py), by metric
+# (recall_at_10, ndcg_at_10, users: how many users the figures average over).
+MODEL_QUALITY = Gauge(
+    "cadenza_recommend_model_quality", "Held-out quality measured when the serving model "
+    "was trained.", ("algorithm", "metric"))
+# time() - this = the serving model's age; a stale model means training stopped.
+MODEL_PUBLISHED = Gauge(
+    "cadenza_recommend_model_published_timestamp_seconds",
+    "When the serving model was published (Unix time).")
+
+
+def show_serving_model(algorithm: str, quality: dict[str, Any], published_at_s: float) -> None:
+    """Points the model gauges at the model that serves now (old algorithm labels go)."""
+    MODEL_QUALITY.clear()
+    for metric, value in quality.items():
+        MODEL_QUALITY.labels(algorithm, metric).set(float(value))
+    MODEL_PUBLISHED.set(published_at_s)

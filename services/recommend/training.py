@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument
-from services.recommend import fitting, metrics
+from services.recommend import fitting, metrics, quality
 from services.recommend.event_store import EventStore
 from services.recommend.model_store import ModelStore
 
@@ -63,6 +63,9 @@ class Trainer:
         serving = self.models.serving
         if serving is not None and "training_run" in serving.manifest.run:
             self.latest = TrainingRun(**serving.manifest.run["training_run"])
+            metrics.show_serving_model(
+                serving.manifest.algorithm, serving.manifest.run.get("quality", {}),
+                self.latest.started_at_unix_s + self.latest.duration_s)
         if self.interval_s > 0:
             self._schedule = asyncio.create_task(self._every_interval())
 
@@ -107,6 +110,9 @@ class Trainer:
             engagements = await asyncio.to_thread(self.store.all_engagements)
             version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{run.run_id}"
             model = await asyncio.to_thread(fitting.fit, engagements, run.algorithm, version)
+            scores = await asyncio.to_thread(quality.holdout_quality, engagements,
+                                             run.algorithm)
+            model.manifest.run["quality"] = scores
             stats = model.manifest.run
             done = replace(run, state="succeeded", events_used=stats["engagements"],
                            users=stats["users"], items=stats["items"], model_version=version)
@@ -114,6 +120,7 @@ class Trainer:
             done = replace(done, duration_s=time.perf_counter() - started)
             model.manifest.run["training_run"] = done.__dict__
             await self.models.publish(model)
+            metrics.show_serving_model(run.algorithm, scores, time.time())
             done = replace(done, duration_s=time.perf_counter() - started)
             metrics.TRAINING_SECONDS.labels(run.algorithm).observe(done.duration_s)
             metrics.TRAINING_RUNS.labels(run.algorithm, "succeeded").inc()
