@@ -20,7 +20,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 SLO_FILE = HERE / "slo.yml"
-RUNBOOK_URL = "README.md#what-to-watch"
+# Each alert has a section in the runbook beside this file, anchored by its name.
+RUNBOOK = "deploy/prometheus/rules/RUNBOOK.md"
 
 
 @dataclass(frozen=True)
@@ -168,15 +169,16 @@ def _alert(objective: Objective, severity: str) -> dict[str, Any]:
     burns = " or ".join(f"over {t.burn:g}x the budget rate in {t.long} and {t.short}"
                         for t in tiers)
     speed, suffix = _SPEED[severity]
+    name = f"Cadenza{objective.name}{suffix}"
     return {
-        "alert": f"Cadenza{objective.name}{suffix}",
+        "alert": name,
         "expr": "\nor\n".join(clauses) + "\n",
         "labels": {"severity": severity},
         "annotations": {
             "summary": objective.summary.replace("{speed}", speed),
             "description": objective.description.replace("{long}", longs)
                                                 .replace("{burns}", burns),
-            "runbook_url": RUNBOOK_URL,
+            "runbook_url": f"{RUNBOOK}#{name.lower()}",
         },
     }
 
