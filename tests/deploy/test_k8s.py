@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from cadenza.devmesh import PROCESSES
+from gateway.access import load_keys
 from gateway.mesh_health import GATEWAY_SERVICE
 from gateway.settings import GatewaySettings
 from services.generate.settings import GenerateSettings
@@ -324,12 +325,16 @@ def test_mesh_addresses_are_headless_services_for_round_robin(overlay: str) -> N
         assert service["spec"]["selector"] == {"app.kubernetes.io/name": backend}
 
 
-def test_gateway_api_keys_file_holds_the_jobs_key() -> None:
-    keys = (K8S / "base" / "secrets" / "api-keys.example").read_text().splitlines()
-    entries = dict(line.split("=", 1) for line in keys if line and not line.startswith("#"))
-    jobs_key = (K8S / "base" / "secrets" / "jobs-api-key.example").read_text().strip()
-    assert entries["jobs"] == jobs_key
-    assert all("REPLACE-ME" in key and len(key) >= 16 for key in entries.values())
+def test_placeholder_keys_load_in_the_gateway_and_include_the_jobs_key() -> None:
+    """The gateway reads the example file as it would the mounted Secret; the jobs' key
+    is one of its keys; every key says it is a placeholder."""
+    keys = load_keys(GatewaySettings(
+        api_keys_file=str(K8S / "base" / "secrets" / "api-keys.example")))
+    jobs_key = (K8S / "base" / "secrets" / "jobs-api-key.example").read_text()
+    assert keys[jobs_key] == "jobs"
+    assert all("REPLACE-ME" in key for key in keys)
+    qdrant_key = (K8S / "overlays" / "prod" / "secrets" / "qdrant-api-key.example").read_text()
+    assert "REPLACE-ME" in qdrant_key
 
 
 # -- dev and prod differences ---------------------------------------------------------
