@@ -1,0 +1,262 @@
+"""Grafana dashboards as code: writes deploy/grafana/dashboards/*.json.
+
+`python deploy/grafana/generate_dashboards.py` (the JSON is committed; a test checks it
+equals this output and runs every panel's PromQL against a real Prometheus).
+
+One overview (per service: up, rate, error ratios, p50/p95/p99, generation saturation) and
+one dashboard per process: rate, errors and duration per method from the standard gRPC
+metrics, then that process's domain metrics. Plain dicts: grafanalib would be one more
+dependency for a few JSON shapes. Job names are cadenza-<process> (cadenza/observe.py).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+from typing import Any
+
+OUT = pathlib.Path(__file__).resolve().parent / "dashboards"
+SCHEMA_VERSION = 39  # Grafana 10.4 and 11
+RATE = "[$__rate_interval]"
+# Codes that mean the server failed (what the SLOs count) and those that are the caller's.
+SERVER_CODES = "UNKNOWN|INTERNAL|UNAVAILABLE|DATA_LOSS|DEADLINE_EXCEEDED|UNIMPLEMENTED"
+CALLER_CODES = ("INVALID_ARGUMENT|NOT_FOUND|ALREADY_EXISTS|PERMISSION_DENIED|UNAUTHENTICATED|"
+                "RESOURCE_EXHAUSTED|FAILED_PRECONDITION|OUT_OF_RANGE|ABORTED|CANCELLED")
+PROCESSES = ("gateway", "retrieval", "recommend", "generate")
+Panel = dict[str, Any]
+
+
+def target(expr: str, legend: str = "") -> dict[str, str]:
+    return {"expr": expr, "legendFormat": legend or "__auto"}
+
+
+def panel(title: str, targets: list[dict[str, str]], unit: str = "short",
+          description: str = "", kind: str = "timeseries") -> Panel:
+    return {"type": kind, "title": title, "description": description,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "targets": [dict(t, refId=chr(ord("A") + i)) for i, t in enumerate(targets)]}
+
+
+def rate(metric: str, selector: str, by: str) -> str:
+    return f"sum by ({by}) (rate({metric}{{{selector}}}{RATE}))"
+
+
+def ratio(metric: str, selector: str, bad: str, by: str) -> str:
+    """Bad calls over all calls; 0 (not "no data") when there were calls but none bad."""
+    total = rate(metric, selector, by)
+    errors = rate(metric, selector + f',grpc_code=~"{bad}"', by)
+    return f"({errors} or {total} * 0) / {total}"
+
+
+def quantiles(bucket: str, selector: str, by: str, legend: str,
+              levels: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[dict[str, str]]:
+    group = f"{by}, le" if by else "le"
+    return [target(f"histogram_quantile({q:g}, {rate(bucket, selector, group)})",
+                   f"{legend} p{round(q * 100)}".strip()) for q in levels]
+
+
+def mean(histogram: str, selector: str, by: str) -> str:
+    return f"{rate(histogram + '_sum', selector, by)} / {rate(histogram + '_count', selector, by)}"
+
+
+def grpc_panels(selector: str, by: str, legend: str) -> list[Panel]:
+    """Rate, errors and duration from the standard gRPC server metrics, split `by`."""
+    handled = "grpc_server_handled_total"
+    buckets = "grpc_server_handling_seconds_bucket"
+    return [
+        panel("Requests / s", [target(rate(handled, selector, by), legend)], "reqps"),
+        panel("Server error ratio", [target(ratio(handled, selector, SERVER_CODES, by),
+                                            legend)], "percentunit",
+              f"Calls ending {SERVER_CODES.replace('|', ', ')}: what the SLOs count."),
+        panel("Caller error ratio", [target(ratio(handled, selector, CALLER_CODES, by),
+                                            legend)], "percentunit",
+              "Calls refused as the caller's doing: bad request, not found, no key, "
+              "quota, cancelled."),
+        panel("Latency of unary calls", quantiles(buckets, f'{selector},grpc_type="unary"',
+                                                  by, legend), "s"),
+        panel("Duration of streams", quantiles(buckets, f'{selector},grpc_type!="unary"',
+                                               by, legend), "s",
+              "Whole streams (uploads, event batches, generations): long by design."),
+    ]
+
+
+def template(name: str, query: str, all_value: str) -> dict[str, Any]:
+    return {"name": name, "label": name, "type": "query",
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "query": {"query": query, "refId": f"{name}-values"},
+            "definition": query, "refresh": 2, "multi": True, "includeAll": True,
+            "allValue": all_value, "current": {"text": "All", "value": "$__all"},
+            "sort": 1}
+
+
+def dashboard(uid: str, title: str, panels: list[Panel], variable: dict[str, Any]) -> dict:
+    width, height = 12, 8
+    placed = [dict(p, id=i + 1, gridPos={"x": (i % 2) * width, "y": (i // 2) * height,
+                                         "w": width, "h": height})
+              for i, p in enumerate(panels)]
+    return {
+        "uid": uid, "title": title, "tags": ["cadenza"], "editable": True,
+        "schemaVersion": SCHEMA_VERSION, "version": 1, "timezone": "utc",
+        "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
+        "templating": {"list": [
+            {"name": "datasource", "label": "Data source", "type": "datasource",
+             "query": "prometheus", "current": {}},
+            variable,
+        ]},
+        "panels": placed,
+    }
+
+
+def overview() -> dict:
+    sel = 'job=~"$job"'
+    return dashboard("cadenza-overview", "Cadenza / Overview", [
+        panel("Up", [target(f'up{{{sel}}}', "{{job}} {{instance}}")], "none",
+              "1 when Prometheus scraped the process.", "stat"),
+        *grpc_panels(sel, "job", "{{job}}"),
+        panel("Generation saturation", [target(
+            f"sum by (job, instance) (cadenza_generate_in_flight{{{sel}}}) / "
+            f"sum by (job, instance) (cadenza_generate_capacity{{{sel}}})",
+            "{{instance}}")], "percentunit",
+              "Generations running over the most each process runs; at 100 % new ones "
+              "get RESOURCE_EXHAUSTED."),
+        panel("Gateway errors per backend", [target(
+            f'sum by (backend, grpc_code) (rate(cadenza_gateway_calls_total'
+            f'{{{sel},grpc_code!="OK"}}{RATE}))', "{{backend}} {{grpc_code}}")], "reqps"),
+        panel("Catalogue size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
+                                        "tracks")], "none", kind="stat"),
+        panel("Recommendation model age", [target(
+            f"time() - max(cadenza_recommend_model_published_timestamp_seconds{{{sel}}})",
+            "age")], "s", "Since the serving model was published: training stopped if it "
+                          "keeps growing.", "stat"),
+    ], template("job", 'label_values(up{job=~"cadenza-.+"}, job)', "cadenza-.+"))
+
+
+def gateway_panels(sel: str) -> list[Panel]:
+    calls = "cadenza_gateway_calls_total"
+    return [
+        panel("Calls per backend and code", [target(
+            rate(calls, sel, "backend, grpc_code"), "{{backend}} {{grpc_code}}")], "reqps"),
+        panel("Backend error ratio", [target(
+            ratio(calls, sel, f"{SERVER_CODES}|{CALLER_CODES}", "backend"), "{{backend}}")],
+              "percentunit", "Every non-OK code a backend returned through the gateway."),
+        panel("Calls per API key", [target(rate(calls, sel, "principal"), "{{principal}}")],
+              "reqps"),
+        panel("Bytes per backend", [target(rate("cadenza_gateway_bytes_total", sel,
+                                                "backend, direction"),
+                                           "{{backend}} {{direction}}")], "Bps"),
+        panel("Refused at the edge", [target(rate("cadenza_gateway_rejected_total", sel,
+                                                  "principal, grpc_code"),
+                                             "{{principal}} {{grpc_code}}")], "reqps",
+              "No valid API key (UNAUTHENTICATED) or over the key's quota "
+              "(RESOURCE_EXHAUSTED). Empty while access control is off."),
+    ]
+
+
+def retrieval_panels(sel: str) -> list[Panel]:
+    return [
+        panel("Catalogue size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
+                                        "tracks")], "none"),
+        panel("Tracks ingested / s", [target(rate("cadenza_retrieval_tracks_ingested_total",
+                                                  sel, "content"), "{{content}}")], "ops"),
+        panel("Ingest time", quantiles("cadenza_retrieval_ingest_seconds_bucket", sel, "",
+                                       "ingest", (0.5, 0.95)), "s"),
+        panel("Feature extraction time", quantiles(
+            "cadenza_retrieval_feature_extraction_seconds_bucket", sel, "", "features",
+            (0.5, 0.95)), "s"),
+        panel("Store query time p95 per mode", quantiles(
+            "cadenza_retrieval_query_seconds_bucket", sel, "mode", "{{mode}}", (0.95,)), "s"),
+        panel("Store queries / s per mode", [target(rate(
+            "cadenza_retrieval_query_seconds_count", sel, "mode"), "{{mode}}")], "ops"),
+    ]
+
+
+def recommend_panels(sel: str) -> list[Panel]:
+    return [
+        panel("Events / s by outcome", [target(rate("cadenza_recommend_events_total", sel,
+                                                    "outcome"), "{{outcome}}")], "ops"),
+        panel("Model quality (held out)", [target(
+            f'max by (algorithm, metric) (cadenza_recommend_model_quality'
+            f'{{{sel},metric!="users"}})', "{{algorithm}} {{metric}}")], "percentunit",
+              "Recall@10 and nDCG@10 of the serving model's algorithm on a hold-out "
+              "measured at training time."),
+        panel("Model age", [target(
+            f"time() - max(cadenza_recommend_model_published_timestamp_seconds{{{sel}}})",
+            "age")], "s"),
+        panel("Training runs in the last hour", [target(
+            f"sum by (algorithm, outcome) (increase(cadenza_recommend_training_runs_total"
+            f"{{{sel}}}[1h]))", "{{algorithm}} {{outcome}}")], "none"),
+        panel("Training duration (mean, last hour)", [target(
+            f"sum by (algorithm) (rate(cadenza_recommend_training_seconds_sum{{{sel}}}[1h]))"
+            f" / sum by (algorithm) (rate(cadenza_recommend_training_seconds_count"
+            f"{{{sel}}}[1h]))", "{{algorithm}}")], "s"),
+        panel("Candidate time p95 per source", quantiles(
+            "cadenza_recommend_source_seconds_bucket", sel, "source", "{{source}}", (0.95,)),
+              "s"),
+    ]
+
+
+def generate_panels(sel: str) -> list[Panel]:
+    by = "backend, model"
+    return [
+        panel("Saturation", [target(
+            f"sum by (instance) (cadenza_generate_in_flight{{{sel}}}) / "
+            f"sum by (instance) (cadenza_generate_capacity{{{sel}}})", "{{instance}}")],
+              "percentunit"),
+        panel("In flight and queued", [
+            target(f"sum by (model) (cadenza_generate_in_flight{{{sel}}})", "{{model}} running"),
+            target(f"sum by (model) (cadenza_generate_queue_depth{{{sel}}})",
+                   "{{model}} queued steps")], "none"),
+        panel("Inference time per backend and model", quantiles(
+            "cadenza_generate_inference_seconds_bucket", sel, by, "{{backend}} {{model}}",
+            (0.5, 0.95)), "s"),
+        panel("Batch size (mean)", [target(mean("cadenza_generate_batch_size", sel, by),
+                                           "{{backend}} {{model}}")], "none"),
+        panel("Tokens / s", [target(rate("cadenza_generate_tokens_total", sel, by),
+                                    "{{backend}} {{model}}")], "ops"),
+        panel("Generations / s", [target(rate("cadenza_generate_generations_total", sel,
+                                              "model, mode, outcome"),
+                                         "{{model}} {{mode}} {{outcome}}")], "ops"),
+        panel("Time to first note", quantiles(
+            "cadenza_generate_time_to_first_event_seconds_bucket", sel, "model", "{{model}}",
+            (0.5, 0.95)), "s"),
+        panel("Music seconds per second", [target(rate("cadenza_generate_music_seconds_total",
+                                                       sel, "model"), "{{model}}")], "none",
+              "Above 1: faster than real time."),
+    ]
+
+
+DOMAIN = {"gateway": gateway_panels, "retrieval": retrieval_panels,
+          "recommend": recommend_panels, "generate": generate_panels}
+
+
+def service(process: str) -> dict:
+    job = f"cadenza-{process}"
+    sel = f'job="{job}",instance=~"$instance"'
+    return dashboard(job, f"Cadenza / {process.capitalize()}", [
+        panel("Up", [target(f"up{{{sel}}}", "{{instance}}")], "none", kind="stat"),
+        *grpc_panels(sel, "grpc_method", "{{grpc_method}}"),
+        *DOMAIN[process](sel),
+    ], template("instance", f'label_values(up{{job="{job}"}}, instance)', ".+"))
+
+
+def dashboards() -> dict[str, dict]:
+    """File name -> dashboard."""
+    return {"overview.json": overview(),
+            **{f"{p}.json": service(p) for p in PROCESSES}}
+
+
+def render(board: dict) -> str:
+    return json.dumps(board, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    for name, board in dashboards().items():
+        (OUT / name).write_text(render(board))
+        sys.stdout.write(f"wrote {OUT / name}\n")
+
+
+if __name__ == "__main__":
+    main()
