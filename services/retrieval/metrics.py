@@ -18,6 +18,8 @@ INGESTED = Counter(
 QUERY_SECONDS = Histogram(
     "cadenza_retrieval_query_seconds", "Store query time per search mode.", ("mode",),
     buckets=LATENCY_BUCKETS_S)
-# Set from the store's count at warm-up, then moved by ingest (new tracks) and delete.
+# Set from the store's count at warm-up (and by every GetCatalogStats), then moved by
+# this process's ingests of new tracks and deletes. Replicas sharing a Qdrant server each
+# see their own writes only until the next recount: read it with max(), not sum().
 CATALOG_TRACKS = Gauge(
     "cadenza_retrieval_catalog_tracks", "Tracks in the catalogue.")
