@@ -1,11 +1,10 @@
 """The container images (deploy/docker/*.Dockerfile), checked without a Docker engine.
 
 What a build would prove is checked piece by piece: the files parse, the bases are pinned,
-every COPY source is in the build context after .dockerignore (matched with Docker's own
-pattern rules, ported below), every module `python -m <service>` imports lands where that
-command finds it, the command and ports are the ones `make up` uses, and the pinned
-requirements are the service's real import closure without the train extra.
-"""
+every COPY source is in the build context after .dockerignore (Docker's own pattern rules,
+ported in deploy/docker/context.py), every module `python -m <service>` imports lands where
+that command finds it, the command and ports are the ones `make up` uses, and the pinned
+requirements are the service's real import closure without the train extra."""
 
 from __future__ import annotations
 
@@ -16,13 +15,12 @@ import pathlib
 import posixpath
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
 
 import pytest
-from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -38,86 +36,23 @@ INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "
                 "SHELL", "MAINTAINER", "COMMENT"}
 
 
-def _load_pins():
-    spec = importlib.util.spec_from_file_location("docker_pins", DOCKER_DIR / "pins.py")
+def _load(name: str):
+    """deploy/docker/<name>.py (deploy/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-pins = _load_pins()
-
-
-# --- .dockerignore, with the rules of moby/patternmatcher (what `docker build` uses) ---
-# fnmatch is not a fair stand-in: its `*` crosses `/`, it has no `**`, no `!` exceptions
-# and no "a pattern matching a parent folder excludes the file".
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """patternmatcher's Pattern.compile: `*` and `?` stay inside one path element, `**`
-    spans any number of them, `[...]` is a class, `\\` escapes."""
-    out, i = "^", 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*" and pattern[i + 1:i + 2] == "*":
-            i += 1
-            if pattern[i + 1:i + 2] == "/":
-                i += 1
-            out += ".*" if i + 1 == len(pattern) else "(.*/)?"
-        elif ch == "*":
-            out += "[^/]*"
-        elif ch == "?":
-            out += "[^/]"
-        elif ch in ".+()|{}$":
-            out += "\\" + ch
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out += "\\" + pattern[i]
-        else:
-            out += ch
-        i += 1
-    return re.compile(out + "$")
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    regex: re.Pattern[str]
-    exception: bool
-
-
-def read_dockerignore(text: str) -> list[IgnoreRule]:
-    """dockerignore.ReadAll: comments only at column 0, whitespace trimmed, `!` marks an
-    exception, paths cleaned and made relative to the context root."""
-    rules = []
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        pattern = line.strip()
-        exception = pattern.startswith("!")
-        if exception:
-            pattern = pattern[1:].strip()
-        pattern = posixpath.normpath(pattern).lstrip("/") or "/"
-        rules.append(IgnoreRule(_pattern_regex(pattern), exception))
-    return rules
-
-
-def is_ignored(path: str, rules: list[IgnoreRule]) -> bool:
-    """MatchesOrParentMatches: the last rule that matches the path or one of its parent
-    folders decides."""
-    parts = path.split("/")
-    candidates = [path] + ["/".join(parts[:n]) for n in range(1, len(parts))]
-    ignored = False
-    for rule in rules:
-        if rule.exception != ignored:
-            continue  # only an exception can change an ignored path, and vice versa
-        if any(rule.regex.match(c) for c in candidates):
-            ignored = not rule.exception
-    return ignored
+pins = _load("pins")
+context = _load("context")
+is_ignored, read_dockerignore = context.is_ignored, context.read_dockerignore
 
 
 @pytest.fixture(scope="module")
-def ignore_rules() -> list[IgnoreRule]:
-    return read_dockerignore((ROOT / ".dockerignore").read_text())
+def ignore_rules():
+    return context.project_rules()
 
 
 @pytest.mark.parametrize(("patterns", "path", "ignored"), [
@@ -158,83 +93,8 @@ def test_dockerignore_keeps_out_local_state_caches_and_training(path, ignore_rul
 
 # --- the Dockerfiles ---
 
-@dataclass
-class Stage:
-    image: str
-    name: str | None
-    instructions: list[dict]
-
-    def all(self, instruction: str) -> list[str]:
-        return [i["value"] for i in self.instructions if i["instruction"] == instruction]
-
-
-@dataclass
-class Copy:
-    sources: list[str]
-    dest: str
-    from_stage: str | None
-
-
-def dockerfile(service: str) -> pathlib.Path:
-    return DOCKER_DIR / f"{service}.Dockerfile"
-
-
-def stages(service: str) -> list[Stage]:
-    parser = DockerfileParser(path=str(dockerfile(service)))
-    result: list[Stage] = []
-    for item in parser.structure:
-        if item["instruction"] == "FROM":
-            words = item["value"].split()
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            result.append(Stage(words[0], name, []))
-        elif result:
-            result[-1].instructions.append(item)
-    return result
-
-
-def parse_copy(value: str) -> Copy:
-    words = json.loads(value) if value.lstrip().startswith("[") else value.split()
-    flags = [w for w in words if w.startswith("--")]
-    paths = [w for w in words if not w.startswith("--")]
-    from_stage = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
-    return Copy(paths[:-1], paths[-1], from_stage)
-
-
-def copies(stage: Stage) -> list[Copy]:
-    return [parse_copy(v) for v in stage.all("COPY") + stage.all("ADD")]
-
-
-def workdir(stage: Stage) -> str:
-    return posixpath.join("/", *stage.all("WORKDIR"))
-
-
-def image_path(stage: Stage, context_path: str) -> str | None:
-    """Where a context file ends up in the final image, or None if no COPY takes it."""
-    target = None
-    for copy in copies(stage):
-        if copy.from_stage is not None:
-            continue
-        dest = posixpath.join(workdir(stage), copy.dest)
-        for source in copy.sources:
-            source = source.rstrip("/")
-            if (ROOT / source).is_dir() and context_path.startswith(source + "/"):
-                target = posixpath.join(dest, context_path[len(source) + 1:])
-            elif context_path == source:
-                target = posixpath.join(dest, posixpath.basename(source)) \
-                    if copy.dest.endswith("/") else dest
-    return target
-
-
-def context_files(source: str, rules: list[IgnoreRule]) -> list[str]:
-    """Files under a COPY source that the build context would hold."""
-    path = ROOT / source
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    names = (p.relative_to(ROOT).as_posix() for p in files)
-    return [n for n in names if not is_ignored(n, rules)]
-
-
-def final(service: str) -> Stage:
-    return stages(service)[-1]
+def final(service: str):
+    return context.stages(service)[-1]
 
 
 def test_every_mesh_process_has_a_dockerfile():
@@ -244,7 +104,7 @@ def test_every_mesh_process_has_a_dockerfile():
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile_parses_into_known_instructions(service):
-    parser = DockerfileParser(path=str(dockerfile(service)))
+    parser = context.parser(service)
     found = [item["instruction"] for item in parser.structure]
     assert found and found[0] in {"FROM", "ARG", "COMMENT"}
     assert set(found) <= INSTRUCTIONS
@@ -252,19 +112,19 @@ def test_dockerfile_parses_into_known_instructions(service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_base_images_are_pinned_and_slim(service):
-    for stage in stages(service):
+    for stage in context.stages(service):
         assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?",
                             stage.image), stage.image
     # One base for both stages: the venv built in the first runs on the second's Python.
-    assert len({s.image for s in stages(service)}) == 1
+    assert len({s.image for s in context.stages(service)}) == 1
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_image_is_multi_stage_and_ships_only_the_builders_venv(service):
-    all_stages = stages(service)
+    all_stages = context.stages(service)
     assert len(all_stages) >= 2
     builders = {s.name for s in all_stages[:-1]}
-    from_builder = [c for c in copies(all_stages[-1]) if c.from_stage]
+    from_builder = [c for c in all_stages[-1].copies() if c.from_stage]
     assert from_builder and all(c.from_stage in builders for c in from_builder)
     assert not any("pip install" in run for run in all_stages[-1].all("RUN"))
 
@@ -281,13 +141,17 @@ def test_final_stage_runs_as_a_fixed_non_root_uid(service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_copy_sources_exist_and_are_in_the_build_context(service, ignore_rules):
-    for stage in stages(service):
-        for copy in copies(stage):
+    for stage in context.stages(service):
+        for copy in stage.copies():
             if copy.from_stage is not None:
                 continue
             for source in copy.sources:
                 assert (ROOT / source).exists(), f"{source} missing (see the Dockerfile)"
-                assert context_files(source, ignore_rules), f".dockerignore drops {source}"
+                files = context.context_files(source, ignore_rules)
+                assert files, f".dockerignore drops {source}"
+                # Copied as root and run as the fixed UID: they must be readable by others.
+                unreadable = [f for f in files if not (ROOT / f).stat().st_mode & stat.S_IROTH]
+                assert not unreadable, unreadable
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -300,19 +164,16 @@ def test_every_module_the_service_imports_is_copied_where_python_m_finds_it(
         relative = path.relative_to(ROOT).as_posix()
         assert not is_ignored(relative, ignore_rules), relative
         # `python -m` puts the working directory first on sys.path.
-        assert image_path(stage, relative) == posixpath.join(workdir(stage), relative), relative
+        assert stage.image_path(relative) == posixpath.join(stage.workdir(), relative), relative
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_command_is_the_module_make_up_runs(service):
     stage = final(service)
-    entry = [json.loads(v) for v in stage.all("ENTRYPOINT")][-1:] or [[]]
-    command = entry[0] + [json.loads(v) for v in stage.all("CMD")][-1]
-    assert command == ["python", "-m", PROCESSES[service][0]]
+    assert stage.command() == ["python", "-m", PROCESSES[service][0]]
     # "python" is the builder's venv: it comes first on PATH.
-    parser = DockerfileParser(path=str(dockerfile(service)))
-    venv = next(c.dest for c in copies(stage) if c.from_stage)
-    assert parser.envs["PATH"].startswith(posixpath.join(venv, "bin") + ":")
+    venv = next(c.dest for c in stage.copies() if c.from_stage)
+    assert context.parser(service).envs["PATH"].startswith(posixpath.join(venv, "bin") + ":")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -320,7 +181,7 @@ def test_exposes_the_mesh_ports_and_binds_all_interfaces(service):
     _, prefix, grpc_port, metrics_port = PROCESSES[service]
     exposed = {int(p.split("/")[0]) for v in final(service).all("EXPOSE") for p in v.split()}
     assert exposed == {grpc_port, metrics_port}
-    envs = DockerfileParser(path=str(dockerfile(service))).envs
+    envs = context.parser(service).envs
     assert envs[f"{prefix}HOST"] == "0.0.0.0"
     # The image does not move the service off the ports it exposes.
     assert envs.get(f"{prefix}PORT", str(grpc_port)) == str(grpc_port)
@@ -349,12 +210,13 @@ def test_images_install_their_pinned_requirements_without_torch(service):
     pinned = _requirements(service)
     assert "torch" in _train_extra()
     assert not pinned.keys() & _train_extra()
-    for stage in stages(service):
+    for stage in context.stages(service):
         for run in stage.all("RUN"):
             assert not re.search(r"torch|sentence-transformers|\[train|\.\[", run), run
             if "pip install" in run:
                 assert "-r /tmp/requirements.txt" in run and "--no-deps" in run
-    copied = [c for s in stages(service) for c in copies(s) if c.dest == "/tmp/requirements.txt"]
+    copied = [c for s in context.stages(service) for c in s.copies()
+              if c.dest == "/tmp/requirements.txt"]
     assert [c.sources for c in copied] == [[f"deploy/docker/requirements/{service}.txt"]]
 
 
@@ -379,7 +241,7 @@ def test_gateway_image_carries_no_numerical_stack():
 
 def test_retrieval_image_bakes_in_the_text_model_where_settings_read_it(ignore_rules):
     stage = final("retrieval")
-    model_dir = DockerfileParser(path=str(dockerfile("retrieval"))).envs[
+    model_dir = context.parser("retrieval").envs[
         "CADENZA_RETRIEVAL_TEXT_MODEL_DIR"]
     card_path = ROOT / "models/text/model_card.json"
     assert card_path.is_file(), "models/text is built by `make text-model`"
@@ -387,18 +249,18 @@ def test_retrieval_image_bakes_in_the_text_model_where_settings_read_it(ignore_r
     for name in ("model_card.json", card["onnx_file"], card["tokenizer_file"]):
         relative = f"models/text/{name}"
         assert (ROOT / relative).is_file() and not is_ignored(relative, ignore_rules)
-        assert image_path(stage, relative) == posixpath.join(model_dir, name)
+        assert stage.image_path(relative) == posixpath.join(model_dir, name)
 
 
 def test_generate_image_bakes_in_the_default_model_and_a_soundfont(ignore_rules):
     stage = final("generate")
-    models_dir = DockerfileParser(path=str(dockerfile("generate"))).envs[
+    models_dir = context.parser("generate").envs[
         "CADENZA_GENERATE_MODELS_DIR"]
     model = GenerateSettings.model_fields["default_model"].default
     for name in ("model.json", "model.onnx", "originality.npz"):
         relative = f"models/generate/{model}/{name}"
         assert (ROOT / relative).is_file() and not is_ignored(relative, ignore_rules)
-        assert image_path(stage, relative) == posixpath.join(models_dir, model, name)
+        assert stage.image_path(relative) == posixpath.join(models_dir, model, name)
     # cadenza/midi_synth.py loads libfluidsynth and looks for TimGM6mb first.
     installs = " ".join(stage.all("RUN"))
     assert re.search(r"\blibfluidsynth3\b", installs)
