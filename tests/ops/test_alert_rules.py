@@ -50,13 +50,15 @@ GENERATE = "cadenza.generate.v1.GenerateService"
 TIMEOUT_S = 120
 
 
-def _promtool(*args: str) -> None:
+def _promtool(*args: str) -> str:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not found: install Debian's prometheus (scripts/system-deps.sh)")
     done = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
-    assert done.returncode == 0, f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"promtool {' '.join(args)}:\n{output}"
+    return output
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -80,6 +82,12 @@ def _slo_rules() -> ModuleType:
 def test_rule_files_pass_promtool_check() -> None:
     assert RULE_FILES, "no rule files"
     _promtool("check", "rules", *(str(p.relative_to(ROOT)) for p in RULE_FILES))
+
+
+def test_committed_prometheus_config_loads_every_rule_file() -> None:
+    output = _promtool("check", "config", "deploy/prometheus/prometheus.yml")
+    for path in RULE_FILES:
+        assert f"Checking {path.relative_to(ROOT)}" in output, output
 
 
 def test_rule_unit_tests_pass_promtool() -> None:
@@ -201,6 +209,7 @@ def slis_observed(observed: Any, mesh: Mesh) -> Any:
                      rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=500))
         _expect_code(grpc.StatusCode.INVALID_ARGUMENT, generate.Generate,
                      gpb.GenerateRequest(sampling=gpb.Sampling(top_p=1.5)))
+    _wait_for_a_scrape_of_every_target(observed, after_unix_s=time.time())
     return observed
 
 
@@ -268,3 +277,34 @@ def test_latency_slis_find_their_buckets(slis_observed: Any) -> None:
         assert {key: ratios.get(key) for key in want
                 if not 0 <= ratios.get(key, math.nan) <= 1} == {}, labels
 
+
+
+def _alert_expr(name: str) -> str:
+    [alert] = [a for a in _alerts() if a["alert"] == name]
+    return str(alert["expr"])
+
+
+def _left_of_threshold(expr: str) -> str:
+    """The measured side of `measure > threshold` (the expression's last comparison)."""
+    measure, _, _threshold = expr.rpartition(">")
+    return measure
+
+
+def test_alert_measures_join_on_the_real_labels(slis_observed: Any) -> None:
+    # Ratios of two metrics only have a value where their labels line up: run each
+    # alert's measured side on the real data and look at who is in the result.
+    query = slis_observed.prometheus.query
+
+    saturation = query(_left_of_threshold(_alert_expr("CadenzaGenerateSaturated")))
+    assert [r["metric"] for r in saturation] == [{"job": "cadenza-generate"}]
+    assert 0 <= float(saturation[0]["value"][1]) <= 1
+
+    unavailable = query(_left_of_threshold(_alert_expr("CadenzaGatewayBackendUnavailable")))
+    shares = {r["metric"]["backend"]: float(r["value"][1]) for r in unavailable}
+    assert shares == {"retrieval": 0.0, "recommend": 0.0, "generate": 0.0}
+
+    # The traffic trained and published a model a moment ago: far from stale.
+    first_line = _alert_expr("CadenzaRecommendModelStale").splitlines()[0]
+    age = query(_left_of_threshold(first_line))
+    assert [r["metric"] for r in age] == [{"job": "cadenza-recommend"}]
+    assert float(age[0]["value"][1]) < 3600
