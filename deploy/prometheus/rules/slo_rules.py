@@ -50,7 +50,8 @@ WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # PERMISSION_DENIED, UNAUTHENTICATED, CANCELLED, RESOURCE_EXHAUSTED when generate sheds
 # load: that one is watched by the saturation alerts instead). UNIMPLEMENTED only reaches
 # these metrics from a registered method without a body, i.e. a deployment skew, so it
-# counts; DEADLINE_EXCEEDED counts because the gateway sets the deadlines callers get.
+# counts. DEADLINE_EXCEEDED counts: callers who set no deadline get the gateway's
+# generous defaults (30 s unary, 600 s streams), so running out means we were too slow.
 SERVER_ERROR_CODES = (
     "UNKNOWN", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "DEADLINE_EXCEEDED", "UNIMPLEMENTED",
 )
