@@ -233,7 +233,7 @@ def prometheus_rule(namespace: str) -> str:
     resource = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": "cadenza-slos", "namespace": namespace,
+        "metadata": {"name": "cadenza-alerts", "namespace": namespace,
                      "labels": {"app.kubernetes.io/part-of": "cadenza"}},
         "spec": {"groups": groups},
     }
