@@ -32,6 +32,17 @@ class Observed:
             f"sum({selector}) - (sum({selector} @ {self.before_unix_s:.3f}) or vector(0))")
         return float(rows[0]["value"][1]) if rows else 0.0
 
+    def wait_scraped_since(self, unix_s: float) -> None:
+        """Waits until every target has been scraped after `unix_s` (e.g. after calls)."""
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            rows = self.prometheus.query('timestamp(up{job=~"cadenza-.+"})')
+            if len(rows) == len(PROCESSES) and min(float(r["value"][1]) for r in rows) > unix_s:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"targets not scraped again within {DEADLINE_S:g} s")
+            time.sleep(SCRAPE_INTERVAL_S / 2)
+
     def wait_for(self, promql: str, check: str = "non-empty") -> list[dict]:
         """Polls until the query has a result (scrapes lag the traffic a little)."""
         deadline = time.monotonic() + DEADLINE_S
@@ -69,6 +80,8 @@ def observed(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
         prometheus.wait_ready()
         wait_all_up(prometheus)
         before = time.time()
-        yield Observed(prometheus, drive(mesh.endpoints.address("gateway")), before)
+        seen = Observed(prometheus, drive(mesh.endpoints.address("gateway")), before)
+        seen.wait_scraped_since(time.time())
+        yield seen
     finally:
         prometheus.stop()
