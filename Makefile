@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain alerts clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -89,6 +89,11 @@ train-jsb: install ## Retrain the JSB Chorales benchmark model from scratch, fix
 
 eval-jsb: install ## JSB Chorales test NLL of the committed model beside the published table (~1 min)
 	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.jsb eval --out models/generate/jsb
+
+alerts: install ## Regenerate the SLO rules, then promtool check and unit-test every alert rule
+	$(PY) deploy/prometheus/rules/slo_rules.py
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 clean: down ## Remove run state and caches (keeps .venv and data)
 	rm -rf .run .pytest_cache .ruff_cache .mypy_cache
