@@ -29,7 +29,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/home/cadenza \
     CADENZA_RETRIEVAL_HOST=0.0.0.0 \
     CADENZA_RETRIEVAL_TEXT_MODEL_DIR=/app/models/text
-# librosa's numba kernels cache compiled code, and site-packages is read-only at run time.
+# librosa's numba kernels cache compiled code and fail at import when they cannot: with
+# a read-only root filesystem, /tmp must be a writable volume (an emptyDir).
 ENV NUMBA_CACHE_DIR=/tmp/numba-cache
 # The embedded Qdrant store (used when QDRANT_URL is empty): mount a volume here.
 ENV CADENZA_RETRIEVAL_DATA_DIR=/var/lib/cadenza/retrieval
