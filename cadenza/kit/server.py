@@ -68,6 +68,9 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
+        # Recycle each connection after ~5 min (GOAWAY; calls in flight still finish) so
+        # clients re-resolve headless Services and round-robin onto pods added since.
+        ("grpc.max_connection_age_ms", 300_000),
     ]
 
 
