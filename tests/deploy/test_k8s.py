@@ -10,6 +10,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,8 +31,12 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 # The newest release kubernetes-validate 1.37 bundles schemas for.
 KUBERNETES_VERSION = "1.37.0"
-# Custom resources it has no schema for; test_service_monitors_* checks them by hand.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+# Custom resources it has no schema for; test_service_monitors_* and
+# test_prometheus_rule_* check them by hand.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
+             ("monitoring.coreos.com/v1", "PrometheusRule")}
+# The job label the dashboards and alert rules select on (deploy/prometheus/prometheus.yml).
+JOB_NAMES = {name: f"cadenza-{name}" for name in PROCESSES}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
 SETTINGS = {"gateway": GatewaySettings, "retrieval": RetrievalSettings,
             "recommend": RecommendSettings, "generate": GenerateSettings}
@@ -153,7 +158,11 @@ def test_service_monitors_scrape_a_named_metrics_port(overlay: str) -> None:
                                   [s["metadata"]["name"] for s in chosen])
         service = chosen[0]
         for endpoint in monitor["spec"]["endpoints"]:
-            assert set(endpoint) <= {"port", "path", "interval", "authorization"}
+            assert set(endpoint) <= {"port", "path", "interval", "authorization", "relabelings"}
+            name = monitor["metadata"]["name"]
+            if name in JOB_NAMES:  # ours: the same job names as the local Prometheus
+                assert endpoint["relabelings"] == [
+                    {"action": "replace", "targetLabel": "job", "replacement": JOB_NAMES[name]}]
             port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
             pods = [w for w in workloads(overlay) if w["kind"] != "CronJob"
                     and selects({"matchLabels": service["spec"]["selector"]},
@@ -164,6 +173,27 @@ def test_service_monitors_scrape_a_named_metrics_port(overlay: str) -> None:
             assert port["targetPort"] in served
             if "authorization" in endpoint:
                 assert endpoint["authorization"]["credentials"]["name"] in secrets
+
+
+def test_job_names_match_the_local_prometheus_config() -> None:
+    """Dashboards and alerts are tested against deploy/prometheus/prometheus.yml's jobs."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert {job["job_name"] for job in config["scrape_configs"]} == set(JOB_NAMES.values())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_rule_carries_the_promtool_tested_rules(overlay: str) -> None:
+    """The PrometheusRule is the rule files promtool checks, wrapped (make alerts)."""
+    script = ROOT / "deploy/prometheus/rules/slo_rules.py"
+    generated = yaml.safe_load(subprocess.run(
+        [sys.executable, str(script), "--prometheus-rule"], check=True, capture_output=True,
+        text=True).stdout)
+    committed = yaml.safe_load((K8S / "base/monitoring/prometheus-rule.yaml").read_text())
+    assert committed == generated, "run `make alerts` to regenerate the PrometheusRule"
+    (rule,) = objects(overlay, "PrometheusRule")
+    assert rule["spec"] == generated["spec"]
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert "CadenzaTargetDown" in alerts and len(alerts) >= 8
 
 
 # -- the policy -----------------------------------------------------------------------
