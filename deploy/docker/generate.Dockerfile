@@ -28,6 +28,8 @@ COPY services/__init__.py services/
 COPY services/generate/ services/generate/
 # The served model: model.json, model.onnx and the originality index of its corpus.
 COPY models/generate/cadenza-poly/ models/generate/cadenza-poly/
+# Writes a Triton model repository from that model (Triton's init container in deploy/k8s).
+COPY scripts/triton_repo.py scripts/
 RUN python -m compileall -q /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -21,6 +21,7 @@ import sys
 import tomllib
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -155,16 +156,52 @@ def test_copy_sources_exist_and_are_in_the_build_context(service, ignore_rules):
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_module_the_service_imports_is_copied_where_python_m_finds_it(
-        service, ignore_rules):
+def test_every_module_the_image_runs_is_copied_where_python_finds_it(service, ignore_rules):
     stage = final(service)
-    graph = pins.import_graph(PROCESSES[service][0])
-    assert graph.local_files
-    for path in graph.local_files:
-        relative = path.relative_to(ROOT).as_posix()
-        assert not is_ignored(relative, ignore_rules), relative
-        # `python -m` puts the working directory first on sys.path.
-        assert stage.image_path(relative) == posixpath.join(stage.workdir(), relative), relative
+    assert pins.image_entries(service)[0] == PROCESSES[service][0]
+    for entry in pins.image_entries(service):
+        graph = pins.import_graph(entry)
+        assert graph.local_files, entry
+        for path in graph.local_files:
+            relative = path.relative_to(ROOT).as_posix()
+            assert not is_ignored(relative, ignore_rules), relative
+            # `python -m` puts the working directory first on sys.path.
+            assert stage.image_path(relative) == posixpath.join(stage.workdir(), relative)
+
+
+def _manifest_containers():
+    """(image name, command) of every container and init container in deploy/k8s."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("image"), str) and "name" in node:
+                found.append((node["image"], [*node.get("command", []), *node.get("args", [])]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in sorted((ROOT / "deploy/k8s").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            walk(document)
+    return found
+
+
+def test_commands_the_manifests_run_in_our_images_are_in_those_images():
+    if not (ROOT / "deploy/k8s").is_dir():
+        pytest.skip("no deploy/k8s")
+    ours = [(m.group(1), command) for image, command in _manifest_containers()
+            if (m := re.search(r"(?:^|/)cadenza-(\w+)(?:[:@]|$)", image))]
+    assert ours, "no container of deploy/k8s runs a cadenza image"
+    for service, command in ours:
+        assert service in PROCESSES, service
+        if not command:
+            continue  # the image's CMD
+        assert command[0] == "python", command
+        entry = command[2] if command[1] == "-m" else command[1]
+        assert entry in pins.image_entries(service), (service, command)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -230,7 +267,7 @@ def test_pins_satisfy_pyproject_and_match_the_import_closure(service):
         if name in pinned:
             assert req.specifier.contains(pinned[name], prereleases=True), (line, pinned[name])
     # Regenerating changes nothing (else: python deploy/docker/pins.py).
-    expected = pins.render(service, pins.service_pins(PROCESSES[service][0]))
+    expected = pins.render(service, pins.service_pins(service))
     assert (DOCKER_DIR / "requirements" / f"{service}.txt").read_text() == expected
 
 
