@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain alerts clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain alerts observe dashboards clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -65,8 +65,15 @@ up: install models ## Start the mesh on localhost (builds the demo catalogue if 
 catalog: up ## Build the demo catalogue (music21 corpus -> FluidSynth -> ingest); skips what exists
 	$(PY) scripts/build_catalog.py
 
-down: ## Stop the mesh started by `make up`
+down: ## Stop the mesh started by `make up` (and Prometheus from `make observe`)
+	@$(PY) -m cadenza.observe --stop
 	@$(PY) -m cadenza.devmesh down
+
+observe: install ## Start Prometheus beside `make up` (alert rules loaded) and print its address
+	@$(PY) -m cadenza.observe
+
+dashboards: install ## Regenerate the Grafana dashboards in deploy/grafana/dashboards/
+	$(PY) deploy/grafana/generate_dashboards.py
 
 status: ## Show what `make up` started and whether it is healthy
 	@$(PY) -m cadenza.devmesh status
