@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain alerts observe dashboards clean
+.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -103,6 +103,14 @@ alerts: install ## Regenerate the SLO rules (and their PrometheusRule), promtool
 	  $(PY) deploy/prometheus/rules/slo_rules.py --prometheus-rule; } > deploy/k8s/base/monitoring/prometheus-rule.yaml
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
+
+IMAGE_TAG ?= dev
+images: models ## Build the four container images with docker (IMAGE_TAG=...; needs a Docker engine)
+	for s in gateway retrieval recommend generate; do \
+	  docker build -f deploy/docker/$$s.Dockerfile -t cadenza-$$s:$(IMAGE_TAG) . || exit 1; done
+
+rehearse-images: install models ## Lay the images out without Docker and run them as a mesh (~5 min)
+	$(PY) deploy/docker/rehearse.py
 
 clean: down ## Remove run state and caches (keeps .venv and data)
 	rm -rf .run .pytest_cache .ruff_cache .mypy_cache
