@@ -109,8 +109,8 @@ def mixture(model: Transformer) -> Mixture:
         for parameter in other.parameters():
             parameter.mul_(3.0)
     # Shifts push some pitches out of the 60..63 range: their mass must be renormalised.
-    return Mixture([Member(model, 0), Member(other, 0), Member(model, -1), Member(other, 1)],
-                   FEW_PITCHES)
+    return Mixture([Member(model, 0, 0.5), Member(other, 0), Member(model, -1, 2.0),
+                    Member(other, 1, 0.25)], FEW_PITCHES)
 
 
 @pytest.mark.parametrize("history_frames", [[[62, 61]], [[63, 60], [62], [61, 60]]])
@@ -149,3 +149,13 @@ def test_a_member_abstains_once_the_piece_leaves_its_range(model):
     assert mixed == pytest.approx(alone, abs=1e-4)
     with pytest.raises(ValueError, match="every member"):
         piece_frame_nll(Mixture([shifted_up], FEW_PITCHES), PIECE, FEW_PITCHES)
+
+
+def test_weights_mix_the_members_probabilities_in_proportion(mixture):
+    a, b = mixture.members[0].model, mixture.members[1].model
+    tokens = torch.tensor([encode_frames([[62, 61], [60], [63]], FEW_PITCHES)])
+    p_a = Mixture([Member(a)], FEW_PITCHES).log_probs(tokens).exp()
+    p_b = Mixture([Member(b)], FEW_PITCHES).log_probs(tokens).exp()
+    mixed = Mixture([Member(a, 0, 1.0), Member(b, 0, 3.0)], FEW_PITCHES).log_probs(tokens).exp()
+    assert torch.allclose(mixed, (p_a + 3 * p_b) / 4, atol=1e-6)
+    assert not torch.allclose(mixed, (p_a + p_b) / 2, atol=1e-3)

@@ -1,7 +1,13 @@
 """JSB Chorales benchmark: train on the B-L quarter-note split, report exact frame-level NLL.
 
-    python -m services.generate.training.jsb train   # retrain from scratch (fixed seed)
-    python -m services.generate.training.jsb eval    # score the committed checkpoint
+    python -m services.generate.training.jsb train --out DIR   # train one model (fixed seed)
+    python -m services.generate.training.jsb mix --out models/generate/jsb --member ...
+    python -m services.generate.training.jsb eval    # score the committed mixture
+
+The benchmark model (models/generate/jsb/mixture.json) mixes two checkpoints of the same
+architecture token by token: one trained as is, one trained on pieces transposed by up to
++-6 semitones and read in all 13 transpositions (mixture.py). The weights were chosen on
+valid; `make train-jsb` reproduces the whole thing.
 
 A frame is the set of sounding pitches; its tokens are its pitches highest first, then
 STEP. Under the grammar mask each frame's token sequence is a normalised distribution over
@@ -176,17 +182,24 @@ def load_scorer(out: Path) -> tuple[Scorer, dict[str, tuple[Transformer, dict]]]
     for entry in spec["members"]:
         model, config = load_checkpoint(out / entry["checkpoint"])
         checkpoints[entry["checkpoint"]] = (model, config)
-        members += [Member(model, shift) for shift in entry["shifts"]]
+        # An entry's weight is shared evenly by its transpositions.
+        weight = float(entry.get("weight", 1.0)) / len(entry["shifts"])
+        members += [Member(model, shift, weight) for shift in entry["shifts"]]
     return Mixture(members, JSB_VOCABULARY), checkpoints
 
 
 def run_mix(args: argparse.Namespace) -> None:
-    """Writes out/mixture.json (trained members x shifts) and its valid/test results."""
+    """Writes out/mixture.json (checkpoints x transpositions, weighted) and its results."""
     torch.set_num_threads(args.threads)
-    shifts = parse_shifts(args.shifts)
-    spec = {"members": [{"checkpoint": name, "shifts": shifts} for name in args.members],
-            "weights": "uniform over members, renormalised per token (services/generate/"
-                       "training/mixture.py)"}
+    if not args.member:
+        raise SystemExit("mix needs at least one --member NAME:SHIFTS:WEIGHT")
+    entries = [member.split(":") for member in args.member]
+    if any(len(entry) != 3 for entry in entries):
+        raise SystemExit("--member takes NAME:SHIFTS:WEIGHT, e.g. transposed:-6..6:0.7")
+    spec = {"members": [{"checkpoint": name, "shifts": parse_shifts(shifts),
+                         "weight": float(weight)} for name, shifts, weight in entries],
+            "weights": "each entry's weight is shared evenly by its shifts; the mixture is "
+                       "renormalised per token (services/generate/training/mixture.py)"}
     (args.out / MIXTURE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
     scorer, checkpoints = load_scorer(args.out)
     configs = [config for _, config in checkpoints.values()]
@@ -196,7 +209,7 @@ def run_mix(args: argparse.Namespace) -> None:
     summary = {
         "metric": "frame-level NLL, nats per predicted frame (frame 1 of each piece not scored)",
         "valid_nll": results["valid"], "test_nll": results["test"],
-        "members": len(args.members), "shifts": shifts,
+        "members": spec["members"],
         "parameters_per_member": [c["parameters"] for c in configs],
         "training_seconds": round(sum(c["seconds"] for c in configs), 1),
         "eval_seconds": round(time.perf_counter() - started, 1),
@@ -219,17 +232,18 @@ def run_eval(args: argparse.Namespace) -> None:
         label = f"Transformer, one model{f' {name}' if name else ''} ({size})"
         rows.append((label, *(frame_nll(model, splits[s]) for s in ("test", "valid"))))
     if isinstance(scorer, Mixture):
-        shifts = sorted({mb.shift for mb in scorer.members})
-        label = (f"Transformer, mixture of {len(checkpoints)} x {len(shifts)} transpositions "
-                 f"({shifts[0]:+d}..{shifts[-1]:+d})")
+        spec = json.loads((args.out / MIXTURE_FILE).read_text())
+        parts = [f"{e['checkpoint']} x{len(e['shifts'])} at {e['weight']:g}"
+                 for e in spec["members"]]
+        label = f"Transformer, mixture: {' + '.join(parts)}"
         rows.append((label, *(frame_nll(scorer, splits[s]) for s in ("test", "valid"))))
     ours_test = rows[-1][1]
     rows += [(name, nll, None) for name, nll in PUBLISHED]
     rows.sort(key=lambda r: -r[1])
     print(f"JSB Chorales, frame-level NLL (nats/frame, lower is better), {data_path(args.data)}")
-    print(f"{'model':<78} {'test':>7} {'valid':>7}")
+    print(f"{'model':<90} {'test':>7} {'valid':>7}")
     for name, nll, v in rows:
-        print(f"{name:<78} {nll:7.3f} {'' if v is None else f'{v:7.3f}':>7}")
+        print(f"{name:<90} {nll:7.3f} {'' if v is None else f'{v:7.3f}':>7}")
     verdict = "met" if ours_test <= GOAL_NLL else "missed"
     print(f"Goal: test NLL <= {GOAL_NLL}: {verdict} ({ours_test:.3f}).")
     print("Published rows: ../shared/data/PUBLISHED_RESULTS.md (Krishnan et al.'s are "
@@ -256,10 +270,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--transpose", type=int, default=0, help="max shift, semitones")
     parser.add_argument("--position-shift", type=float, default=0.25)
-    parser.add_argument("--members", nargs="+", default=(), help="mix: checkpoint folders in --out")
-    parser.add_argument("--shifts", default="0", help='mix: semitones, "-6..6" or "-1,0,1"')
+    parser.add_argument("--member", action="append", metavar="NAME:SHIFTS:WEIGHT",
+                        help='mix: a checkpoint folder in --out, its shifts ("-6..6" or "0") '
+                             "and its weight, e.g. transposed:-6..6:0.7; repeat per checkpoint")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    if args.command == "train" and args.out == DEFAULT_CHECKPOINT:
+        parser.error("train writes one checkpoint: give it its own --out, e.g. "
+                     f"{DEFAULT_CHECKPOINT}/plain (make train-jsb trains both)")
     {"train": run_train, "eval": run_eval, "mix": run_mix}[args.command](args)
 
 

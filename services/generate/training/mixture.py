@@ -1,10 +1,10 @@
 """A token-level mixture of models, each reading the piece transposed by its own shift.
 
 Member k reads the piece shifted by s_k semitones and predicts the next token in its own
-key; its prediction is shifted back, the members are averaged and the result renormalised
-over the vocabulary:
+key; its prediction is shifted back, the members are averaged with fixed weights w_k and
+the result renormalised over the vocabulary:
 
-    p(v | prefix) ∝ (1/K) sum_k p_k(shift(v, s_k) | shift(prefix, s_k))
+    p(v | prefix) ∝ sum_k w_k p_k(shift(v, s_k) | shift(prefix, s_k)) / sum_k w_k
 
 Each conditional is a normalised distribution that depends only on the prefix, so their
 product is a normalised distribution over token sequences: the frame likelihood stays
@@ -15,6 +15,7 @@ prefix itself leaves its range.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from services.generate.training.trainer import GrammarLoss
 class Member:
     model: Transformer
     shift: int = 0  # semitones the piece is transposed by before this model reads it
+    weight: float = 1.0  # relative; chosen before scoring (on valid), never on test
 
 
 def shifted_ids(vocab: Vocabulary, shift: int) -> np.ndarray:
@@ -49,6 +51,8 @@ class Mixture:
     def __init__(self, members: Sequence[Member], vocab: Vocabulary):
         if not members:
             raise ValueError("a mixture needs at least one member")
+        if any(not m.weight > 0 for m in members):
+            raise ValueError("member weights must be positive")
         self.members = list(members)
         self.vocab = vocab
         self.loss = GrammarLoss(vocab)
@@ -57,7 +61,7 @@ class Mixture:
     @torch.no_grad()
     def log_probs(self, inputs: Tensor) -> Tensor:
         """(batch, T, vocab) log p(next token | inputs[:, :t+1]) in the original key."""
-        per_member, active = [], []
+        per_member, active_weight = [], []
         for member in self.members:
             member.model.eval()
             ids = self._ids[member.shift]
@@ -69,10 +73,12 @@ class Mixture:
             own = self.loss.log_probs(member.model.forward_train(moved), moved)
             # Read each original token's probability at its shifted id; -inf if it has none.
             back = own[..., ids.clamp(min=0)].masked_fill(ids < 0, float("-inf"))
-            per_member.append(back.masked_fill(abstains.unsqueeze(-1), float("-inf")))
-            active.append(~abstains)
-        count = torch.stack(active).sum(dim=0)
-        if bool((count == 0).any()):
+            weighted = back + math.log(member.weight)
+            per_member.append(weighted.masked_fill(abstains.unsqueeze(-1), float("-inf")))
+            active_weight.append((~abstains).double() * member.weight)
+        total_weight = torch.stack(active_weight).sum(dim=0)
+        if bool((total_weight == 0).any()):
             raise ValueError("the piece leaves the pitch range of every member")
-        mixed = torch.logsumexp(torch.stack(per_member), dim=0) - count.unsqueeze(-1).log()
+        norm = total_weight.log().to(per_member[0].dtype).unsqueeze(-1)
+        mixed = torch.logsumexp(torch.stack(per_member), dim=0) - norm
         return mixed - torch.logsumexp(mixed, dim=-1, keepdim=True)
