@@ -31,7 +31,8 @@ async def build_recommend(settings: RecommendSettings) -> App:
     store, models = await asyncio.to_thread(_open, settings)
     catalogue = RetrievalCatalogue(settings.retrieval_address)
     events = EventLog(store, catalogue, settings.max_clock_skew_s)
-    trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s)
+    trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s,
+                      holdout_users=settings.holdout_users)
     recommender = Recommender(events, catalogue, models)
     servicer = RecommendServicer(events, recommender, trainer)
 

@@ -30,9 +30,10 @@ TOP_N = 10
 SEED = 2011
 
 
-def holdout_quality(engagements: list[Engagement], algorithm: str) -> dict[str, float]:
+def holdout_quality(engagements: list[Engagement], algorithm: str,
+                    max_users: int = MAX_USERS) -> dict[str, float]:
     """{"recall_at_10", "ndcg_at_10", "users"}; empty when no user has enough history."""
-    train, test = _split(engagements)
+    train, test = _split(engagements, max_users)
     if not test:
         return {}
     model = fitting.fit(train, algorithm, "holdout")
@@ -42,15 +43,16 @@ def holdout_quality(engagements: list[Engagement], algorithm: str) -> dict[str, 
             "users": float(scores.users)}
 
 
-def _split(engagements: list[Engagement]) -> tuple[list[Engagement], dict[str, set[str]]]:
+def _split(engagements: list[Engagement],
+           max_users: int) -> tuple[list[Engagement], dict[str, set[str]]]:
     liked: dict[str, list[str]] = defaultdict(list)
     for e in engagements:
         if e.value > 0 and not e.disliked:
             liked[e.user_id].append(e.track_id)
     eligible = sorted(u for u, tracks in liked.items() if len(tracks) >= MIN_ITEMS)
     rng = np.random.default_rng(SEED)
-    if len(eligible) > MAX_USERS:
-        eligible = sorted(rng.choice(eligible, MAX_USERS, replace=False).tolist())
+    if len(eligible) > max_users:
+        eligible = sorted(rng.choice(eligible, max_users, replace=False).tolist())
     test: dict[str, set[str]] = {}
     for user in eligible:
         tracks = sorted(liked[user])

@@ -26,5 +26,8 @@ class RecommendSettings(ServerSettings):
     max_clock_skew_s: float = Field(default=300.0, ge=0)
     # Retrain the collaborative model this often when new events arrived; 0 = never.
     retrain_interval_s: float = Field(default=3600.0, ge=0)
+    # Users sampled for each run's held-out quality figure (cadenza_recommend_model_quality).
+    # It costs one more fit per run (about 2x the run time); 0 = skip it.
+    holdout_users: int = Field(default=500, ge=0)
     # Collaborative algorithm that scheduled runs and TrainModel without one use.
     default_algorithm: str = "ensemble"

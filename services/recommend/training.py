@@ -46,7 +46,7 @@ class ModelStatus:
 
 class Trainer:
     def __init__(self, store: EventStore, models: ModelStore, default_algorithm: str,
-                 interval_s: float) -> None:
+                 interval_s: float, holdout_users: int = quality.MAX_USERS) -> None:
         if default_algorithm not in fitting.MEMBERS:
             raise ValueError(f"default_algorithm {default_algorithm!r}: use one of "
                              f"{', '.join(fitting.MEMBERS)}")
@@ -54,6 +54,7 @@ class Trainer:
         self.models = models
         self.default_algorithm = default_algorithm
         self.interval_s = interval_s
+        self.holdout_users = holdout_users
         self.latest: TrainingRun | None = None
         self._task: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
@@ -110,8 +111,10 @@ class Trainer:
             engagements = await asyncio.to_thread(self.store.all_engagements)
             version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{run.run_id}"
             model = await asyncio.to_thread(fitting.fit, engagements, run.algorithm, version)
-            scores = await asyncio.to_thread(quality.holdout_quality, engagements,
-                                             run.algorithm)
+            scores = {}
+            if self.holdout_users > 0:
+                scores = await asyncio.to_thread(quality.holdout_quality, engagements,
+                                                 run.algorithm, self.holdout_users)
             model.manifest.run["quality"] = scores
             stats = model.manifest.run
             done = replace(run, state="succeeded", events_used=stats["engagements"],

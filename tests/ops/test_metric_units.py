@@ -107,3 +107,27 @@ async def test_a_training_run_publishes_its_quality_and_time(tmp_path: pathlib.P
         await trainer.stop()
         models.close()
         store.close()
+
+
+def test_holdout_quality_samples_at_most_max_users() -> None:
+    assert quality.holdout_quality(two_tastes(), "ease", max_users=10)["users"] == 10
+
+
+async def test_holdout_users_zero_skips_the_extra_fit(tmp_path: pathlib.Path) -> None:
+    store = EventStore.open(tmp_path / "events.sqlite3")
+    store.add([Event(f"e-{e.user_id}-{e.track_id}", e.user_id, e.track_id, EventKind.PLAY,
+                     time.time(), count=int(e.value)) for e in two_tastes()])
+    models = ModelStore.open(str(tmp_path / "qdrant"))
+    trainer = Trainer(store, models, "ease", interval_s=0, holdout_users=0)
+    try:
+        await trainer.start()
+        await trainer.train()
+        run = await asyncio.wait_for(trainer.wait(), 300)
+        assert run is not None and run.state == "succeeded", run
+        assert models.serving is not None and models.serving.manifest.run["quality"] == {}
+        assert gauge("cadenza_recommend_model_quality",
+                     {"algorithm": "ease", "metric": "recall_at_10"}) is None
+    finally:
+        await trainer.stop()
+        models.close()
+        store.close()
