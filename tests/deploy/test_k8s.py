@@ -22,6 +22,7 @@ from cadenza.devmesh import PROCESSES
 from gateway.access import load_keys
 from gateway.mesh_health import GATEWAY_SERVICE
 from gateway.settings import GatewaySettings
+from services.generate import metrics as generate_metrics
 from services.generate.settings import GenerateSettings
 from services.recommend.settings import RecommendSettings
 from services.retrieval.settings import RetrievalSettings
@@ -285,6 +286,26 @@ def test_autoscalers_only_for_stateless_services(overlay: str) -> None:
         deployment = named(overlay, "Deployment", name)
         assert deployment["spec"]["replicas"] == 1, name
         assert deployment["spec"]["strategy"]["type"] == "Recreate", name
+
+
+def test_prod_generate_scales_on_in_flight_generations_before_its_slots_run_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HPA's custom metric is the one the adapter rule serves, from a metric the code
+    exports, and its target sits below the per-pod slot count the pods are given."""
+    hpa = named("prod", "HorizontalPodAutoscaler", "generate")
+    (pods,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    adapter = yaml.safe_load((K8S / "overlays/prod/prometheus-adapter-rules.yaml").read_text())
+    (rule,) = adapter["rules"]["custom"]
+    assert pods["metric"]["name"] == rule["name"]["as"]
+    series = rule["seriesQuery"].split("{", 1)[0]
+    assert series == generate_metrics.IN_FLIGHT._name  # the gauge generate really exports
+    (container,) = pod_template(named("prod", "Deployment", "generate"))["spec"]["containers"]
+    for key in [k for k in os.environ if k.startswith("CADENZA_")]:
+        monkeypatch.delenv(key)
+    for key, value in container_env("prod", container).items():
+        monkeypatch.setenv(key, value)
+    slots = GenerateSettings().max_concurrent
+    assert 0 < float(pods["target"]["averageValue"]) < slots
 
 
 # -- settings -------------------------------------------------------------------------
