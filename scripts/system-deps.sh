@@ -3,8 +3,9 @@
 # what to install and carries on (the tests that need a package say so when it is absent).
 set -euo pipefail
 # fluidsynth renders the demo catalogue; TimGM6mb is a small General MIDI soundfont.
-# prometheus (with promtool) backs the metrics, dashboard and alert-rule tests.
-packages=(fluidsynth timgm6mb-soundfont prometheus)
+# prometheus (with promtool) backs the metrics, dashboard and alert-rule tests;
+# prometheus-alertmanager (with amtool) the routing and inhibition tests.
+packages=(fluidsynth timgm6mb-soundfont prometheus prometheus-alertmanager)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
