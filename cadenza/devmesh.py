@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import grpc
@@ -75,6 +75,13 @@ class Endpoints:
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.grpc_ports[name]}"
 
+    def peer_env(self) -> dict[str, str]:
+        """Where the gateway finds its backends and recommend finds retrieval."""
+        env = {f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS": self.address(backend)
+               for backend in ("retrieval", "recommend", "generate")}
+        env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.address("retrieval")
+        return env
+
 
 class Mesh:
     """The four processes, started in dependency order and stopped with SIGTERM."""
@@ -97,9 +104,7 @@ class Mesh:
             f"{prefix}DATA_DIR": str(self.data_dir / name),
             "PYTHONUNBUFFERED": "1",
         })
-        for backend in ("retrieval", "recommend", "generate"):
-            env[f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS"] = self.endpoints.address(backend)
-        env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.endpoints.address("retrieval")
+        env.update(self.endpoints.peer_env())
         env.update(self.extra_env)
         return env
 
@@ -149,12 +154,25 @@ class Mesh:
         return codes
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError:
         return False
     return True
+
+
+def terminate(pids: Iterable[int], timeout_s: float = 30.0) -> None:
+    """SIGTERM to each live pid, then SIGKILL to any still alive after timeout_s."""
+    pids = [pid for pid in pids if alive(pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _load(run_dir: pathlib.Path) -> Endpoints | None:
@@ -185,7 +203,7 @@ def build_catalog_if_empty(address: str) -> int:
 
 def up(run_dir: pathlib.Path) -> int:
     current = _load(run_dir)
-    if current and all(_alive(pid) for pid in current.pids.values()):
+    if current and all(alive(pid) for pid in current.pids.values()):
         print(f"mesh already running (pids {sorted(current.pids.values())})")
         return build_catalog_if_empty(current.address("gateway"))
     if current:
@@ -214,15 +232,7 @@ def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:
     if current is None:
         print("mesh not running")
         return 0
-    for pid in current.pids.values():
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while any(_alive(p) for p in current.pids.values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in current.pids.values():
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    terminate(current.pids.values(), timeout_s)
     (run_dir / "mesh.json").unlink()
     print("mesh stopped")
     return 0
@@ -234,7 +244,7 @@ def status(run_dir: pathlib.Path) -> int:
         print("mesh not running")
         return 1
     for name, pid in current.pids.items():
-        state = "running" if _alive(pid) else "stopped"
+        state = "running" if alive(pid) else "stopped"
         print(f"  {name:<10} pid {pid:<8} {state:<8} {current.address(name)}")
     return 0
 

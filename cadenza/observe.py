@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from cadenza.devmesh import Endpoints, _alive
+from cadenza.devmesh import Endpoints, alive, terminate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
@@ -140,7 +140,7 @@ def start(run_dir: pathlib.Path, port: int = DEFAULT_PORT) -> int:
         return 1
     home = run_dir / "prometheus"
     pid_file = home / "prometheus.pid"
-    if pid_file.exists() and _alive(int(pid_file.read_text())):
+    if pid_file.exists() and alive(int(pid_file.read_text())):
         print(f"Prometheus already running: {(home / 'prometheus.url').read_text()}")
         return 0
     home.mkdir(parents=True, exist_ok=True)
@@ -167,11 +167,8 @@ def stop(run_dir: pathlib.Path) -> int:
     if not pid_file.exists():
         return 0
     pid = int(pid_file.read_text())
-    if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    if alive(pid):
+        terminate([pid])
         print("Prometheus stopped")
     pid_file.unlink()
     return 0

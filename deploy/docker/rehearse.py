@@ -27,7 +27,7 @@ import time
 import context
 
 sys.path.insert(0, str(context.ROOT))
-from cadenza.devmesh import PROCESSES, free_port, wait_serving
+from cadenza.devmesh import PROCESSES, Endpoints, wait_serving
 
 CLI = pathlib.Path(sys.executable).parent / "cadenza"
 BASE_PYTHON = next((p for p in (pathlib.Path("/usr/bin/python3.11"),) if p.is_file()),
@@ -74,7 +74,7 @@ def build(service: str, root: pathlib.Path) -> None:
                 shutil.copy2(context.ROOT / name, target)
 
 
-def start(service: str, root: pathlib.Path, ports: dict[str, tuple[int, int]],
+def start(service: str, root: pathlib.Path, endpoints: Endpoints,
           log_dir: pathlib.Path) -> subprocess.Popen[bytes]:
     image = context.stages(service)[-1]
     _, prefix, _, _ = PROCESSES[service]
@@ -82,10 +82,9 @@ def start(service: str, root: pathlib.Path, ports: dict[str, tuple[int, int]],
     env.update({k: reroot(v, root) for k, v in context.parser(service).envs.items()})
     env["PATH"] = f"{root}/opt/venv/bin:/usr/bin:/bin"
     env[f"{prefix}HOST"] = "127.0.0.1"
-    env[f"{prefix}PORT"], env[f"{prefix}METRICS_PORT"] = map(str, ports[service])
-    for backend in ("retrieval", "recommend", "generate"):
-        env[f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS"] = f"127.0.0.1:{ports[backend][0]}"
-    env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = f"127.0.0.1:{ports['retrieval'][0]}"
+    env[f"{prefix}PORT"] = str(endpoints.grpc_ports[service])
+    env[f"{prefix}METRICS_PORT"] = str(endpoints.metrics_ports[service])
+    env.update(endpoints.peer_env())
     user = image.all("USER")[-1]
     uid, _, gid = user.partition(":")
     # Writable as in the image: HOME and the data folder belong to the user, /tmp is 1777.
@@ -134,15 +133,15 @@ def main() -> int:
             started = time.monotonic()
             build(service, out / service)
             print(f"{service}: laid out in {time.monotonic() - started:.0f} s", flush=True)
-    ports = {name: (free_port(), free_port()) for name in PROCESSES}
-    procs = {name: start(name, out / name, ports, out) for name in PROCESSES}
+    endpoints = Endpoints.free()
+    procs = {name: start(name, out / name, endpoints, out) for name in PROCESSES}
 
     def check_alive() -> None:
         for name, proc in procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see {out}/{name}.log")
 
-    gateway = f"127.0.0.1:{ports['gateway'][0]}"
+    gateway = endpoints.address("gateway")
     started = time.monotonic()
     try:
         wait_serving(gateway, 300, check_alive)

@@ -8,7 +8,7 @@ import sys
 import time
 
 from cadenza import observe
-from cadenza.devmesh import PROCESSES, Mesh, free_port
+from cadenza.devmesh import PROCESSES, Mesh, alive, free_port
 from cadenza.observe import PrometheusApi
 from tests.ops.conftest import DEADLINE_S, wait_all_up
 
@@ -45,9 +45,9 @@ def test_observe_starts_prometheus_on_the_running_mesh_and_stops_it(mesh: Mesh) 
         stopped = observe_cli("--stop", "--run-dir", run_dir)
     assert stopped.returncode == 0, stopped.stderr
     deadline = time.monotonic() + DEADLINE_S
-    while observe._alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not observe._alive(pid)
+    assert not alive(pid)
 
 
 def test_observe_says_to_start_the_mesh_first(tmp_path: pathlib.Path) -> None:
