@@ -8,7 +8,6 @@ requirements are the service's real import closure without the train extra."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -27,6 +26,7 @@ from packaging.utils import canonicalize_name
 
 from cadenza.devmesh import PROCESSES
 from services.generate.settings import GenerateSettings
+from tests.support.scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "deploy/docker"
@@ -37,17 +37,8 @@ INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "
                 "SHELL", "MAINTAINER", "COMMENT"}
 
 
-def _load(name: str):
-    """deploy/docker/<name>.py (deploy/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-pins = _load("pins")
-context = _load("context")
+pins = load_script(DOCKER_DIR / "pins.py", "docker_pins")
+context = load_script(DOCKER_DIR / "context.py", "docker_context")
 is_ignored, read_dockerignore = context.is_ignored, context.read_dockerignore
 
 

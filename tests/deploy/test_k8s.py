@@ -300,11 +300,8 @@ def test_prod_generate_scales_on_in_flight_generations_before_its_slots_run_out(
     series = rule["seriesQuery"].split("{", 1)[0]
     assert series == generate_metrics.IN_FLIGHT._name  # the gauge generate really exports
     (container,) = pod_template(named("prod", "Deployment", "generate"))["spec"]["containers"]
-    for key in [k for k in os.environ if k.startswith("CADENZA_")]:
-        monkeypatch.delenv(key)
-    for key, value in container_env("prod", container).items():
-        monkeypatch.setenv(key, value)
-    slots = GenerateSettings().max_concurrent
+    slots = settings_in(container_env("prod", container), GenerateSettings,
+                        monkeypatch).max_concurrent
     assert 0 < float(pods["target"]["averageValue"]) < slots
 
 
@@ -332,6 +329,16 @@ def accepted_names(settings: type) -> set[str]:
     return names
 
 
+def settings_in(env: dict[str, str], settings_class: type, monkeypatch: pytest.MonkeyPatch):
+    """The settings a process builds from exactly this environment (raises on a bad
+    value); this machine's own CADENZA_*/QDRANT_* variables are set aside."""
+    for key in [k for k in os.environ if k.startswith(("CADENZA_", "QDRANT_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return settings_class()
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_settings_are_variables_the_services_read_with_valid_values(
         overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,11 +347,7 @@ def test_settings_are_variables_the_services_read_with_valid_values(
         env = container_env(overlay, container)
         unknown = set(env) - accepted_names(settings_class) - set(OTHER_ENV)
         assert not unknown, f"{overlay}/{name} sets variables nothing reads: {unknown}"
-        for key in [k for k in os.environ if k.startswith(("CADENZA_", "QDRANT_"))]:
-            monkeypatch.delenv(key)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        settings = settings_class()  # raises on a bad value
+        settings = settings_in(env, settings_class, monkeypatch)
         assert settings.host == "0.0.0.0"
         assert settings.port == PROCESSES[name][2]
         assert settings.metrics_port == PROCESSES[name][3]

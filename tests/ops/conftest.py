@@ -43,16 +43,21 @@ class Observed:
                 pytest.fail(f"targets not scraped again within {DEADLINE_S:g} s")
             time.sleep(SCRAPE_INTERVAL_S / 2)
 
-    def wait_for(self, promql: str, check: str = "non-empty") -> list[dict]:
-        """Polls until the query has a result (scrapes lag the traffic a little)."""
-        deadline = time.monotonic() + DEADLINE_S
+    def query_until(self, promql: str, deadline: float) -> list[dict]:
+        """Polls until the query has a result or time.monotonic() passes `deadline`
+        (scrapes lag the traffic a little); raises ValueError on a bad query."""
         while True:
             rows = self.prometheus.query(promql)
-            if rows:
+            if rows or time.monotonic() > deadline:
                 return rows
-            if time.monotonic() > deadline:
-                pytest.fail(f"no result for {promql!r} ({check}) after {DEADLINE_S:g} s")
             time.sleep(SCRAPE_INTERVAL_S)
+
+    def wait_for(self, promql: str, check: str = "non-empty") -> list[dict]:
+        """The query's result once it has one; fails after DEADLINE_S without."""
+        rows = self.query_until(promql, time.monotonic() + DEADLINE_S)
+        if not rows:
+            pytest.fail(f"no result for {promql!r} ({check}) after {DEADLINE_S:g} s")
+        return rows
 
 
 def wait_all_up(prometheus: PrometheusApi) -> None:

@@ -9,7 +9,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +26,7 @@ from cadenza.recommend.v1 import recommend_pb2 as rpb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as tpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules"
@@ -71,12 +71,7 @@ def _alerts() -> list[dict[str, Any]]:
 
 
 def _slo_rules() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slo_rules", RULES / "slo_rules.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RULES / "slo_rules.py", "slo_rules")
 
 
 def test_rule_files_pass_promtool_check() -> None:
@@ -188,7 +183,7 @@ def slis_observed(observed: Any, mesh: Mesh) -> Any:
     once in the shared traffic would read as no traffic (NaN ratios). These calls land
     on series Prometheus has already scraped, so every SLI below has a rate.
     """
-    _wait_for_a_scrape_of_every_target(observed, after_unix_s=time.time())
+    observed.wait_scraped_since(time.time())
     prefix = observed.traffic.prefix
     with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
         retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
@@ -209,18 +204,8 @@ def slis_observed(observed: Any, mesh: Mesh) -> Any:
                      rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=500))
         _expect_code(grpc.StatusCode.INVALID_ARGUMENT, generate.Generate,
                      gpb.GenerateRequest(sampling=gpb.Sampling(top_p=1.5)))
-    _wait_for_a_scrape_of_every_target(observed, after_unix_s=time.time())
+    observed.wait_scraped_since(time.time())
     return observed
-
-
-def _wait_for_a_scrape_of_every_target(observed: Any, after_unix_s: float) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        rows = observed.prometheus.query('min(timestamp(up{job=~"cadenza-.*"}))')
-        if rows and float(rows[0]["value"][1]) > after_unix_s:
-            return
-        assert time.monotonic() < deadline, "Prometheus stopped scraping the mesh"
-        time.sleep(0.5)
 
 
 def _sli_exprs(record_prefix: str) -> list[tuple[str, dict[str, str]]]:

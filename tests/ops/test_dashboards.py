@@ -3,13 +3,12 @@ parses and has data in a real Prometheus after real traffic."""
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import time
 from types import ModuleType
-from typing import Any
 
-from tests.ops.conftest import DEADLINE_S, SCRAPE_INTERVAL_S, Observed
+from tests.ops.conftest import DEADLINE_S, Observed
+from tests.support.scripts import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -19,12 +18,7 @@ EMPTY_IN_TEST_MESH = ("cadenza_gateway_rejected_total",)
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_dashboards",
-                                                  GRAFANA / "generate_dashboards.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "generate_dashboards.py", "generate_dashboards")
 
 
 def all_targets() -> list[tuple[str, str, str]]:
@@ -62,14 +56,6 @@ def substitute(expr: str, window: str) -> str:
             .replace('"$instance"', '".+"'))
 
 
-def query_until_data(observed: Observed, expr: str, deadline: float) -> list[dict[str, Any]]:
-    while True:
-        rows = observed.prometheus.query(expr)  # ValueError on a parse error
-        if rows or time.monotonic() > deadline:
-            return rows
-        time.sleep(SCRAPE_INTERVAL_S)
-
-
 def test_every_panel_query_has_data_after_traffic(observed: Observed) -> None:
     # A window covering all the traffic, as Grafana's $__rate_interval would on a
     # dashboard zoomed to it.
@@ -78,8 +64,8 @@ def test_every_panel_query_has_data_after_traffic(observed: Observed) -> None:
     empty, checked = [], 0
     for name, title, expr in all_targets():
         assert "$" not in substitute(expr, window), expr
-        rows = query_until_data(observed, substitute(expr, window),
-                                0 if expr_may_be_empty(expr) else deadline)
+        rows = observed.query_until(substitute(expr, window),  # ValueError: a parse error
+                                    0 if expr_may_be_empty(expr) else deadline)
         checked += 1
         if not rows and not expr_may_be_empty(expr):
             empty.append(f"{name} / {title}: {expr}")

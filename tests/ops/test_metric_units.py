@@ -4,8 +4,10 @@ hold-out figure behind cadenza_recommend_model_quality."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
@@ -77,18 +79,34 @@ def gauge(name: str, labels: dict[str, str] | None = None) -> float | None:
     return REGISTRY.get_sample_value(name, labels or {})
 
 
-async def test_a_training_run_publishes_its_quality_and_time(tmp_path: pathlib.Path) -> None:
+@contextlib.asynccontextmanager
+async def trainer_on_two_tastes(tmp_path: pathlib.Path,
+                                **options: int) -> AsyncIterator[Trainer]:
+    """A started Trainer (EASE) over an event store holding two_tastes() as plays."""
     store = EventStore.open(tmp_path / "events.sqlite3")
     store.add([Event(f"e-{e.user_id}-{e.track_id}", e.user_id, e.track_id, EventKind.PLAY,
                      time.time(), count=int(e.value)) for e in two_tastes()])
     models = ModelStore.open(str(tmp_path / "qdrant"))
-    trainer = Trainer(store, models, "ease", interval_s=0)
+    trainer = Trainer(store, models, "ease", interval_s=0, **options)
     try:
         await trainer.start()
+        yield trainer
+    finally:
+        await trainer.stop()
+        models.close()
+        store.close()
+
+
+async def train_once(trainer: Trainer) -> None:
+    await trainer.train()
+    run = await asyncio.wait_for(trainer.wait(), 300)
+    assert run is not None and run.state == "succeeded", run
+
+
+async def test_a_training_run_publishes_its_quality_and_time(tmp_path: pathlib.Path) -> None:
+    async with trainer_on_two_tastes(tmp_path) as trainer:
         started = time.time()
-        await trainer.train()
-        run = await asyncio.wait_for(trainer.wait(), 300)
-        assert run is not None and run.state == "succeeded", run
+        await train_once(trainer)
         recall = gauge("cadenza_recommend_model_quality",
                        {"algorithm": "ease", "metric": "recall_at_10"})
         assert recall is not None and recall > 0.3
@@ -103,10 +121,6 @@ async def test_a_training_run_publishes_its_quality_and_time(tmp_path: pathlib.P
         assert gauge("cadenza_recommend_model_quality",
                      {"algorithm": "ease", "metric": "recall_at_10"}) == recall
         assert gauge("cadenza_recommend_model_published_timestamp_seconds") >= started
-    finally:
-        await trainer.stop()
-        models.close()
-        store.close()
 
 
 def test_holdout_quality_samples_at_most_max_users() -> None:
@@ -114,20 +128,9 @@ def test_holdout_quality_samples_at_most_max_users() -> None:
 
 
 async def test_holdout_users_zero_skips_the_extra_fit(tmp_path: pathlib.Path) -> None:
-    store = EventStore.open(tmp_path / "events.sqlite3")
-    store.add([Event(f"e-{e.user_id}-{e.track_id}", e.user_id, e.track_id, EventKind.PLAY,
-                     time.time(), count=int(e.value)) for e in two_tastes()])
-    models = ModelStore.open(str(tmp_path / "qdrant"))
-    trainer = Trainer(store, models, "ease", interval_s=0, holdout_users=0)
-    try:
-        await trainer.start()
-        await trainer.train()
-        run = await asyncio.wait_for(trainer.wait(), 300)
-        assert run is not None and run.state == "succeeded", run
-        assert models.serving is not None and models.serving.manifest.run["quality"] == {}
+    async with trainer_on_two_tastes(tmp_path, holdout_users=0) as trainer:
+        await train_once(trainer)
+        serving = trainer.models.serving
+        assert serving is not None and serving.manifest.run["quality"] == {}
         assert gauge("cadenza_recommend_model_quality",
                      {"algorithm": "ease", "metric": "recall_at_10"}) is None
-    finally:
-        await trainer.stop()
-        models.close()
-        store.close()
