@@ -48,7 +48,7 @@ async def collaborative(models: ModelStore, model: ServingModel, history: list[E
             better = top_part * weight > best_part
             because[better] = top_source[better]
             best_part[better] = top_part[better] * weight
-        total += weight * _normalised_top(scores, blocked, PER_MEMBER)
+        total += weight * normalised_top(scores, blocked, PER_MEMBER)
     picked = np.flatnonzero(total > 0)
     ids = model.manifest.track_ids
     return {ids[j]: Candidate(float(total[j]), ids[because[j]] if because[j] >= 0 else "")
@@ -69,8 +69,7 @@ async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str
         if i not in model_rows:
             continue
         indices, values = model_rows[i]
-        # EASE is fitted on binary evidence, item-kNN on the log-scaled confidence.
-        part = values * (1.0 if member == EASE else float(confidence(e.value)))
+        part = values * evidence(member, e.value)
         scores[indices] += part
         better = part > top_part[indices]
         top_part[indices[better]] = part[better]
@@ -119,7 +118,13 @@ async def fold_in(models: ModelStore, model: ServingModel,
     return np.linalg.solve(a, b).astype(np.float32)
 
 
-def _normalised_top(scores: np.ndarray, blocked: set[int], k: int) -> np.ndarray:
+def evidence(member: str, value: float) -> float:
+    """What one engagement weighs in a neighbour model's scores: EASE is fitted on binary
+    evidence, item-kNN on the log-scaled confidence."""
+    return 1.0 if member == EASE else float(confidence(value))
+
+
+def normalised_top(scores: np.ndarray, blocked: set[int], k: int) -> np.ndarray:
     """The k best positive scores divided by the best; zero elsewhere."""
     scores = scores.copy()
     if blocked:

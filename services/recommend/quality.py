@@ -18,9 +18,9 @@ from collections import defaultdict
 import numpy as np
 
 from services.recommend import fitting
-from services.recommend.collaborative import PER_MEMBER, _normalised_top
+from services.recommend.collaborative import PER_MEMBER, evidence, normalised_top
 from services.recommend.events import Engagement
-from services.recommend.model_store import ALS, EASE, PublishedModel
+from services.recommend.model_store import ALS, PublishedModel
 from services.recommend.offline_eval import evaluate, top_n
 
 MAX_USERS = 500
@@ -86,9 +86,8 @@ def _rank(model: PublishedModel, train: list[Engagement],
                 rows = model.neighbours.get(member)
                 for e in positives if rows is not None else ():
                     row = rows.getrow(index[e.track_id])
-                    evidence = 1.0 if member == EASE else float(fitting.confidence(e.value))
-                    scores[row.indices] += row.data * evidence
-            total += weight * _normalised_top(scores, set(seen), PER_MEMBER)
+                    scores[row.indices] += row.data * evidence(member, e.value)
+            total += weight * normalised_top(scores, set(seen), PER_MEMBER)
         ranked[user] = [manifest.track_ids[i] for i in top_n(total, seen, TOP_N)
                         if total[i] > 0]
     return ranked
