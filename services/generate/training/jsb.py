@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from services.generate.tokens import JSB_VOCABULARY, Vocabulary, encode_frames
-from services.generate.training.mixture import Member, Mixture
+from services.generate.training.mixture import Member, Mixture, shifted_ids
 from services.generate.training.model import ModelConfig, Transformer, load_checkpoint
 from services.generate.training.trainer import TrainSettings, train
 
@@ -74,6 +74,8 @@ def load_splits(path: Path | None = None) -> dict[str, list[Piece]]:
 def transposer(vocab: Vocabulary, max_semitones: int):
     """Augment: shift a whole piece by a random interval in +-max_semitones, kept in range."""
     pitch = vocab.pitch_table
+    moves = {shift: shifted_ids(vocab, shift)
+             for shift in range(-max_semitones, max_semitones + 1)}
 
     def augment(tokens: list[int], rng: random.Random) -> list[int]:
         pitches = [int(pitch[t]) for t in tokens if pitch[t] >= 0]
@@ -81,8 +83,8 @@ def transposer(vocab: Vocabulary, max_semitones: int):
             return tokens
         low = max(-max_semitones, vocab.low_pitch - min(pitches))
         high = min(max_semitones, vocab.high_pitch - max(pitches))
-        shift = rng.randint(low, high)
-        return [t + shift if pitch[t] >= 0 else t for t in tokens]  # ON ids are contiguous
+        moved = moves[rng.randint(low, high)]
+        return [int(moved[t]) for t in tokens]
 
     return augment
 
@@ -144,15 +146,22 @@ def run_train(args: argparse.Namespace) -> None:
 
 def write_results(model: Transformer, splits: dict[str, list[Piece]], out: Path) -> dict:
     """Score one trained checkpoint on valid and test, write out/results.json, return it."""
-    started = time.perf_counter()
-    results = {split: round(frame_nll(model, splits[split]), 4) for split in ("valid", "test")}
     config = json.loads((out / "config.json").read_text())
-    summary = {
-        "metric": "frame-level NLL, nats per predicted frame (frame 1 of each piece not scored)",
-        "valid_nll": results["valid"], "test_nll": results["test"],
+    return _write_scores(model, splits, out, {
         "parameters": config["parameters"], "training_seconds": config["seconds"],
         "tokens_per_s": config["tokens_per_s"], "threads": config["threads"],
         "best_step": config["best_step"], "steps": config["steps"],
+    })
+
+
+def _write_scores(scorer: Scorer, splits: dict[str, list[Piece]], out: Path,
+                  about: dict) -> dict:
+    """Valid and test NLL of `scorer` with `about` (what was scored), to out/results.json."""
+    started = time.perf_counter()
+    nll = {split: round(frame_nll(scorer, splits[split]), 4) for split in ("valid", "test")}
+    summary = {
+        "metric": "frame-level NLL, nats per predicted frame (frame 1 of each piece not scored)",
+        "valid_nll": nll["valid"], "test_nll": nll["test"], **about,
         "eval_seconds": round(time.perf_counter() - started, 1),
         "reproduce": "make train-jsb",
     }
@@ -203,20 +212,12 @@ def run_mix(args: argparse.Namespace) -> None:
     (args.out / MIXTURE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
     scorer, checkpoints = load_scorer(args.out)
     configs = [config for _, config in checkpoints.values()]
-    splits = load_splits(args.data)
-    started = time.perf_counter()
-    results = {split: round(frame_nll(scorer, splits[split]), 4) for split in ("valid", "test")}
-    summary = {
-        "metric": "frame-level NLL, nats per predicted frame (frame 1 of each piece not scored)",
-        "valid_nll": results["valid"], "test_nll": results["test"],
+    summary = _write_scores(scorer, load_splits(args.data), args.out, {
         "members": spec["members"],
         "parameters_per_member": [c["parameters"] for c in configs],
         "training_seconds": round(sum(c["seconds"] for c in configs), 1),
-        "eval_seconds": round(time.perf_counter() - started, 1),
-        "reproduce": "make train-jsb",
-    }
-    (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    logger.info("mixture: valid %.4f test %.4f", results["valid"], results["test"])
+    })
+    logger.info("mixture: valid %.4f test %.4f", summary["valid_nll"], summary["test_nll"])
 
 
 def run_eval(args: argparse.Namespace) -> None:
