@@ -9,26 +9,47 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
+.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+TRITON_LOCK := requirements/triton.txt
+# pip-compile's flags: the locks name packages only, never this machine's indexes.
+COMPILE := $(VENV)/bin/pip-compile -q --allow-unsafe --strip-extras --no-emit-index-url \
+  --no-emit-find-links
+
+# Exactly the lock and nothing else (--no-deps), then the project itself, editable, built
+# with the locked setuptools (no isolated build env, which would fetch an unpinned one).
+$(STAMP): $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[train,dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@touch $@
 
-install: $(STAMP) system-deps ## Create .venv and install Python and Debian dependencies
+install: $(STAMP) system-deps ## Create .venv from requirements/lock.txt, and install Debian dependencies
+
+lock: $(STAMP) ## Regenerate requirements/*.txt from pyproject.toml, keeping pins that still fit
+	$(COMPILE) --all-extras -o $(LOCK) pyproject.toml
+	$(COMPILE) -o $(TRITON_LOCK) requirements/triton.in
+	$(PY) deploy/docker/pins.py
+
+lock-upgrade: $(STAMP) ## Regenerate the locks with every package at its newest release
+	$(COMPILE) --upgrade --all-extras -o $(LOCK) pyproject.toml
+	$(COMPILE) --upgrade -o $(TRITON_LOCK) requirements/triton.in
+	$(PY) deploy/docker/pins.py
 
 # PyTriton pins numpy<2, so the real Triton server used by tests and bench gets its own venv.
 TRITON_VENV := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
 
-$(TRITON_STAMP):
+$(TRITON_STAMP): $(TRITON_LOCK)
 	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
-	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check 'nvidia-pytriton==0.7.0' 'numpy<2' onnxruntime
+	$(TRITON_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r $(TRITON_LOCK)
+	$(TRITON_VENV)/bin/pip check
 	@touch $@
 
 triton-env: $(TRITON_STAMP) ## Create .venv-triton: PyTriton's bundled Triton server (~450 MB, ~25 s)
