@@ -23,7 +23,7 @@ COMPILE := $(VENV)/bin/pip-compile -q --allow-unsafe --strip-extras --no-emit-in
 
 # Exactly the lock and nothing else (--no-deps), then the project itself, editable, built
 # with the locked setuptools (no isolated build env, which would fetch an unpinned one).
-$(STAMP): $(LOCK)
+$(STAMP): $(LOCK) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r $(LOCK)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -55,12 +55,12 @@ $(TRITON_STAMP): $(TRITON_LOCK)
 triton-env: $(TRITON_STAMP) ## Create .venv-triton: PyTriton's bundled Triton server (~450 MB, ~25 s)
 
 system-deps: ## Install the Debian packages the mesh needs (only as root; skipped otherwise)
-	@scripts/system-deps.sh
+	@tools/system-deps.sh
 
 TEXT_MODEL := models/text/model_card.json
 
-$(TEXT_MODEL): scripts/export_text_model.py | $(STAMP)
-	$(PY) scripts/export_text_model.py --out models/text/minilm-l6-v2.onnx
+$(TEXT_MODEL): training/text_encoder.py | $(STAMP)
+	$(PY) -m training.text_encoder --out models/text/minilm-l6-v2.onnx
 
 text-model: $(TEXT_MODEL) ## Export the MiniLM sentence encoder to ONNX in models/text/ (~10 s)
 
@@ -68,36 +68,36 @@ POLY_MODEL := models/generate/cadenza-poly/model.onnx
 
 # No file prerequisites: the committed model.onnx is never rebuilt by `make models`.
 $(POLY_MODEL): | $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.poly
+	OMP_NUM_THREADS=1 $(PY) -m training.music.poly
 
 poly-model: $(POLY_MODEL) ## Train the served generate model cadenza-poly when absent (~50 min, 1 thread)
 
 poly-model-retrain: install ## Retrain cadenza-poly from scratch, fixed seed (~50 min, 1 thread)
-	OMP_NUM_THREADS=1 $(PY) -m services.generate.training.poly --force
+	OMP_NUM_THREADS=1 $(PY) -m training.music.poly --force
 
 models: text-model poly-model ## Build every model the mesh serves (skips what exists)
 
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
-	$(PY) scripts/gen_protos.py --out .
+	$(PY) tools/gen_protos.py --out .
 
 up: install models ## Start the mesh on localhost (builds the demo catalogue if empty)
-	$(PY) -m cadenza.devmesh up
+	$(PY) -m tools.devmesh up
 
 catalog: up ## Build the demo catalogue (music21 corpus -> FluidSynth -> ingest); skips what exists
-	$(PY) scripts/build_catalog.py
+	$(PY) -m tools.catalog.build
 
 down: ## Stop the mesh started by `make up` (and Prometheus from `make observe`)
-	@$(PY) -m cadenza.observe --stop
-	@$(PY) -m cadenza.devmesh down
+	@$(PY) -m tools.observe --stop
+	@$(PY) -m tools.devmesh down
 
 observe: install ## Start Prometheus beside `make up` (alert rules loaded) and print its address
-	@$(PY) -m cadenza.observe
+	@$(PY) -m tools.observe
 
 dashboards: install ## Regenerate the Grafana dashboards in deploy/grafana/dashboards/
 	$(PY) deploy/grafana/generate_dashboards.py
 
 status: ## Show what `make up` started and whether it is healthy
-	@$(PY) -m cadenza.devmesh status
+	@$(PY) -m tools.devmesh status
 
 test: install models triton-env ## Run the whole test suite (real processes, real sockets)
 	$(PY) -m pytest -q
@@ -110,10 +110,10 @@ bench: install ## Measure speed: ours vs the named reference, side by side, as a
 	$(PY) -m bench
 
 eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
-	$(PY) -m scripts.eval_recs
+	$(PY) -m tools.lastfm.eval_recs
 
 # The JSB benchmark model is a mixture of two trained checkpoints (weights chosen on valid).
-JSB := OMP_NUM_THREADS=1 $(PY) -m services.generate.training.jsb
+JSB := OMP_NUM_THREADS=1 $(PY) -m training.music.jsb
 JSB_DIR := models/generate/jsb
 
 train-jsb: jsb-plain jsb-transposed ## Retrain the JSB Chorales models from scratch, fixed seeds (~80 min; make -j2: ~55 min)

@@ -9,8 +9,8 @@ import tempfile
 import grpc.aio
 
 from bench.harness import Latency, Row, load, print_table
-from cadenza.devmesh import Endpoints, Mesh
 from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+from tools.devmesh import Endpoints, Mesh
 
 DURATION_S = 4.0
 IN_FLIGHT = (1, 16)

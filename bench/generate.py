@@ -7,7 +7,7 @@ against torch eager without a cache, on the same trained model, in one run.
 - Seconds of music per second of compute and time to first event: the whole Composer
   (grammar, forced bars, MIDI, originality), from scratch, 8 bars of 4/4 at 100 bpm.
 - Triton vs ONNX Runtime rows come from bench/generate_triton.py; the JSB row from the
-  committed benchmark checkpoint (services/generate/training/jsb.py).
+  committed benchmark checkpoint (training/music/jsb.py).
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import torch
 
 from bench import generate_triton
 from bench.harness import Row, print_table
-from services.generate.backend import ModelSpec
-from services.generate.batcher import DecodeBatcher
-from services.generate.composer import Composer, Piece
-from services.generate.composition import Composition, Mode
-from services.generate.onnx_backend import OnnxRuntimeBackend
+from services.generate.inference.backend import ModelSpec
+from services.generate.inference.batcher import DecodeBatcher
+from services.generate.inference.onnx_backend import OnnxRuntimeBackend
+from services.generate.inference.sampling import Sampling, sample
+from services.generate.music.composer import Composer, Piece
+from services.generate.music.composition import Composition, Mode
 from services.generate.registry import ModelRegistry
-from services.generate.sampler import Sampling, sample
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models" / "generate"
@@ -123,8 +123,8 @@ def _torch_model(spec: ModelSpec) -> torch.nn.Module:
     import onnx
     from onnx import numpy_helper
 
-    from services.generate.training.export import compare, example_inputs
-    from services.generate.training.model import ModelConfig, Transformer
+    from training.music.export import compare, example_inputs
+    from training.music.model import ModelConfig, Transformer
 
     graph = onnx.load(spec.onnx_path).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -154,7 +154,7 @@ def _torch_model(spec: ModelSpec) -> torch.nn.Module:
 
 def _jsb_rows() -> list[Row]:
     """The committed benchmark checkpoint's figures (`make eval-jsb` recomputes them)."""
-    from services.generate.training.jsb import DEFAULT_CHECKPOINT, PUBLISHED
+    from training.music.jsb import DEFAULT_CHECKPOINT, PUBLISHED
     path = DEFAULT_CHECKPOINT / "results.json"
     if not path.exists():
         return [Row("JSB test NLL", "-", "not measured", "-", "-", "run `make train-jsb`")]

@@ -10,9 +10,9 @@ import tempfile
 import numpy as np
 
 from bench.harness import Latency, Row, load, print_table
-from services.generate.backend import ModelSpec
-from services.generate.onnx_backend import OnnxRuntimeBackend
-from services.generate.triton_backend import TritonBackend
+from services.generate.inference.backend import ModelSpec
+from services.generate.inference.onnx_backend import OnnxRuntimeBackend
+from services.generate.inference.triton_backend import TritonBackend
 from tests.generate.triton_server import TRITON_PYTHON, DevServer
 
 SERVED_MODEL = pathlib.Path(__file__).resolve().parents[1] / "models/generate/cadenza-poly"

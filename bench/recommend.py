@@ -17,13 +17,13 @@ import grpc.aio
 
 from bench import recommend_events
 from bench.harness import Latency, Row, load, print_table
-from cadenza.devmesh import Endpoints, Mesh
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
-from scripts import lastfm
-from scripts.eval_recs import RUN_DIR, train, training_engagements
 from services.recommend import fitting
 from services.recommend.offline_eval import split_per_user
+from tools.devmesh import Endpoints, Mesh
+from tools.lastfm import dataset as lastfm
+from tools.lastfm.eval_recs import RUN_DIR, train, training_engagements
 
 DURATION_S = 8.0
 IN_FLIGHT = 4

@@ -16,7 +16,6 @@ import numpy as np
 import soundfile
 
 from bench.harness import Latency, Row, load, print_table
-from cadenza.devmesh import Endpoints, Mesh
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval.feature_speed import benchmark_clip, measure_extraction_speed
@@ -25,6 +24,7 @@ from services.retrieval.qdrant_store import QdrantStore
 from services.retrieval.similarity import DEFAULT_WEIGHTS, audio_vector, weighted_query
 from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR
 from tests.retrieval.helpers import make_track, random_text_vector
+from tools.devmesh import Endpoints, Mesh
 
 SIZES = (1_000, 10_000)
 SEARCH_S = 3.0
@@ -166,9 +166,9 @@ INGEST_PIECES = 40
 
 def ingest_rows() -> list[Row]:
     """Demo pieces (pre-rendered) ingested through the gateway vs straight to retrieval."""
-    from scripts.build_catalog import piece_requests
-    from services.retrieval.catalog_listing import list_demo_sources
-    from services.retrieval.catalog_source import iter_rendered_pieces
+    from tools.catalog.build import piece_requests
+    from tools.catalog.listing import list_demo_sources
+    from tools.catalog.source import iter_rendered_pieces
 
     sources = list_demo_sources()
     step = max(1, len(sources) // INGEST_PIECES)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cadenza.devmesh import Endpoints, Mesh
+from tools.devmesh import Endpoints, Mesh
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_regenerating_protos_changes_nothing(tmp_path: pathlib.Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts/gen_protos.py"), "--out", str(tmp_path)],
+    subprocess.run([sys.executable, str(ROOT / "tools/gen_protos.py"), "--out", str(tmp_path)],
                    check=True)
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert generated, "protoc produced nothing"

@@ -29,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/cadenza \
     CADENZA_GATEWAY_HOST=0.0.0.0
-# gRPC, then Prometheus /metrics (the defaults of gateway/settings.py and cadenza/devmesh.py).
+# gRPC, then Prometheus /metrics (the defaults of gateway/settings.py and tools/devmesh.py).
 EXPOSE 50051 9091
 USER 10001:10001
 # No HEALTHCHECK: Kubernetes ignores it and probes grpc.health.v1 natively.

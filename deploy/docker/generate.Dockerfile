@@ -11,8 +11,8 @@ RUN /opt/venv/bin/pip install --no-deps --only-binary=:all: -r /tmp/requirements
     && /opt/venv/bin/pip check
 
 FROM python:3.11.14-slim-bookworm
-# Audio rendering (cadenza/midi_synth.py) loads libfluidsynth through ctypes and a General
-# MIDI soundfont: TimGM6mb (6 MB), the one scripts/system-deps.sh installs. Versions are
+# Audio rendering (services/generate/music/synth.py) loads libfluidsynth through ctypes and a General
+# MIDI soundfont: TimGM6mb (6 MB), the one tools/system-deps.sh installs. Versions are
 # bookworm's; the fluidsynth command-line tool is not needed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
@@ -28,8 +28,6 @@ COPY services/__init__.py services/
 COPY services/generate/ services/generate/
 # The served model: model.json, model.onnx and the originality index of its corpus.
 COPY models/generate/cadenza-poly/ models/generate/cadenza-poly/
-# Writes a Triton model repository from that model (Triton's init container in deploy/k8s).
-COPY scripts/triton_repo.py scripts/
 RUN python -m compileall -q /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -27,7 +27,7 @@ import time
 import context
 
 sys.path.insert(0, str(context.ROOT))
-from cadenza.devmesh import PROCESSES, Endpoints, wait_serving
+from tools.devmesh import PROCESSES, Endpoints, wait_serving
 
 CLI = pathlib.Path(sys.executable).parent / "cadenza"
 BASE_PYTHON = next((p for p in (pathlib.Path("/usr/bin/python3.11"),) if p.is_file()),

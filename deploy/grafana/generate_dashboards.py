@@ -6,7 +6,7 @@ equals this output and runs every panel's PromQL against a real Prometheus).
 One overview (per service: up, rate, error ratios, p50/p95/p99, generation saturation) and
 one dashboard per process: rate, errors and duration per method from the standard gRPC
 metrics, then that process's domain metrics. Plain dicts: grafanalib would be one more
-dependency for a few JSON shapes. Job names are cadenza-<process> (cadenza/observe.py).
+dependency for a few JSON shapes. Job names are cadenza-<process> (tools/observe.py).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import pathlib
 
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.server import App, Binding
-from services.generate.backend import InferenceBackend
-from services.generate.composer import Composer
+from services.generate.inference.backend import InferenceBackend
+from services.generate.music.composer import Composer
 from services.generate.registry import ModelRegistry
 from services.generate.servicer import GenerateServicer
 from services.generate.settings import GenerateSettings
@@ -17,9 +17,9 @@ SERVICE = "cadenza.generate.v1.GenerateService"
 
 def make_backend(settings: GenerateSettings) -> InferenceBackend:
     if settings.backend == "triton":
-        from services.generate.triton_backend import TritonBackend
+        from services.generate.inference.triton_backend import TritonBackend
         return TritonBackend(settings.triton_url, settings.triton_timeout_s)
-    from services.generate.onnx_backend import OnnxRuntimeBackend
+    from services.generate.inference.onnx_backend import OnnxRuntimeBackend
     return OnnxRuntimeBackend(settings.onnx_providers, settings.onnx_intra_op_threads)
 
 

@@ -8,9 +8,9 @@ import pathlib
 from dataclasses import dataclass
 
 from cadenza.kit.errors import NotFound, Unavailable
-from services.generate.backend import InferenceBackend, ModelSpec
-from services.generate.batcher import DecodeBatcher
-from services.generate.originality import OriginalityIndex
+from services.generate.inference.backend import InferenceBackend, ModelSpec
+from services.generate.inference.batcher import DecodeBatcher
+from services.generate.music.originality import OriginalityIndex
 
 logger = logging.getLogger(__name__)
 

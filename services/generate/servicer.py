@@ -8,11 +8,11 @@ import grpc.aio
 
 from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
-from services.generate.composer import Composer, Piece
-from services.generate.composition import Composition, Mode, check, parse_key
+from services.generate.inference.sampling import Sampling
+from services.generate.music.composer import Composer, Piece
+from services.generate.music.composition import Composition, Mode, check, parse_key
+from services.generate.music.tokens import Note
 from services.generate.registry import ModelRegistry
-from services.generate.sampler import Sampling
-from services.generate.tokens import Note
 
 _MODES = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
           pb.GENERATION_MODE_FROM_SCRATCH: Mode.SCRATCH,

@@ -30,7 +30,7 @@ DEFAULT_INTRA_OP_THREADS = 1
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What TextEncoder needs from model_card.json (written by scripts/export_text_model.py)."""
+    """What TextEncoder needs from model_card.json (written by training/text_encoder.py)."""
 
     onnx_file: str
     tokenizer_file: str
@@ -45,7 +45,7 @@ class ModelCard:
         if not path.is_file():
             raise FileNotFoundError(
                 f"no text model in {model_dir} ({CARD_FILE} is missing); "
-                "run `python scripts/export_text_model.py --out "
+                "run `python -m training.text_encoder --out "
                 f"{model_dir}/minilm-l6-v2.onnx`")
         raw = json.loads(path.read_text())
         return cls(onnx_file=raw["onnx_file"], tokenizer_file=raw["tokenizer_file"],

@@ -24,9 +24,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cadenza.devmesh import PROCESSES
 from services.generate.settings import GenerateSettings
 from tests.support.scripts import load_script
+from tools.devmesh import PROCESSES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "deploy/docker"
@@ -77,7 +77,7 @@ def test_dockerignore_matcher_follows_docker_rules(patterns, path, ignored):
     ".ruff_cache/CACHEDIR.TAG", ".mypy_cache/3.11/x.json", "cadenza.egg-info/PKG-INFO",
     "cadenza/kit/__pycache__/server.cpython-311.pyc", "services/retrieval/x.pyc",
     "data/lastfm-2k/user_artists.dat", "models/generate/jsb/model.pt",
-    "services/generate/training/model.py", "tests/conftest.py",
+    "training/music/model.py", "tests/conftest.py",
 ])
 def test_dockerignore_keeps_out_local_state_caches_and_training(path, ignore_rules):
     assert is_ignored(path, ignore_rules)
@@ -289,7 +289,7 @@ def test_generate_image_bakes_in_the_default_model_and_a_soundfont(ignore_rules)
         relative = f"models/generate/{model}/{name}"
         assert (ROOT / relative).is_file() and not is_ignored(relative, ignore_rules)
         assert stage.image_path(relative) == posixpath.join(models_dir, model, name)
-    # cadenza/midi_synth.py loads libfluidsynth and looks for TimGM6mb first.
+    # services/generate/music/synth.py loads libfluidsynth and looks for TimGM6mb first.
     installs = " ".join(stage.all("RUN"))
     assert re.search(r"\blibfluidsynth3\b", installs)
     assert re.search(r"\btimgm6mb-soundfont\b", installs)

@@ -18,7 +18,6 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cadenza.devmesh import PROCESSES
 from gateway.access import load_keys
 from gateway.mesh_health import GATEWAY_SERVICE
 from gateway.settings import GatewaySettings
@@ -26,6 +25,7 @@ from services.generate import metrics as generate_metrics
 from services.generate.settings import GenerateSettings
 from services.recommend.settings import RecommendSettings
 from services.retrieval.settings import RetrievalSettings
+from tools.devmesh import PROCESSES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -439,8 +439,8 @@ def test_prod_triton_serves_the_model_repository_on_gpu_nodes() -> None:
     # The init container writes the repository that Triton serves, with the script that
     # writes the committed one.
     (init,) = spec["initContainers"]
-    assert init["command"][:2] == ["python", "scripts/triton_repo.py"]
-    assert (ROOT / init["command"][1]).exists()
+    assert init["command"][:3] == ["python", "-m", "services.generate.inference.triton_repo"]
+    assert (ROOT / (init["command"][2].replace(".", "/") + ".py")).exists()
     out = init["command"][init["command"].index("--out") + 1]
     init_volume = next(m["name"] for m in init["volumeMounts"] if m["mountPath"] == out)
     served = next(a.split("=", 1)[1] for a in server["args"]

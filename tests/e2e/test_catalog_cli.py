@@ -13,11 +13,11 @@ import grpc
 import pytest
 
 from cadenza.cli.catalog import track_id_for
-from cadenza.devmesh import Mesh
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tests.retrieval.test_service import wav
 from tests.support.cli import cli
+from tools.devmesh import Mesh
 
 
 @pytest.fixture(scope="module")

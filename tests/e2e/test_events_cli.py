@@ -6,12 +6,12 @@ import json
 
 import grpc
 
-from cadenza.devmesh import Mesh
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tests.support.cli import cli
+from tools.devmesh import Mesh
 
 
 def test_events_reach_recommend_through_the_gateway(mesh: Mesh) -> None:

@@ -8,9 +8,9 @@ import pathlib
 import pretty_midi
 import soundfile
 
-from cadenza.devmesh import Mesh
 from tests.generate.midi_files import melody_midi
 from tests.support.cli import cli
+from tools.devmesh import Mesh
 
 
 def test_models_lists_the_served_model_as_ready(mesh: Mesh) -> None:

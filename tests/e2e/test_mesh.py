@@ -12,11 +12,11 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cadenza.devmesh import Mesh
 from cadenza.generate.v1 import generate_pb2, generate_pb2_grpc
 from cadenza.recommend.v1 import recommend_pb2, recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.support.cli import cli
+from tools.devmesh import Mesh
 
 PUBLIC = {"cadenza.retrieval.v1.RetrievalService", "cadenza.recommend.v1.RecommendService",
           "cadenza.generate.v1.GenerateService", "cadenza.gateway.v1.GatewayService"}

@@ -6,10 +6,10 @@ import json
 
 import grpc
 
-from cadenza.devmesh import Mesh
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tests.support.cli import cli
+from tools.devmesh import Mesh
 
 TRACKS = {"cli-rec-folk-1": ("Reel", ("folk", "fiddle")),
           "cli-rec-folk-2": ("Jig", ("folk", "fiddle")),

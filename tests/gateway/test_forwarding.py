@@ -18,7 +18,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from cadenza.devmesh import free_port
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from cadenza.generate.v1 import generate_pb2, generate_pb2_grpc
 from cadenza.kit import context
@@ -28,6 +27,7 @@ from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gateway.access import AccessInterceptor
 from gateway.app import build_gateway
 from gateway.settings import GatewaySettings
+from tools.devmesh import free_port
 
 RETRIEVAL = "cadenza.retrieval.v1.RetrievalService"
 GENERATE = "cadenza.generate.v1.GenerateService"

@@ -6,7 +6,7 @@ import io
 
 import pretty_midi
 
-from services.generate.tokens import Note
+from services.generate.music.tokens import Note
 
 STEPS_PER_QUARTER = 4
 _CHORDS = ((72, 67, 64, 48), (74, 69, 65, 53), (71, 67, 62, 55), (72, 67, 64, 48))

@@ -9,9 +9,9 @@ import pytest
 import soundfile
 
 from cadenza.kit.errors import CadenzaError, FailedPrecondition
-from services.generate import audio
-from services.generate.midi_io import write_midi
-from services.generate.tokens import Note
+from services.generate.music import audio
+from services.generate.music.midi_io import write_midi
+from services.generate.music.tokens import Note
 
 
 @pytest.fixture(scope="module")

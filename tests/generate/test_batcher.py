@@ -8,9 +8,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from services.generate.backend import ModelSpec
-from services.generate.batcher import DecodeBatcher
-from services.generate.onnx_backend import OnnxRuntimeBackend
+from services.generate.inference.backend import ModelSpec
+from services.generate.inference.batcher import DecodeBatcher
+from services.generate.inference.onnx_backend import OnnxRuntimeBackend
 from tests.generate.tiny_model import write_tiny_model
 
 

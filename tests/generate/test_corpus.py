@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from music21 import chord, corpus, meter, note, stream, tie
 
-from services.generate.tokens import SERVED_VOCABULARY, Note, decode, encode
-from services.generate.training.corpus import (
+from services.generate.music.tokens import SERVED_VOCABULARY, Note, decode, encode
+from training.music.corpus import (
     CORPUS_VERSION,
     Piece,
     Source,
@@ -21,7 +21,7 @@ from services.generate.training.corpus import (
     quantise,
     transpose,
 )
-from services.generate.training.poly import Transposer, piece_sequences, voice_sequences
+from training.music.poly import Transposer, piece_sequences, voice_sequences
 
 
 def small_score() -> stream.Score:

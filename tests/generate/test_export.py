@@ -7,8 +7,8 @@ import onnxruntime
 import pytest
 import torch
 
-from services.generate.training.export import export, run_onnx
-from services.generate.training.model import ModelConfig, Transformer
+from training.music.export import export, run_onnx
+from training.music.model import ModelConfig, Transformer
 
 ATOL = 1e-4
 VOCAB = 24

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from services.generate.training.jsb import (
+from training.music.jsb import (
     DEFAULT_CHECKPOINT,
     GOAL_NLL,
     MIXTURE_FILE,
@@ -15,7 +15,7 @@ from services.generate.training.jsb import (
     load_scorer,
     load_splits,
 )
-from services.generate.training.mixture import Mixture
+from training.music.mixture import Mixture
 
 
 @pytest.fixture(scope="module")

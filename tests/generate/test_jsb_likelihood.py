@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from services.generate.tokens import Vocabulary, encode_frames
-from services.generate.training.jsb import frame_nll, piece_frame_nll, transposer
-from services.generate.training.mixture import Member, Mixture
-from services.generate.training.model import ModelConfig, Transformer
-from services.generate.training.trainer import GrammarLoss
+from services.generate.music.tokens import Vocabulary, encode_frames
+from training.music.jsb import frame_nll, piece_frame_nll, transposer
+from training.music.mixture import Member, Mixture
+from training.music.model import ModelConfig, Transformer
+from training.music.trainer import GrammarLoss
 
 FEW_PITCHES = Vocabulary(holds=False, conditioning=False, low_pitch=60, high_pitch=63)
 PIECE = [[63, 60], [62], [], [63, 62, 61, 60], [61]]

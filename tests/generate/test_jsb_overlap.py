@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from music21 import corpus
 
-from services.generate.training.corpus import extract, training_corpus
-from services.generate.training.jsb_overlap import (
+from training.music.corpus import extract, training_corpus
+from training.music.jsb_overlap import (
     HELD_OUT,
     MATCH_THRESHOLD,
     JsbIndex,

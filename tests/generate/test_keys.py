@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.generate.composer import primer_key
-from services.generate.tokens import Note
-from services.generate.training.corpus import estimate_key as corpus_key
+from services.generate.music.composer import primer_key
+from services.generate.music.tokens import Note
+from training.music.corpus import estimate_key as corpus_key
 
 
 def test_primer_and_corpus_keys_use_one_rule() -> None:

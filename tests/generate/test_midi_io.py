@@ -8,8 +8,8 @@ import mido
 import pytest
 
 from cadenza.kit.errors import InvalidArgument
-from services.generate.midi_io import melody_of, read_primer, write_midi
-from services.generate.tokens import Note
+from services.generate.music.midi_io import melody_of, read_primer, write_midi
+from services.generate.music.tokens import Note
 
 CHORALE_BAR = [  # four voices, ranked highest first at each start, as the model writes them
     Note(72, 0, 4, 0), Note(67, 0, 8, 1), Note(64, 0, 2, 2), Note(48, 0, 16, 3),

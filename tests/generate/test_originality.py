@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.generate.originality import OriginalityIndex, voices_of, write_index
-from services.generate.tokens import Note
+from services.generate.music.originality import OriginalityIndex, voices_of, write_index
+from services.generate.music.tokens import Note
 
 DURATIONS = (1, 2, 2, 4, 4, 4, 8, 6, 12, 16)
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from services.generate.originality import OriginalityIndex
-from services.generate.tokens import SERVED_VOCABULARY, STEPS_PER_QUARTER
+from services.generate.music.originality import OriginalityIndex
+from services.generate.music.tokens import SERVED_VOCABULARY, STEPS_PER_QUARTER
 
 FOLDER = Path(__file__).resolve().parents[2] / "models/generate/cadenza-poly"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.generate.sampler import Sampling, sample
+from services.generate.inference.sampling import Sampling, sample
 
 
 def _draws(logits: np.ndarray, allowed: np.ndarray, sampling: Sampling, n: int = 2000) -> list[int]:

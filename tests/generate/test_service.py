@@ -19,8 +19,8 @@ from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.server import serve_in_process
 from services.generate.app import build_generate
+from services.generate.music.tokens import Note
 from services.generate.settings import GenerateSettings
-from services.generate.tokens import Note
 from tests.generate.midi_files import chorale_primer, melody_midi
 
 MODELS_DIR = pathlib.Path(

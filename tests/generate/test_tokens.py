@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.generate.tokens import (
+from services.generate.music.tokens import (
     JSB_VOCABULARY,
     SERVED_VOCABULARY,
     Note,

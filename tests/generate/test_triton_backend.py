@@ -15,14 +15,14 @@ import tritonclient.grpc as triton_sync
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from cadenza.devmesh import free_port
 from cadenza.kit.errors import FailedPrecondition, NotFound, Unavailable
-from scripts.triton_repo import render_config
-from services.generate.backend import ModelSpec
-from services.generate.onnx_backend import OnnxRuntimeBackend
-from services.generate.triton_backend import TritonBackend
+from services.generate.inference.backend import ModelSpec
+from services.generate.inference.onnx_backend import OnnxRuntimeBackend
+from services.generate.inference.triton_backend import TritonBackend
+from services.generate.inference.triton_repo import render_config
 from tests.generate.tiny_model import write_tiny_model
 from tests.generate.triton_server import TRITON_PYTHON, DevServer
+from tools.devmesh import free_port
 
 needs_triton = pytest.mark.skipif(
     not TRITON_PYTHON.exists(),

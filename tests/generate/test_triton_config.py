@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from scripts.triton_repo import DEPLOY_REPOSITORY, render_config, write_entry
-from services.generate.backend import INPUT_NAMES, OUTPUT_NAMES
+from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES
+from services.generate.inference.triton_repo import DEPLOY_REPOSITORY, render_config, write_entry
 from tests.generate.tiny_model import write_tiny_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -88,5 +88,5 @@ def test_write_entry_puts_the_graph_in_version_folder_one(tmp_path: pathlib.Path
 def test_committed_config_is_what_triton_repo_writes_for_the_served_model() -> None:
     model_json = json.loads((SERVED_MODEL / "model.json").read_text())
     assert COMMITTED.read_text() == render_config(model_json), \
-        "stale: run `python scripts/triton_repo.py --config-only`"
+        "stale: run `python services/generate/inference/triton_repo.py --config-only`"
     assert_fits_onnx(parse(COMMITTED.read_text()), SERVED_MODEL / "model.onnx")

@@ -7,9 +7,9 @@ import pathlib
 
 import torch
 
-from services.generate.tokens import SERVED_VOCABULARY
-from services.generate.training.export import export
-from services.generate.training.model import ModelConfig, Transformer
+from services.generate.music.tokens import SERVED_VOCABULARY
+from training.music.export import export
+from training.music.model import ModelConfig, Transformer
 
 
 def write_tiny_model(folder: pathlib.Path, name: str = "tiny-poly", seed: int = 0, *,

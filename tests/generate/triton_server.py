@@ -10,7 +10,7 @@ import time
 
 import tritonclient.grpc as triton_sync
 
-from cadenza.devmesh import free_port
+from tools.devmesh import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRITON_PYTHON = ROOT / ".venv-triton" / "bin" / "python"
@@ -18,14 +18,14 @@ START_TIMEOUT_S = 90
 
 
 class DevServer:
-    """services/generate/triton_dev_server.py in its own process group."""
+    """python -m tools.triton_dev_server in its own process group."""
 
     def __init__(self, model_dir: pathlib.Path, workspace: pathlib.Path) -> None:
         self.grpc_port = free_port()
         self.log_path = workspace.parent / f"triton-{self.grpc_port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(TRITON_PYTHON), str(ROOT / "services/generate/triton_dev_server.py"),
+            [str(TRITON_PYTHON), "-m", "tools.triton_dev_server",
              "--model-dir", str(model_dir), "--grpc-port", str(self.grpc_port),
              "--http-port", str(free_port()), "--workspace", str(workspace)],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)

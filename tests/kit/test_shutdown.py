@@ -13,7 +13,7 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cadenza.devmesh import free_port, wait_serving
+from tools.devmesh import free_port, wait_serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from cadenza.devmesh import PROCESSES, Mesh, free_port
-from cadenza.observe import Prometheus, PrometheusApi, job_name, scrape_config
 from tests.ops.traffic import Traffic, drive
+from tools.devmesh import PROCESSES, Mesh, free_port
+from tools.observe import Prometheus, PrometheusApi, job_name, scrape_config
 
 SCRAPE_INTERVAL_S = 1.0
 DEADLINE_S = 120.0  # generous: the first sample takes ~6 s; two trainings share the cores

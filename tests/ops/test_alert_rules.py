@@ -19,7 +19,6 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from cadenza.devmesh import Mesh
 from cadenza.generate.v1 import generate_pb2 as gpb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.recommend.v1 import recommend_pb2 as rpb
@@ -27,6 +26,7 @@ from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as tpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tests.support.scripts import load_script
+from tools.devmesh import Mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules"
@@ -53,7 +53,7 @@ TIMEOUT_S = 120
 def _promtool(*args: str) -> str:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool not found: install Debian's prometheus (scripts/system-deps.sh)")
+        pytest.fail("promtool not found: install Debian's prometheus (tools/system-deps.sh)")
     done = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     output = done.stdout + done.stderr

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from cadenza.devmesh import free_port
+from tools.devmesh import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "prometheus" / "alertmanager.yml"
@@ -26,7 +26,7 @@ SERVICE = "cadenza.retrieval.v1.RetrievalService"
 def tool(name: str) -> str:
     path = shutil.which(name) or (name if pathlib.Path(name).exists() else None)
     if path is None:
-        pytest.fail(f"{name} is missing: scripts/system-deps.sh installs "
+        pytest.fail(f"{name} is missing: tools/system-deps.sh installs "
                     "prometheus-alertmanager (Debian)")
     return path
 

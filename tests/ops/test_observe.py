@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 
-from cadenza import observe
-from cadenza.devmesh import PROCESSES, Mesh, alive, free_port
-from cadenza.observe import PrometheusApi
 from tests.ops.conftest import DEADLINE_S, wait_all_up
+from tools import observe
+from tools.devmesh import PROCESSES, Mesh, alive, free_port
+from tools.observe import PrometheusApi
 
 ROOT = observe.ROOT
 
@@ -23,7 +23,7 @@ def test_committed_scrape_config_is_the_generators_for_make_up_ports() -> None:
 
 
 def observe_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cadenza.observe", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "tools.observe", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -7,13 +7,13 @@ import time
 import grpc
 import pytest
 
-from cadenza.devmesh import PROCESSES, Mesh
-from cadenza.observe import job_name
 from cadenza.retrieval.v1 import retrieval_pb2 as tpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.generate.settings import GenerateSettings
 from services.recommend.settings import RecommendSettings
 from tests.ops.conftest import DEADLINE_S, SCRAPE_INTERVAL_S, Observed
+from tools.devmesh import PROCESSES, Mesh
+from tools.observe import job_name
 
 # Counters (and histogram counts) the traffic must have moved, by what they answer.
 MOVED = {

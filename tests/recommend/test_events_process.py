@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Iterator
 import grpc
 import pytest
 
-from cadenza.devmesh import Endpoints, Mesh, free_port, wait_serving
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.recommend.event_log import CHUNK_EVENTS
+from tools.devmesh import Endpoints, Mesh, free_port, wait_serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRACKS = ("proc-1", "proc-2", "proc-3")

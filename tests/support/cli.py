@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from cadenza.devmesh import Mesh
+from tools.devmesh import Mesh
 
 
 def cli(mesh: Mesh, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

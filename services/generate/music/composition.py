@@ -1,0 +1,97 @@
+"""What a caller asked for, checked: mode, length, tempo, key, metre, voices, sampling."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+
+from cadenza.kit.errors import InvalidArgument
+from services.generate.inference.sampling import Sampling
+from services.generate.music.tokens import PITCH_NAMES, steps_per_bar
+
+MAX_BARS = 128
+MAX_SECONDS = 600.0
+DEFAULT_BARS = 8
+DEFAULT_TEMPO_BPM = 100.0
+MIN_TEMPO_BPM, MAX_TEMPO_BPM = 20.0, 300.0
+MAX_TOP_K = 1000
+
+_TONICS = {name.lower(): index for index, name in enumerate(PITCH_NAMES)}
+_TONICS.update({"db": 1, "d#": 3, "gb": 6, "g#": 8, "a#": 10, "cb": 11, "e#": 5, "fb": 4,
+                "b#": 0})
+_KEY = re.compile(r"^\s*([A-Ga-g][#b]?)\s*(major|minor|maj|min|m)?\s*$", re.IGNORECASE)
+
+
+class Mode(enum.Enum):
+    SCRATCH = "scratch"
+    CONTINUE = "continue"
+    HARMONIZE = "harmonize"
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A checked generation request; unset fields come from the primer or the defaults."""
+
+    model: str
+    mode: Mode
+    primer_midi: bytes = b""
+    bars: int | None = None
+    seconds: float | None = None
+    tempo_bpm: float | None = None
+    key: tuple[int, bool] | None = None
+    time_signature: str | None = None
+    programs: tuple[int, ...] = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int | None = None
+    audio_format: str | None = None   # "wav" | "flac"
+
+    def steps(self, tempo_bpm: float, steps_per_quarter: int, bar_steps: int) -> int:
+        """Length in steps of the part to write (bars or seconds; DEFAULT_BARS when unset)."""
+        if self.seconds is not None:
+            quarters = self.seconds * tempo_bpm / 60.0
+            return max(1, round(quarters * steps_per_quarter))
+        return (self.bars or DEFAULT_BARS) * bar_steps
+
+
+def parse_key(text: str) -> tuple[int, bool] | None:
+    """'F# minor' -> (6, True); 'Bb' -> (10, False); '' -> None."""
+    if not text.strip():
+        return None
+    match = _KEY.match(text)
+    if not match or match.group(1).lower() not in _TONICS:
+        raise InvalidArgument("key", f"{text!r} is not a key; write e.g. 'C', 'F# minor', "
+                              "'Bb major'")
+    mode = (match.group(2) or "major").lower()
+    return _TONICS[match.group(1).lower()], mode in ("minor", "min", "m")
+
+
+def check(composition: Composition) -> Composition:
+    """Raises InvalidArgument naming the first control out of range."""
+    c = composition
+    if c.mode is not Mode.SCRATCH and not c.primer_midi:
+        raise InvalidArgument("primer_midi", f"mode {c.mode.value} needs a MIDI primer")
+    if c.bars is not None and not 1 <= c.bars <= MAX_BARS:
+        raise InvalidArgument("bars", f"must be 1-{MAX_BARS}, got {c.bars}")
+    if c.seconds is not None and not 0 < c.seconds <= MAX_SECONDS:
+        raise InvalidArgument("seconds", f"must be in (0, {MAX_SECONDS:g}], got {c.seconds}")
+    if c.tempo_bpm is not None and not MIN_TEMPO_BPM <= c.tempo_bpm <= MAX_TEMPO_BPM:
+        raise InvalidArgument("tempo_bpm", f"must be {MIN_TEMPO_BPM:g}-{MAX_TEMPO_BPM:g}, "
+                              f"got {c.tempo_bpm}")
+    if c.time_signature is not None:
+        try:
+            steps_per_bar(c.time_signature)
+        except ValueError as error:
+            raise InvalidArgument("time_signature", f"{error}; write e.g. 4/4, 3/4, 6/8") from None
+    for index, program in enumerate(c.programs):
+        if not 0 <= program <= 127:
+            raise InvalidArgument(f"programs[{index}]", f"General MIDI programs are 0-127, "
+                                  f"got {program}")
+    s = c.sampling
+    if not s.temperature > 0:
+        raise InvalidArgument("sampling.temperature", f"must be > 0, got {s.temperature}")
+    if not 0 < s.top_p <= 1:
+        raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {s.top_p}")
+    if not 0 <= s.top_k <= MAX_TOP_K:
+        raise InvalidArgument("sampling.top_k", f"must be 0 (off) to {MAX_TOP_K}, got {s.top_k}")
+    return c

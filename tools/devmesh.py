@@ -1,0 +1,261 @@
+"""Runs the whole mesh on localhost as separate processes: `make up`, tests and benchmarks.
+
+`python -m tools.devmesh up|down|status`. State lives in a run directory (.run/ by
+default): one log and one pid file per process and mesh.json with the endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# name -> (python module, env prefix, default gRPC port, default metrics port)
+PROCESSES = {
+    "retrieval": ("services.retrieval", "CADENZA_RETRIEVAL_", 50052, 9092),
+    "recommend": ("services.recommend", "CADENZA_RECOMMEND_", 50053, 9093),
+    "generate": ("services.generate", "CADENZA_GENERATE_", 50054, 9094),
+    "gateway": ("gateway", "CADENZA_GATEWAY_", 50051, 9091),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_serving(address: str, timeout_s: float,
+                 check_alive: Callable[[], None] = lambda: None) -> None:
+    """Polls grpc.health.v1 '' at address until SERVING; check_alive may raise to give up."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            check_alive()
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{address} not SERVING after {timeout_s:.0f} s")
+            time.sleep(0.1)
+
+
+@dataclass
+class Endpoints:
+    grpc_ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls) -> Endpoints:
+        return cls({n: p[2] for n, p in PROCESSES.items()},
+                   {n: p[3] for n, p in PROCESSES.items()})
+
+    @classmethod
+    def free(cls) -> Endpoints:
+        return cls({n: free_port() for n in PROCESSES}, {n: free_port() for n in PROCESSES})
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.grpc_ports[name]}"
+
+    def peer_env(self) -> dict[str, str]:
+        """Where the gateway finds its backends and recommend finds retrieval."""
+        env = {f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS": self.address(backend)
+               for backend in ("retrieval", "recommend", "generate")}
+        env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.address("retrieval")
+        return env
+
+
+class Mesh:
+    """The four processes, started in dependency order and stopped with SIGTERM."""
+
+    def __init__(self, run_dir: pathlib.Path, endpoints: Endpoints,
+                 env: dict[str, str] | None = None,
+                 data_dir: pathlib.Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.data_dir = data_dir or run_dir / "data"
+        self.endpoints = endpoints
+        self.extra_env = env or {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env_for(self, name: str) -> dict[str, str]:
+        _, prefix, _, _ = PROCESSES[name]
+        env = dict(os.environ)
+        env.update({
+            f"{prefix}PORT": str(self.endpoints.grpc_ports[name]),
+            f"{prefix}METRICS_PORT": str(self.endpoints.metrics_ports[name]),
+            f"{prefix}DATA_DIR": str(self.data_dir / name),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.endpoints.peer_env())
+        env.update(self.extra_env)
+        return env
+
+    def start_process(self, name: str) -> subprocess.Popen[bytes]:
+        module = PROCESSES[name][0]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.run_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, env=self.env_for(name),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives `make up`
+        )
+        log.close()
+        self.procs[name] = proc
+        self.endpoints.pids[name] = proc.pid
+        return proc
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        for name in PROCESSES:
+            self.start_process(name)
+        self.wait_ready(timeout_s)
+        (self.run_dir / "mesh.json").write_text(json.dumps(asdict(self.endpoints), indent=1))
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Waits until the gateway's overall health is SERVING (all backends up)."""
+
+        def check_alive() -> None:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                       f"{self.run_dir / (name + '.log')}")
+
+        wait_serving(self.endpoints.address("gateway"), timeout_s, check_alive)
+
+    def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM to every process, gateway first; returns their exit codes."""
+        for name in reversed(list(self.procs)):
+            if self.procs[name].poll() is None:
+                self.procs[name].send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = None
+        return codes
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def terminate(pids: Iterable[int], timeout_s: float = 30.0) -> None:
+    """SIGTERM to each live pid, then SIGKILL to any still alive after timeout_s."""
+    pids = [pid for pid in pids if alive(pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _load(run_dir: pathlib.Path) -> Endpoints | None:
+    path = run_dir / "mesh.json"
+    if not path.exists():
+        return None
+    return Endpoints(**json.loads(path.read_text()))
+
+
+def _catalog_size(address: str) -> int:
+    from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        stats = stub.GetCatalogStats(retrieval_pb2.GetCatalogStatsRequest(), timeout=30)
+        return int(stats.track_count)
+
+
+def build_catalog_if_empty(address: str) -> int:
+    """Builds the demo catalogue when the catalogue is empty (first `make up`)."""
+    if os.environ.get("CADENZA_SKIP_CATALOG") or _catalog_size(address) > 0:
+        return 0
+    print("The catalogue is empty: building the demo catalogue (one-off, several minutes; "
+          "CADENZA_SKIP_CATALOG=1 skips it).")
+    return subprocess.call([sys.executable, "-m", "tools.catalog.build",
+                            "--target", address], cwd=ROOT)
+
+
+def up(run_dir: pathlib.Path) -> int:
+    current = _load(run_dir)
+    if current and all(alive(pid) for pid in current.pids.values()):
+        print(f"mesh already running (pids {sorted(current.pids.values())})")
+        return build_catalog_if_empty(current.address("gateway"))
+    if current:
+        down(run_dir)  # a partly dead mesh: start clean
+    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data")
+    try:
+        mesh.start()
+    except (RuntimeError, TimeoutError) as error:
+        mesh.stop()
+        print(f"mesh failed to start: {error}", file=sys.stderr)
+        return 1
+    ep = mesh.endpoints
+    print("Cadenza is up.")
+    print(f"  gateway (public)  127.0.0.1:{ep.grpc_ports['gateway']}   "
+          f"metrics http://127.0.0.1:{ep.metrics_ports['gateway']}/metrics")
+    for name in ("retrieval", "recommend", "generate"):
+        print(f"  {name:<17} 127.0.0.1:{ep.grpc_ports[name]}   "
+              f"metrics http://127.0.0.1:{ep.metrics_ports[name]}/metrics")
+    print(f"  logs              {run_dir}/*.log")
+    print("Try: .venv/bin/cadenza health")
+    return build_catalog_if_empty(mesh.endpoints.address("gateway"))
+
+
+def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:
+    current = _load(run_dir)
+    if current is None:
+        print("mesh not running")
+        return 0
+    terminate(current.pids.values(), timeout_s)
+    (run_dir / "mesh.json").unlink()
+    print("mesh stopped")
+    return 0
+
+
+def status(run_dir: pathlib.Path) -> int:
+    current = _load(run_dir)
+    if current is None:
+        print("mesh not running")
+        return 1
+    for name, pid in current.pids.items():
+        state = "running" if alive(pid) else "stopped"
+        print(f"  {name:<10} pid {pid:<8} {state:<8} {current.address(name)}")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--run-dir", type=pathlib.Path, default=ROOT / ".run")
+    args = parser.parse_args()
+    sys.exit({"up": up, "down": down, "status": status}[args.action](args.run_dir))
+
+
+if __name__ == "__main__":
+    main()
