@@ -80,10 +80,10 @@ models: text-model poly-model ## Build every model the mesh serves (skips what e
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) tools/gen_protos.py --out .
 
-up: install models ## Start the mesh on localhost (builds the demo catalogue if empty)
+up: install models ## Start the mesh on localhost (builds the demo catalog if empty)
 	$(PY) -m tools.devmesh up
 
-catalog: up ## Build the demo catalogue (music21 corpus -> FluidSynth -> ingest); skips what exists
+catalog: up ## Build the demo catalog (music21 corpus -> FluidSynth -> ingest); skips what exists
 	$(PY) -m tools.catalog.build
 
 down: ## Stop the mesh started by `make up` (and Prometheus from `make observe`)
@@ -102,7 +102,7 @@ status: ## Show what `make up` started and whether it is healthy
 test: install models triton-env ## Run the whole test suite (real processes, real sockets)
 	$(PY) -m pytest -q
 
-lint: install ## ruff on everything, mypy --strict on the shared kit
+lint: install ## ruff (docstrings included) and mypy --strict on every package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 

@@ -28,7 +28,7 @@ TRACKS = [f"track-{i}" for i in range(1000)]
 
 
 class EveryTrack:
-    """A catalogue where every track exists: the retrieval lookup is left out (the real
+    """A catalog where every track exists: the retrieval lookup is left out (the real
     client caches found tracks, so a steady stream costs it one call per new track)."""
 
     async def missing(self, track_ids: list[str]) -> set[str]:

@@ -192,10 +192,10 @@ def _catalog_size(address: str) -> int:
 
 
 def build_catalog_if_empty(address: str) -> int:
-    """Builds the demo catalogue when the catalogue is empty (first `make up`)."""
+    """Builds the demo catalog when the catalog is empty (first `make up`)."""
     if os.environ.get("CADENZA_SKIP_CATALOG") or _catalog_size(address) > 0:
         return 0
-    print("The catalogue is empty: building the demo catalogue (one-off, several minutes; "
+    print("The catalog is empty: building the demo catalog (one-off, several minutes; "
           "CADENZA_SKIP_CATALOG=1 skips it).")
     return subprocess.call([sys.executable, "-m", "tools.catalog.build",
                             "--target", address], cwd=ROOT)

@@ -2,7 +2,7 @@
 # Installs the Debian packages Cadenza needs, when missing. Needs root; without it, says
 # what to install and carries on (the tests that need a package say so when it is absent).
 set -euo pipefail
-# fluidsynth renders the demo catalogue; TimGM6mb is a small General MIDI soundfont.
+# fluidsynth renders the demo catalog; TimGM6mb is a small General MIDI soundfont.
 # prometheus (with promtool) backs the metrics, dashboard and alert-rule tests;
 # prometheus-alertmanager (with amtool) the routing and inhibition tests.
 packages=(fluidsynth timgm6mb-soundfont prometheus prometheus-alertmanager)

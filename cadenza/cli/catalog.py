@@ -25,7 +25,7 @@ CHUNK_BYTES = 512 * 1024
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
     ingest = subparsers.add_parser("ingest", parents=[common],
-                                   help="ingest audio files or folders into the catalogue")
+                                   help="ingest audio files or folders into the catalog")
     ingest.add_argument("paths", nargs="+", type=pathlib.Path)
     ingest.add_argument("--force", action="store_true",
                         help="re-ingest files even when unchanged")

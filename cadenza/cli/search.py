@@ -1,4 +1,4 @@
-"""`cadenza search`: by text, by a catalogue track or an audio file, with filters and weights."""
+"""`cadenza search`: by text, by a catalog track or an audio file, with filters and weights."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("search", parents=[common], help="search the catalogue")
+    p = subparsers.add_parser("search", parents=[common], help="search the catalog")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--text", help="free text over titles, artists, tags, descriptions")
     mode.add_argument("--like-track", metavar="ID", help="tracks that sound like this one")

@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "deploy/docker/requirements"
 LOCK = ROOT / "requirements/lock.txt"
 LOCAL_PACKAGES = ("cadenza", "gateway", "services", "tools", "training")
-# Commands other than the service that deploy/k8s runs in an image: the catalogue-ingest
+# Commands other than the service that deploy/k8s runs in an image: the catalog-ingest
 # and recommendation-training CronJobs use the CLI, Triton's init container writes its
 # model repository from the generate image.
 EXTRA_ENTRIES = {

@@ -1,4 +1,4 @@
-# The retrieval service: catalogue ingest, audio features, text and audio search.
+# The retrieval service: catalog ingest, audio features, text and audio search.
 #   docker build -f deploy/docker/retrieval.Dockerfile -t cadenza-retrieval:TAG .
 # Needs models/text/ in the build context first (`make text-model`: the ONNX export of
 # all-MiniLM-L6-v2 and its tokenizer). Text search runs on onnxruntime + tokenizers, so

@@ -124,7 +124,7 @@ def overview() -> dict:
         panel("Gateway errors per backend", [target(
             f'sum by (backend, grpc_code) (rate(cadenza_gateway_calls_total'
             f'{{{sel},grpc_code!="OK"}}{RATE}))', "{{backend}} {{grpc_code}}")], "reqps"),
-        panel("Catalogue size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
+        panel("Catalog size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
                                         "tracks")], "none", kind="stat"),
         panel("Recommendation model age", [target(
             f"time() - max(cadenza_recommend_model_published_timestamp_seconds{{{sel}}})",
@@ -156,7 +156,7 @@ def gateway_panels(sel: str) -> list[Panel]:
 
 def retrieval_panels(sel: str) -> list[Panel]:
     return [
-        panel("Catalogue size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
+        panel("Catalog size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
                                         "tracks")], "none"),
         panel("Tracks ingested / s", [target(rate("cadenza_retrieval_tracks_ingested_total",
                                                   sel, "content"), "{{content}}")], "ops"),

@@ -1,4 +1,4 @@
-"""Wires the recommend service: event log, catalogue client, model store, servicer."""
+"""Wires the recommend service: event log, catalog client, model store, servicer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pathlib
 
 from cadenza.kit.server import App, Binding
 from cadenza.recommend.v1 import recommend_pb2_grpc
-from services.recommend.catalogue import RetrievalCatalogue
+from services.recommend.catalog import RetrievalCatalog
 from services.recommend.event_log import EventLog
 from services.recommend.event_store import EventStore
 from services.recommend.model_store import ModelStore
@@ -29,11 +29,11 @@ def _open(settings: RecommendSettings) -> tuple[EventStore, ModelStore]:
 async def build_recommend(settings: RecommendSettings) -> App:
     # Opening the stores blocks; keep it off the event loop.
     store, models = await asyncio.to_thread(_open, settings)
-    catalogue = RetrievalCatalogue(settings.retrieval_address)
-    events = EventLog(store, catalogue, settings.max_clock_skew_s)
+    catalog = RetrievalCatalog(settings.retrieval_address)
+    events = EventLog(store, catalog, settings.max_clock_skew_s)
     trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s,
                       holdout_users=settings.holdout_users)
-    recommender = Recommender(events, catalogue, models)
+    recommender = Recommender(events, catalog, models)
     servicer = RecommendServicer(events, recommender, trainer)
 
     async def warmup() -> None:
@@ -41,7 +41,7 @@ async def build_recommend(settings: RecommendSettings) -> App:
 
     async def close() -> None:
         await trainer.stop()
-        await catalogue.close()
+        await catalog.close()
         await events.close()
         await asyncio.to_thread(models.close)
 

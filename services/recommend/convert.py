@@ -7,7 +7,7 @@ import math
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import check_id, check_weights
 from cadenza.recommend.v1 import recommend_pb2 as pb
-from services.recommend.catalogue import Bounds, CandidateFilter
+from services.recommend.catalog import Bounds, CandidateFilter
 from services.recommend.recommender import (
     DEFAULT_WEIGHTS,
     MAX_LIMIT,

@@ -1,8 +1,8 @@
-"""Recording behaviour events: checks, catalogue lookups, durable idempotent storage.
+"""Recording behaviour events: checks, catalog lookups, durable idempotent storage.
 
 An event is acknowledged only after the transaction holding it committed (fsynced), so
 an acknowledged event survives a crash. Batches are checked and committed in chunks: one
-catalogue lookup and one transaction per chunk keeps a long stream fast, and each chunk
+catalog lookup and one transaction per chunk keeps a long stream fast, and each chunk
 is durable before the next is read. A bad event in a batch is rejected with its reason
 while the others are stored.
 """
@@ -26,7 +26,7 @@ from services.recommend.events import Engagement, Event
 
 T = TypeVar("T")
 
-# Nothing in the catalogue's world happened before this (it catches seconds-since-epoch
+# Nothing in the catalog's world happened before this (it catches seconds-since-epoch
 # zeros and other unset clocks).
 EARLIEST_UNIX_S = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC).timestamp()
 MAX_COUNT = 1_000_000
@@ -72,15 +72,15 @@ def check_event(field: str, event: Event, now_unix_s: float, max_clock_skew_s: f
 
 
 def unknown_track(field: str, track_id: str) -> str:
-    return (f"{field}.track_id: no track {track_id!r} in the catalogue; ingest the track "
+    return (f"{field}.track_id: no track {track_id!r} in the catalog; ingest the track "
             "first or fix the id")
 
 
 class TrackLookup(Protocol):
-    """The one thing recording needs from the catalogue (`Catalogue` provides it)."""
+    """The one thing recording needs from the catalog (`Catalog` provides it)."""
 
     async def missing(self, track_ids: list[str]) -> set[str]:
-        """The ids that are not catalogue tracks."""
+        """The ids that are not catalog tracks."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,13 @@ class BatchResult:
 
 
 class EventLog:
-    """The events domain service over a store and the catalogue."""
+    """The events domain service over a store and the catalog."""
 
-    def __init__(self, store: EventStore, catalogue: TrackLookup, max_clock_skew_s: float, *,
+    def __init__(self, store: EventStore, catalog: TrackLookup, max_clock_skew_s: float, *,
                  chunk_events: int = CHUNK_EVENTS, max_batch_events: int = MAX_BATCH_EVENTS,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.catalogue = catalogue
+        self.catalog = catalog
         self.max_clock_skew_s = max_clock_skew_s
         self.chunk_events = chunk_events
         self.max_batch_events = max_batch_events
@@ -127,7 +127,7 @@ class EventLog:
     async def record(self, event: Event) -> bool:
         """Stores one event durably; True when its event_id was already stored."""
         check_event("event", event, self.clock(), self.max_clock_skew_s)
-        if await self.catalogue.missing([event.track_id]):
+        if await self.catalog.missing([event.track_id]):
             raise NotFound(unknown_track("event", event.track_id))
         [stored] = await self._on_store(self.store.add, [event])
         metrics.EVENTS.labels("stored" if stored else "duplicate").inc()
@@ -164,7 +164,7 @@ class EventLog:
         return result
 
     async def _commit(self, chunk: list[tuple[int, Event]], result: BatchResult) -> None:
-        missing = await self.catalogue.missing(list({e.track_id for _, e in chunk}))
+        missing = await self.catalog.missing(list({e.track_id for _, e in chunk}))
         good = []
         for index, event in chunk:
             if event.track_id in missing:

@@ -2,7 +2,7 @@
 
 Protocol (documented in the README): every user with at least `min_items` items keeps a
 random 80 % of them for training and holds out the rest (at least one), with a fixed seed.
-Each test user's top N is ranked over the full catalogue with their training items
+Each test user's top N is ranked over the full catalog with their training items
 excluded; relevance is binary (a held-out item).
 """
 
@@ -53,7 +53,7 @@ class Scores:
 
 
 def evaluate(ranked: Mapping[str, Sequence[str]], test: Mapping[str, set[str]],
-             catalogue_size: int, k: int = 10) -> Scores:
+             catalog_size: int, k: int = 10) -> Scores:
     """Means over the test users (a user missing from `ranked` scores zero)."""
     p, r, n, m = [], [], [], []
     shown: set[str] = set()
@@ -69,7 +69,7 @@ def evaluate(ranked: Mapping[str, Sequence[str]], test: Mapping[str, set[str]],
         precision_at = np.cumsum(hits) / np.arange(1, k + 1)
         m.append(float((precision_at * hits).sum() / min(len(relevant), k)))
     return Scores(float(np.mean(p)), float(np.mean(r)), float(np.mean(n)), float(np.mean(m)),
-                  len(shown) / catalogue_size, len(test))
+                  len(shown) / catalog_size, len(test))
 
 
 def top_n(scores: np.ndarray, exclude: Iterable[int], n: int) -> list[int]:

@@ -2,7 +2,7 @@
 
 Before a run publishes, a bounded random sample of users (at most MAX_USERS among those
 with MIN_ITEMS or more liked tracks) hides a random fifth of their liked tracks; the same
-algorithm is fitted on everything else and ranks the whole catalogue for each sampled
+algorithm is fitted on everything else and ranks the whole catalog for each sampled
 user, their remaining tracks excluded (offline_eval's metrics, binary relevance).
 
 Cost: one more fit on nearly the same data, so a run takes about twice as long; ranking

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from cadenza.kit.errors import FailedPrecondition, NotFound
 from services.recommend import metrics, targets
-from services.recommend.catalogue import CandidateFilter, Catalogue, CatalogueTrack
+from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack
 from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.event_log import EventLog
 from services.recommend.events import Engagement
@@ -52,7 +52,7 @@ class RecommendQuery:
 
 @dataclass(frozen=True)
 class Item:
-    track: CatalogueTrack
+    track: CatalogTrack
     score: float
     contributions: dict[str, float]
     reason: str
@@ -80,9 +80,9 @@ class _Signals:
 
 
 class Recommender:
-    def __init__(self, events: EventLog, catalogue: Catalogue, models: ModelStore) -> None:
+    def __init__(self, events: EventLog, catalog: Catalog, models: ModelStore) -> None:
         self.events = events
-        self.catalogue = catalogue
+        self.catalog = catalog
         self.models = models
         self.default_weights = dict(DEFAULT_WEIGHTS)
 
@@ -106,12 +106,12 @@ class Recommender:
             jobs["content"] = self._timed("content", self._content(
                 positives, disliked, q.where, titles))
         if q.weights["seeds"] > 0 and not q.seeds.empty():
-            jobs["seeds"] = self._timed("seeds", seed_candidates(self.catalogue, q.seeds,
+            jobs["seeds"] = self._timed("seeds", seed_candidates(self.catalog, q.seeds,
                                                                  q.where))
         if q.weights["popularity"] > 0 and model is not None:
             jobs["popularity"] = self._timed("popularity", self._popular(exclude))
         if q.targets or (cold and not jobs):
-            # Targets (or an empty start) also draw candidates straight from the catalogue.
+            # Targets (or an empty start) also draw candidates straight from the catalog.
             jobs["targets"] = self._timed("targets", self._matching(q.where))
         for source, scored in zip(jobs, await asyncio.gather(*jobs.values()), strict=True):
             signals.add(source, scored)
@@ -119,9 +119,9 @@ class Recommender:
         return RecommendResult(items, q.weights, model.manifest.version if model else "", cold)
 
     async def similar_tracks(self, track_id: str, limit: int) -> list[Item]:
-        found = await self.catalogue.tracks([track_id])
+        found = await self.catalog.tracks([track_id])
         if track_id not in found:
-            raise NotFound(f"track_id: track '{track_id}' is not in the catalogue")
+            raise NotFound(f"track_id: track '{track_id}' is not in the catalog")
         title = found[track_id].title or track_id
         listened = [Engagement("", track_id, 1.0, False, time.time())]
         weights = {"collaborative": 0.6, "content": 0.4}
@@ -130,7 +130,7 @@ class Recommender:
             signals.add("collaborative", {
                 t: (s, f"listeners of {title} also play this") for t, (s, _) in
                 (await self._collaborative(listened, {track_id}, {})).items()})
-        content = await self.catalogue.like_examples([track_id], [], CandidateFilter(), 100)
+        content = await self.catalog.like_examples([track_id], [], CandidateFilter(), 100)
         signals.add("content", _normalised({s.track.track_id: (s.score, f"similar to {title}")
                                             for s in content}))
         query = RecommendQuery("", limit, {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), **weights},
@@ -168,7 +168,7 @@ class Recommender:
                        where: CandidateFilter, titles: dict[str, str]
                        ) -> dict[str, tuple[float, str]]:
         liked = [e.track_id for e in positives[:CONTENT_POSITIVES]]
-        found = await self.catalogue.like_examples(liked, sorted(disliked)[:CONTENT_NEGATIVES],
+        found = await self.catalog.like_examples(liked, sorted(disliked)[:CONTENT_NEGATIVES],
                                                    where, 100)
         favourite = titles.get(liked[0], liked[0])
         return _normalised({s.track.track_id: (s.score, f"in the style of {favourite} and "
@@ -186,8 +186,8 @@ class Recommender:
         return {ids[i]: (popularity[i] / best, "popular with listeners") for i in top}
 
     async def _matching(self, where: CandidateFilter) -> dict[str, tuple[float, str]]:
-        return {t.track_id: (0.0, "from the catalogue")
-                for t in await self.catalogue.matching(where, 100)}
+        return {t.track_id: (0.0, "from the catalog")
+                for t in await self.catalog.matching(where, 100)}
 
     async def _timed(self, source: str,
                      job: Awaitable[dict[str, tuple[float, str]]]) -> dict[str, tuple[float, str]]:
@@ -197,14 +197,14 @@ class Recommender:
         return result
 
     async def _titles(self, engagements: list[Engagement]) -> dict[str, str]:
-        tracks = await self.catalogue.tracks([e.track_id for e in engagements])
+        tracks = await self.catalog.tracks([e.track_id for e in engagements])
         return {t: track.title or t for t, track in tracks.items()}
 
     # -- blending --------------------------------------------------------------------
 
     async def _blend(self, signals: _Signals, q: RecommendQuery, exclude: set[str]) -> list[Item]:
         ids = [t for t in signals.ids() if t not in exclude]
-        tracks = await self.catalogue.tracks(ids)  # also drops tracks deleted since
+        tracks = await self.catalog.tracks(ids)  # also drops tracks deleted since
         scored: list[Item] = []
         for track_id, track in tracks.items():
             if not _within(track, q.where):
@@ -233,7 +233,7 @@ def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, 
     return {t: (max(s, 0.0) / best, r) for t, (s, r) in scored.items()}
 
 
-def _within(track: CatalogueTrack, where: CandidateFilter) -> bool:
+def _within(track: CatalogTrack, where: CandidateFilter) -> bool:
     """The min_/max_ bounds, for candidates that did not come through a filtered search."""
     for name in ("tempo_bpm", "loudness_db", "brightness_hz", "duration_s"):
         bounds = getattr(where, name)

@@ -15,7 +15,7 @@ class RecommendSettings(ServerSettings):
     metrics_port: int = Field(default=9093, ge=-1, le=65535)
     # This service's own data (event log, model collections); only this process opens it.
     data_dir: str = ".data/recommend"
-    # The retrieval service: catalogue lookups and content similarity.
+    # The retrieval service: catalog lookups and content similarity.
     retrieval_address: str = "127.0.0.1:50052"
     # A Qdrant server for the model collections instead of the embedded store.
     qdrant_url: str = Field(default="", validation_alias=AliasChoices(

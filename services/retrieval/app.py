@@ -1,4 +1,4 @@
-"""Wires the retrieval service: store, encoder, catalogue, servicer."""
+"""Wires the retrieval service: store, encoder, catalog, servicer."""
 
 from __future__ import annotations
 

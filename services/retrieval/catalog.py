@@ -1,4 +1,4 @@
-"""The catalogue's logic: ingest, get, delete, list and weighted search over the store."""
+"""The catalog's logic: ingest, get, delete, list and weighted search over the store."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class Catalog:
         check_id("track_id", track_id)
         found = await self._in_store(self.store.get, [track_id])
         if not found:
-            raise NotFound(f"track '{track_id}' is not in the catalogue")
+            raise NotFound(f"track '{track_id}' is not in the catalog")
         return found[0].track
 
     async def batch_get(self, track_ids: list[str]) -> tuple[list[Track], list[str]]:
@@ -136,7 +136,7 @@ class Catalog:
     async def delete(self, track_id: str) -> None:
         check_id("track_id", track_id)
         if not await self._in_store(self.store.delete, track_id):
-            raise NotFound(f"track '{track_id}' is not in the catalogue")
+            raise NotFound(f"track '{track_id}' is not in the catalog")
         metrics.CATALOG_TRACKS.dec()
 
     async def list(self, filter: TrackFilter, limit: int,
@@ -167,7 +167,7 @@ class Catalog:
         check_id("like_track_id", track_id)
         found = await self._in_store(self.store.get, [track_id], True)
         if not found:
-            raise NotFound(f"like_track_id: track '{track_id}' is not in the catalogue")
+            raise NotFound(f"like_track_id: track '{track_id}' is not in the catalog")
         if found[0].audio_vector is None:
             raise InvalidArgument("like_track_id", f"track '{track_id}' has no audio to "
                                                    "compare with; ingest its audio first")
@@ -268,7 +268,7 @@ def _check_examples_exist(positive: list[str], negative: list[str],
                        ("examples.negative_track_ids", negative)):
         for track_id in ids:
             if track_id not in stored:
-                raise NotFound(f"{field}: track '{track_id}' is not in the catalogue")
+                raise NotFound(f"{field}: track '{track_id}' is not in the catalog")
 
 
 def _example_vectors(field: str, ids: list[str],

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from services.retrieval.features import AudioFeatures
 
 # Length of the constant dimension appended to the centred chroma (harmony) and to the 24
-# key correlations (key). On the demo catalogue those vectors have median lengths 0.34 and
+# key correlations (key). On the demo catalog those vectors have median lengths 0.34 and
 # 2.1, so the extra dimension takes ~2 % of a tonal piece's block, yet gives a flat chroma
 # (noise, drums) a defined direction: the flat dimension alone.
 HARMONY_FLAT_DIMENSION = 0.05

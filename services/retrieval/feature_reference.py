@@ -90,11 +90,11 @@ def _references(pairs: Sequence[tuple[float, float]]) -> tuple[Reference, ...]:
     return tuple(Reference(centre, width) for centre, width in pairs)
 
 
-# Measured with derive_reference on the 1,295-piece demo catalogue (catalog_source, rendered
+# Measured with derive_reference on the 1,295-piece demo catalog (catalog_source, rendered
 # with TimGM6mb, peak-normalised to -1 dBFS), rounded. Recorded music is louder and denser
 # than these MIDI renders, so its level and contrast values sit towards the ends of the
 # scales, where the logistic compresses them: still ordered, less finely told apart.
-# Re-derive when the catalogue's character changes; every stored block must be rebuilt.
+# Re-derive when the catalog's character changes; every stored block must be rebuilt.
 REFERENCE = FeatureReference(
     log2_tempo_bpm=Reference(6.87, 0.23),
     beat_strength=Reference(0.53, 0.18),

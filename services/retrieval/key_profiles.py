@@ -14,7 +14,7 @@ _MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98,
 
 # Audio chroma also holds each note's overtones: the 3rd and 6th harmonics add a fifth, the
 # 5th a major third. Matched against the bare profiles, a piece in C reads as G (on the
-# demo catalogue, 30 % of pieces came out one fifth up). Following Gomez (2006, "Tonal
+# demo catalog, 30 % of pieces came out one fifth up). Following Gomez (2006, "Tonal
 # description of music audio signals"), each profile is spread over the first six
 # harmonics with amplitude decay 0.6 before correlating. Agreement with music21's symbolic
 # key analysis of the same pieces went from 48 % to 63 %.

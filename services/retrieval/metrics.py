@@ -1,4 +1,4 @@
-"""Retrieval's domain metrics: ingest and feature time, catalogue size, query time per mode."""
+"""Retrieval's domain metrics: ingest and feature time, catalog size, query time per mode."""
 
 from __future__ import annotations
 
@@ -22,4 +22,4 @@ QUERY_SECONDS = Histogram(
 # this process's ingests of new tracks and deletes. Replicas sharing a Qdrant server each
 # see their own writes only until the next recount: read it with max(), not sum().
 CATALOG_TRACKS = Gauge(
-    "cadenza_retrieval_catalog_tracks", "Tracks in the catalogue.")
+    "cadenza_retrieval_catalog_tracks", "Tracks in the catalog.")

@@ -1,4 +1,4 @@
-"""The catalogue's domain types: plain dataclasses, no protobuf, no Qdrant."""
+"""The catalog's domain types: plain dataclasses, no protobuf, no Qdrant."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ class QdrantStore:
         return existed
 
     def upsert_many(self, items: list[tuple[Track, np.ndarray | None, np.ndarray]]) -> None:
-        """Bulk load (benchmarks, demo catalogue): one request, no replace check."""
+        """Bulk load (benchmarks, demo catalog): one request, no replace check."""
         points = [_point(track, audio, text) for track, audio, text in items]
         self._call(self.client.upsert, COLLECTION, points=points, wait=True)
 
@@ -154,7 +154,7 @@ class QdrantStore:
                    if r.payload and isinstance(r.vector, dict) and vector_name in r.vector}
         for track_id in track_ids:
             if track_id not in vectors:
-                raise NotFound(f"example track '{track_id}' is not in the catalogue or has "
+                raise NotFound(f"example track '{track_id}' is not in the catalog or has "
                                f"no {vector_name} vector")
         return vectors
 
@@ -199,7 +199,7 @@ class QdrantStore:
         self.client.close()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return call_qdrant(f"catalogue store ({self.kind})", fn, *args, **kwargs)
+        return call_qdrant(f"catalog store ({self.kind})", fn, *args, **kwargs)
 
 
 def _point(track: Track, audio_vector: np.ndarray | None,
@@ -259,7 +259,7 @@ def to_qdrant_filter(f: TrackFilter, exclude_ids: list[str]) -> models.Filter | 
         if values:
             must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
     # Loudness and brightness filter on the nested feature keys (range conditions on
-    # nested keys work in embedded mode and on a server), so catalogues written before
+    # nested keys work in embedded mode and on a server), so catalogs written before
     # these filters existed need no re-ingest.
     for key, bounds in (("year", f.year), ("tempo_bpm", f.tempo_bpm),
                         ("duration_s", f.duration_s), ("features.rms_db_mean", f.loudness_db),

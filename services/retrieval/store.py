@@ -1,4 +1,4 @@
-"""The port the catalogue is kept behind; the Qdrant adapter implements it."""
+"""The port the catalog is kept behind; the Qdrant adapter implements it."""
 
 from __future__ import annotations
 

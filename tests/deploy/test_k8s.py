@@ -530,7 +530,7 @@ def test_network_policies_allow_exactly_the_mesh_paths(overlay: str) -> None:
     Prometheus reaches the metrics ports only; the jobs call the gateway."""
     expected = {
         ("outside", "gateway", 50051), ("prometheus", "gateway", 50051),
-        ("catalogue-ingest", "gateway", 50051), ("recommend-train", "gateway", 50051),
+        ("catalog-ingest", "gateway", 50051), ("recommend-train", "gateway", 50051),
         ("gateway", "retrieval", 50052), ("gateway", "recommend", 50053),
         ("gateway", "generate", 50054), ("recommend", "retrieval", 50052),
         ("prometheus", "gateway", 9091), ("prometheus", "retrieval", 9092),

@@ -1,4 +1,4 @@
-"""The catalogue through the gateway with the `cadenza` CLI, and a crash in the middle of
+"""The catalog through the gateway with the `cadenza` CLI, and a crash in the middle of
 an ingest, on the mesh as `make up` runs it."""
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class EchoRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def GetTrack(self, request: retrieval_pb2.GetTrackRequest,
                        ctx: grpc.aio.ServicerContext) -> retrieval_pb2.GetTrackResponse:
         if request.track_id == "missing":
-            raise NotFound("track 'missing' is not in the catalogue")
+            raise NotFound("track 'missing' is not in the catalog")
         if request.track_id == "rich":
             detail = any_pb2.Any()
             detail.Pack(error_details_pb2.BadRequest(field_violations=[
@@ -132,7 +132,7 @@ async def test_backend_status_and_message_pass_through_unchanged(mesh: Mesh) -> 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GetTrack(retrieval_pb2.GetTrackRequest(track_id="missing"), timeout=5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert caught.value.details() == "track 'missing' is not in the catalogue"
+    assert caught.value.details() == "track 'missing' is not in the catalog"
 
 
 async def test_rich_error_details_reach_the_caller(mesh: Mesh) -> None:

@@ -32,7 +32,7 @@ def _handled(method: str, code: str) -> float:
 
 async def test_domain_errors_map_to_their_status_code_and_message() -> None:
     async def missing(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
-        raise NotFound("track 'x' is not in the catalogue")
+        raise NotFound("track 'x' is not in the catalog")
 
     async def invalid(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
         raise InvalidArgument("filter.year.min", "must be <= filter.year.max")
@@ -42,7 +42,7 @@ async def test_domain_errors_map_to_their_status_code_and_message() -> None:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await channel.unary_unary("/test.Kit/Missing")(b"")
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-        assert caught.value.details() == "track 'x' is not in the catalogue"
+        assert caught.value.details() == "track 'x' is not in the catalog"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await channel.unary_unary("/test.Kit/Invalid")(b"")
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

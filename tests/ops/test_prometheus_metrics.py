@@ -81,7 +81,7 @@ def value_when(observed: Observed, promql: str, expected: float) -> float:
         time.sleep(SCRAPE_INTERVAL_S)
 
 
-def catalogue_size(mesh: Mesh) -> int:
+def catalog_size(mesh: Mesh) -> int:
     """Counted by listing every track (listing does not touch the gauge)."""
     with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
@@ -95,8 +95,8 @@ def catalogue_size(mesh: Mesh) -> int:
                 return total
 
 
-def test_catalogue_gauge_follows_ingest_and_delete(observed: Observed, mesh: Mesh) -> None:
-    expected = catalogue_size(mesh)
+def test_catalog_gauge_follows_ingest_and_delete(observed: Observed, mesh: Mesh) -> None:
+    expected = catalog_size(mesh)
     assert expected >= 11  # the traffic's 10 + 1 with audio (its deleted one is gone)
     assert value_when(observed, "cadenza_retrieval_catalog_tracks", expected) == expected
 

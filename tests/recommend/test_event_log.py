@@ -1,4 +1,4 @@
-"""EventLog over a real store and an in-memory catalogue: chunking, rejections, limits."""
+"""EventLog over a real store and an in-memory catalog: chunking, rejections, limits."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ NOW = 1_750_000_000.0
 
 
 class KnownTracks:
-    """A catalogue that knows a fixed set of ids and counts the lookups."""
+    """A catalog that knows a fixed set of ids and counts the lookups."""
 
     def __init__(self, track_ids: Iterable[str]) -> None:
         self.track_ids = set(track_ids)
@@ -44,13 +44,13 @@ async def log(tmp_path: pathlib.Path) -> AsyncIterator[EventLog]:
     await events.close()
 
 
-async def test_one_catalogue_lookup_and_commit_per_chunk(log: EventLog) -> None:
+async def test_one_catalog_lookup_and_commit_per_chunk(log: EventLog) -> None:
     result = await log.record_many(stream(play(f"e{i}", f"t{1 + i % 2}") for i in range(10)))
     assert (result.stored, result.duplicates, result.rejected) == (10, 0, [])
-    catalogue = log.catalogue
-    assert isinstance(catalogue, KnownTracks)
-    assert len(catalogue.lookups) == 3  # chunks of 4, 4 and 2
-    assert all(sorted(ids) == ["t1", "t2"] for ids in catalogue.lookups[:2])  # deduplicated
+    catalog = log.catalog
+    assert isinstance(catalog, KnownTracks)
+    assert len(catalog.lookups) == 3  # chunks of 4, 4 and 2
+    assert all(sorted(ids) == ["t1", "t2"] for ids in catalog.lookups[:2])  # deduplicated
     assert log.store.last_sequence() == 10
 
 

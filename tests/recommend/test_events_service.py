@@ -1,6 +1,6 @@
-"""RecordEvent / RecordEvents over gRPC: real recommend server, real retrieval catalogue.
+"""RecordEvent / RecordEvents over gRPC: real recommend server, real retrieval catalog.
 
-Only the events part of the service is built (event store, catalogue client, event log),
+Only the events part of the service is built (event store, catalog client, event log),
 so these tests do not depend on training or the model store.
 """
 
@@ -22,7 +22,7 @@ from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.recommend.app import SERVICE
-from services.recommend.catalogue import RetrievalCatalogue
+from services.recommend.catalog import RetrievalCatalog
 from services.recommend.event_log import EventLog
 from services.recommend.event_store import EventStore
 from services.recommend.servicer import RecommendServicer
@@ -88,8 +88,8 @@ class Recommend:
 async def recommend(retrieval_address: str, tmp_path: pathlib.Path
                     ) -> AsyncIterator[Recommend]:
     """The events part of the recommend service, wired as app.py wires it."""
-    catalogue = RetrievalCatalogue(retrieval_address)
-    events = EventLog(EventStore.open(tmp_path / "events.sqlite3"), catalogue, 300.0,
+    catalog = RetrievalCatalog(retrieval_address)
+    events = EventLog(EventStore.open(tmp_path / "events.sqlite3"), catalog, 300.0,
                       chunk_events=4)
     servicer = RecommendServicer(events, recommender=None, trainer=None)  # type: ignore[arg-type]
     app = App(bindings=[Binding(SERVICE, lambda server: recommend_pb2_grpc.
@@ -98,7 +98,7 @@ async def recommend(retrieval_address: str, tmp_path: pathlib.Path
     yield service
     await service.channel.close()
     await service.server.server.stop(None)
-    await catalogue.close()
+    await catalog.close()
     await events.close()
 
 

@@ -1,7 +1,7 @@
 """Recommend, SimilarTracks, SimilarUsers and training over gRPC.
 
 The whole recommend service as app.py builds it (SQLite event log, embedded Qdrant model
-store, the retrieval client) in front of a real retrieval server. The catalogue has two
+store, the retrieval client) in front of a real retrieval server. The catalog has two
 taste clusters that differ in their text (rock vs jazz tags) and listeners who keep to
 one cluster, so the right answers are known.
 """

@@ -1,4 +1,4 @@
-"""The demo catalogue: selection from the music21 corpus, arrangement to MIDI, rendering."""
+"""The demo catalog: selection from the music21 corpus, arrangement to MIDI, rendering."""
 
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ def _silence() -> bytes:
 
 @pytest.mark.parametrize(("case", "audio", "code", "fragment"), BAD_AUDIO,
                          ids=[c[0] for c in BAD_AUDIO])
-async def test_bad_audio_is_rejected_and_the_catalogue_is_unchanged(
+async def test_bad_audio_is_rejected_and_the_catalog_is_unchanged(
         service: Service, case: str, audio: bytes, code: grpc.StatusCode,
         fragment: str) -> None:
     if case == "silence":
@@ -318,7 +318,7 @@ async def test_text_space_examples_rank_metadata_only_tracks(service: Service) -
                                 negative_track_ids=["techno-n1"])
     for space in (pb.EXAMPLE_SPACE_TEXT, pb.EXAMPLE_SPACE_AUTO):
         examples.space = space
-        # Over the whole catalogue, and within a filter.
+        # Over the whole catalog, and within a filter.
         reply = await service.stub.SearchTracks(pb.SearchTracksRequest(
             examples=examples, page_size=100), timeout=10)
         ranked = [h.track.metadata.track_id for h in reply.hits]

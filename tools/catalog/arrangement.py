@@ -1,4 +1,4 @@
-"""Dresses a parsed music21 score for the demo catalogue: instruments, tempo, length, MIDI."""
+"""Dresses a parsed music21 score for the demo catalog: instruments, tempo, length, MIDI."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Builds the demo catalogue: music21 corpus pieces, rendered with FluidSynth, ingested
-through the gateway with their real metadata. Skips pieces already in the catalogue.
+"""Builds the demo catalog: music21 corpus pieces, rendered with FluidSynth, ingested
+through the gateway with their real metadata. Skips pieces already in the catalog.
 
 `python -m tools.catalog.build [--target ADDR] [--limit N] [--workers N]`
 """
@@ -59,7 +59,7 @@ def main() -> int:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         present = _present(stub, [s.track_id for s in sources])
         todo = [s for s in sources if s.track_id not in present]
-        print(f"demo catalogue: {len(sources)} pieces listed, {len(present)} already "
+        print(f"demo catalog: {len(sources)} pieces listed, {len(present)} already "
               f"ingested, {len(todo)} to build")
         ingested, failed, audio_s = 0, 0, 0.0
         progress = tqdm(total=len(todo), unit="track", disable=not sys.stderr.isatty())

@@ -1,4 +1,4 @@
-"""The music21 corpus collections that make up the demo catalogue, and how each is dressed."""
+"""The music21 corpus collections that make up the demo catalog, and how each is dressed."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ CLASSICAL_ENSEMBLES = ((0,), (48,), (40, 40, 41, 42), (46,), (71, 68, 60, 70), (
 
 @dataclass(frozen=True)
 class Collection:
-    """A corpus folder (or set of folders) and how its pieces appear in the catalogue."""
+    """A corpus folder (or set of folders) and how its pieces appear in the catalog."""
 
     key: str  # short stable name, part of every track id
     folders: tuple[str, ...]  # corpus folders the pieces come from

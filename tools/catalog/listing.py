@@ -1,4 +1,4 @@
-"""Chooses the demo catalogue's pieces from music21's corpus metadata, without parsing them."""
+"""Chooses the demo catalog's pieces from music21's corpus metadata, without parsing them."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class PieceSource:
 
 
 def list_demo_sources(collections: Iterable[Collection] = COLLECTIONS) -> list[PieceSource]:
-    """The catalogue's pieces: an evenly spaced subset of each collection, in a fixed order.
+    """The catalog's pieces: an evenly spaced subset of each collection, in a fixed order.
 
     Reads music21's metadata bundle (~3 s) instead of parsing ~15,000 corpus entries; the
     large Essen and O'Neill ABC files are only ever parsed one tune at a time.

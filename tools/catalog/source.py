@@ -1,4 +1,4 @@
-"""The demo catalogue: pieces from the music21 corpus, arranged, as MIDI and rendered audio."""
+"""The demo catalog: pieces from the music21 corpus, arranged, as MIDI and rendered audio."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 MAX_DURATION_S = 60.0
 # Shorter pieces (a few Essen fragments) give too little audio to describe.
 MIN_DURATION_S = 5.0
-# Part of every piece's random seed: change it to re-dress the whole catalogue.
+# Part of every piece's random seed: change it to re-dress the whole catalog.
 ARRANGEMENT_SEED = 20240601
 
 
@@ -42,7 +42,7 @@ class PieceSkipped(ValueError):
 
 @dataclass(frozen=True)
 class DemoPiece:
-    """One catalogue entry: metadata for search and display, and the performance as MIDI."""
+    """One catalog entry: metadata for search and display, and the performance as MIDI."""
 
     track_id: str  # stable across runs and machines: derived from the corpus path
     title: str
@@ -159,7 +159,7 @@ def _build(job: tuple[PieceSource, str | None]) -> tuple[DemoPiece, bytes | None
         logger.info("skipped %s", e)
         return None
     except Exception:
-        # The corpus has a few files music21 cannot read; one must not stop the catalogue.
+        # The corpus has a few files music21 cannot read; one must not stop the catalog.
         logger.warning("could not make a piece from %s", source.source_key, exc_info=True)
         return None
     if audio_format is None:

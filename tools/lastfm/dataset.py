@@ -1,6 +1,6 @@
 """The Last.fm HetRec-2k data (../shared/data/lastfm-2k): artists are the items.
 
-Artists become metadata-only catalogue tracks (their name, and the tags listeners gave
+Artists become metadata-only catalog tracks (their name, and the tags listeners gave
 them as text content); each user-artist play count becomes one PLAY event with `count`.
 """
 

@@ -2,13 +2,13 @@
 
 Protocol (services/recommend/offline_eval.py): per-user random 80/20 hold-out with a
 fixed seed for users with at least 5 artists; each test user's top 10 is ranked over the
-whole catalogue with their training artists excluded. The service gets the training
+whole catalog with their training artists excluded. The service gets the training
 split as PLAY events and the artists as metadata-only tracks, trains its default model,
 and is asked for every test user's top 10 with its default weights. Popularity,
 implicit ALS and EASE run in process on the same split.
 
 `python -m tools.lastfm.eval_recs [--target ADDR] [--users N]` (default: starts its own mesh
-in a scratch directory so the Last.fm catalogue never mixes with the demo one).
+in a scratch directory so the Last.fm catalog never mixes with the demo one).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Event(_message.Message):
     """Idempotency key chosen by the client (1-128 characters)."""
     user_id: _builtins.str
     track_id: _builtins.str
-    """Must be a catalogue track."""
+    """Must be a catalog track."""
     kind: Global___EventKind.ValueType
     listened_ms: _builtins.int
     """Plays and skips: how long the listener stayed, and that as a fraction of the track."""

@@ -80,7 +80,7 @@ class RetrievalServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def IngestTrack(self, request_iterator, context):
-        """Puts one track into the catalogue. The first message carries the metadata; any
+        """Puts one track into the catalog. The first message carries the metadata; any
         following messages carry the audio file's bytes in order (WAV, FLAC, OGG or MP3; any
         sample rate; mono or stereo). A stream with metadata only creates a track without
         audio features. Idempotent by track_id: re-ingesting replaces the track whole, and a
@@ -112,7 +112,7 @@ class RetrievalServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListTracks(self, request, context):
-        """Pages through the catalogue in a stable storage order (not alphabetical), optionally
+        """Pages through the catalog in a stable storage order (not alphabetical), optionally
         filtered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -137,7 +137,7 @@ class RetrievalServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetCatalogStats(self, request, context):
-        """Catalogue size and store facts, for operators and dashboards.
+        """Catalog size and store facts, for operators and dashboards.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -16,7 +16,7 @@ import soundfile
 logger = logging.getLogger(__name__)
 
 # TimGM6mb (Debian timgm6mb-soundfont, 6 MB) first: it is the declared dependency, loads in
-# ~40 ms and the demo catalogue's features are calibrated on it. FluidR3 sounds better but
+# ~40 ms and the demo catalog's features are calibrated on it. FluidR3 sounds better but
 # is 148 MB; pass its path explicitly to use it.
 SOUNDFONT_CANDIDATES = (
     Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),

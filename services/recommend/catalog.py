@@ -1,4 +1,4 @@
-"""The catalogue as the recommend service sees it: the retrieval service's gRPC API.
+"""The catalog as the recommend service sees it: the retrieval service's gRPC API.
 
 This adapter is the only place that speaks retrieval's protobufs; failures of the remote
 call become domain errors here (`remote_error`), so callers see UNAVAILABLE or
@@ -23,7 +23,7 @@ SEARCH_MAX = 100  # retrieval's SearchTracks page size limit
 
 
 @dataclass(frozen=True)
-class CatalogueTrack:
+class CatalogTrack:
     track_id: str
     title: str
     artist: str
@@ -56,17 +56,17 @@ class CandidateFilter:
 
 @dataclass(frozen=True)
 class Scored:
-    track: CatalogueTrack
+    track: CatalogTrack
     score: float
 
 
-class Catalogue(Protocol):
-    """What recommend needs from the catalogue; `RetrievalCatalogue` implements it."""
+class Catalog(Protocol):
+    """What recommend needs from the catalog; `RetrievalCatalog` implements it."""
 
     async def missing(self, track_ids: list[str]) -> set[str]:
-        """The ids that are not catalogue tracks."""
+        """The ids that are not catalog tracks."""
 
-    async def tracks(self, track_ids: list[str]) -> dict[str, CatalogueTrack]:
+    async def tracks(self, track_ids: list[str]) -> dict[str, CatalogTrack]:
         """The tracks that exist, by id."""
 
     async def like_examples(self, positive: list[str], negative: list[str],
@@ -76,17 +76,17 @@ class Catalogue(Protocol):
     async def search_text(self, text: str, where: CandidateFilter, limit: int) -> list[Scored]:
         ...
 
-    async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogueTrack]:
+    async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogTrack]:
         """Tracks that satisfy the filter, in storage order."""
 
 
-class RetrievalCatalogue:
+class RetrievalCatalog:
     def __init__(self, address: str, cache_size: int = 100_000) -> None:
         self.address = address
         self._channel: grpc.aio.Channel | None = None
         self._stub: retrieval_pb2_grpc.RetrievalServiceStub | None = None
         # Track metadata changes rarely and events name the same tracks again and again.
-        self._cache: OrderedDict[str, CatalogueTrack] = OrderedDict()
+        self._cache: OrderedDict[str, CatalogTrack] = OrderedDict()
         self._cache_size = cache_size
 
     @property
@@ -105,7 +105,7 @@ class RetrievalCatalogue:
         found = await self.tracks(track_ids)
         return {t for t in track_ids if t not in found}
 
-    async def tracks(self, track_ids: list[str]) -> dict[str, CatalogueTrack]:
+    async def tracks(self, track_ids: list[str]) -> dict[str, CatalogTrack]:
         found = {t: self._cache[t] for t in track_ids if t in self._cache}
         wanted = list(dict.fromkeys(t for t in track_ids if t not in found))
         for start in range(0, len(wanted), BATCH_GET_MAX):
@@ -127,7 +127,7 @@ class RetrievalCatalogue:
         return await self._search(rpb.SearchTracksRequest(
             text=text, filter=_filter_to_pb(where), page_size=min(limit, SEARCH_MAX)))
 
-    async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogueTrack]:
+    async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogTrack]:
         reply = await self._call(self.stub.SearchTracks, rpb.SearchTracksRequest(
             filter=_filter_to_pb(where), page_size=min(limit, SEARCH_MAX)))
         return [self._remember(_from_pb(hit.track)) for hit in reply.hits]
@@ -142,7 +142,7 @@ class RetrievalCatalogue:
         except grpc.aio.AioRpcError as error:
             raise remote_error(f"retrieval at {self.address}", error) from error
 
-    def _remember(self, track: CatalogueTrack) -> CatalogueTrack:
+    def _remember(self, track: CatalogTrack) -> CatalogTrack:
         self._cache[track.track_id] = track
         self._cache.move_to_end(track.track_id)
         while len(self._cache) > self._cache_size:
@@ -150,7 +150,7 @@ class RetrievalCatalogue:
         return track
 
 
-def _from_pb(track: rpb.Track) -> CatalogueTrack:
+def _from_pb(track: rpb.Track) -> CatalogTrack:
     meta = track.metadata
     features: dict[str, float] = {}
     if track.HasField("features"):
@@ -159,7 +159,7 @@ def _from_pb(track: rpb.Track) -> CatalogueTrack:
                     "brightness_hz": f.spectral_centroid_hz, "duration_s": f.duration_s,
                     "key": float(_PITCH_CLASS.get(f.key, -1)),
                     "mode": 1.0 if f.mode == "major" else 0.0}
-    return CatalogueTrack(meta.track_id, meta.title, meta.artist, tuple(meta.tags), features)
+    return CatalogTrack(meta.track_id, meta.title, meta.artist, tuple(meta.tags), features)
 
 
 def _range(bounds: Bounds) -> rpb.FloatRange:
