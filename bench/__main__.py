@@ -11,6 +11,7 @@ SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run,
 
 
 def main(names: list[str]) -> None:
+    """Runs the named suites (every suite when none is named) and prints their tables."""
     unknown = set(names) - set(SUITES)
     if unknown:
         sys.exit(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(SUITES)}")

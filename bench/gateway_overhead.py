@@ -25,6 +25,7 @@ async def _measure(address: str, in_flight: int) -> Latency:
 
 
 def run() -> list[Row]:
+    """Measures unary calls direct to retrieval and through the gateway, at each concurrency."""
     with tempfile.TemporaryDirectory() as tmp:
         mesh = Mesh(pathlib.Path(tmp), Endpoints.free())
         mesh.start()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Latency:
+    """Latency percentiles and throughput of one measured load."""
     p50_ms: float
     p99_ms: float
     calls_per_s: float
@@ -51,6 +52,7 @@ class Row:
 
 
 def print_table(title: str, rows: list[Row], ours: str, reference: str) -> None:
+    """Prints rows as a table with ours and the reference side by side, and their ratio."""
     headers = ("benchmark", "setting", ours, reference, "ratio", "note")
     cells = [headers] + [(r.benchmark, r.setting, r.ours, r.reference, r.ratio, r.note)
                          for r in rows]

@@ -7,6 +7,7 @@ from gateway.settings import GatewaySettings
 
 
 def main() -> None:
+    """Starts the gateway."""
     settings = GatewaySettings()
     run(settings, "gateway", lambda: build_gateway(settings),
         interceptors=access_interceptors(settings))

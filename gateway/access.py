@@ -13,6 +13,7 @@ import grpc.aio
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from cadenza.kit.interceptor import Context, Handler
 from gateway.settings import GatewaySettings
 from gateway.usage import REJECTED
 
@@ -59,8 +60,8 @@ class TokenBucket:
 
 
 def _rejection(code: grpc.StatusCode, message: str,
-               detail: status_pb2.Status | None = None) -> grpc.RpcMethodHandler:
-    async def reject(request: object, ctx: grpc.aio.ServicerContext) -> None:
+               detail: status_pb2.Status | None = None) -> Handler:
+    async def reject(request: object, ctx: Context) -> None:
         trailers = () if detail is None else (
             ("grpc-status-details-bin", detail.SerializeToString()),)
         await ctx.abort(code, message, trailers)
@@ -92,9 +93,10 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
+        """Authenticates the call and applies its key's quota, or returns a rejecting handler."""
         if details.method.startswith(_OPEN_PREFIXES):
             return await continuation(details)
         name = ANONYMOUS

@@ -15,6 +15,7 @@ from gateway.usage import UsageMeter
 
 
 async def build_gateway(settings: GatewaySettings) -> App:
+    """The gateway's servicers and forwarders, wired to the settings' backends."""
     usage = UsageMeter()
     forwarders = [Forwarder(b, settings, usage) for b in backends(settings)]
     mesh = MeshHealth(tuple(f.backend for f in forwarders),

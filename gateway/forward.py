@@ -15,6 +15,7 @@ import grpc.aio
 
 from cadenza.kit import context, metrics
 from cadenza.kit.channels import channel_options
+from cadenza.kit.interceptor import Context, Handler
 from gateway.access import principal
 from gateway.routes import Backend
 from gateway.settings import GatewaySettings
@@ -38,6 +39,7 @@ class Forwarder:
         )
 
     def handler(self) -> grpc.GenericRpcHandler:
+        """Generic handlers that forward every method of the backend's service as raw bytes."""
         handlers = {}
         for method in self.backend.service.methods:
             full = f"/{self.backend.service.full_name}/{method.name}"
@@ -47,11 +49,12 @@ class Forwarder:
         return grpc.method_handlers_generic_handler(self.backend.service.full_name, handlers)
 
     async def close(self) -> None:
+        """Closes the channel to the backend."""
         await self.channel.close()
 
     # -- helpers shared by the four shapes ---------------------------------------------
 
-    def _timeout(self, ctx: grpc.aio.ServicerContext, streaming: bool) -> float:
+    def _timeout(self, ctx: Context, streaming: bool) -> float:
         left = ctx.time_remaining()
         if left is None:
             return self._stream_deadline_s if streaming else self._unary_deadline_s
@@ -65,7 +68,7 @@ class Forwarder:
         route.handling.observe(time.perf_counter() - started)
         self._usage.record(principal.get(), self.backend.name, route.full, code, sent, received)
 
-    async def _relay(self, ctx: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
+    async def _relay(self, ctx: Context, error: grpc.aio.AioRpcError) -> None:
         """Ends the call with the backend's status and message, unchanged but for naming
         the backend when it is unreachable."""
         code, details = error.code(), error.details() or ""
@@ -101,10 +104,10 @@ def _outbound_metadata() -> tuple[tuple[str, str], ...]:
     return ((context.REQUEST_ID_KEY, context.request_id.get()),)
 
 
-def _unary_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
-    call = fw.channel.unary_unary(route.full)
+def _unary_unary(fw: Forwarder, route: _Route) -> Handler:
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = fw.channel.unary_unary(route.full)
 
-    async def forward(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+    async def forward(request: bytes, ctx: Context) -> bytes:
         started = time.perf_counter()
         route.started.inc()
         try:
@@ -120,10 +123,11 @@ def _unary_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(forward)
 
 
-def _unary_stream(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
-    open_call = fw.channel.unary_stream(route.full)
+def _unary_stream(fw: Forwarder, route: _Route) -> Handler:
+    open_call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = fw.channel.unary_stream(
+        route.full)
 
-    async def forward(request: bytes, ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def forward(request: bytes, ctx: Context) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         route.started.inc()
         call = open_call(request, timeout=fw._timeout(ctx, True), metadata=_outbound_metadata())
@@ -158,10 +162,11 @@ class _Counted:
             yield request
 
 
-def _stream_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
-    call = fw.channel.stream_unary(route.full)
+def _stream_unary(fw: Forwarder, route: _Route) -> Handler:
+    call: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = fw.channel.stream_unary(
+        route.full)
 
-    async def forward(requests: AsyncIterator[bytes], ctx: grpc.aio.ServicerContext) -> bytes:
+    async def forward(requests: AsyncIterator[bytes], ctx: Context) -> bytes:
         started = time.perf_counter()
         route.started.inc()
         counted = _Counted(requests)
@@ -178,11 +183,12 @@ def _stream_unary(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
     return grpc.stream_unary_rpc_method_handler(forward)
 
 
-def _stream_stream(fw: Forwarder, route: _Route) -> grpc.RpcMethodHandler:
-    open_call = fw.channel.stream_stream(route.full)
+def _stream_stream(fw: Forwarder, route: _Route) -> Handler:
+    open_call: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = fw.channel.stream_stream(
+        route.full)
 
     async def forward(requests: AsyncIterator[bytes],
-                      ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+                      ctx: Context) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         route.started.inc()
         counted = _Counted(requests)

@@ -46,12 +46,14 @@ class MeshHealth:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, health_servicer: health.aio.HealthServicer) -> None:
+        """Starts watching every backend's health, mirrored into the gateway's own."""
         self._health = health_servicer
         for backend in self.backends:
             await self._publish(backend, False)
         self._tasks = [asyncio.create_task(self._watch(b)) for b in self.backends]
 
     async def stop(self) -> None:
+        """Stops the watchers."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -22,6 +22,7 @@ class Backend:
 
 
 def backends(settings: GatewaySettings) -> tuple[Backend, ...]:
+    """The backends the gateway forwards to, from the settings."""
     return (
         Backend("retrieval", settings.retrieval_address,
                 retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"]),

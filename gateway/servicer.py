@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import grpc.aio
-
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from cadenza.kit.interceptor import Context
 from gateway.access import principal
 from gateway.mesh_health import MeshHealth
 from gateway.usage import UsageMeter
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    """GatewayService: the mesh's health and the caller's usage."""
     def __init__(self, mesh: MeshHealth, usage: UsageMeter) -> None:
         self._mesh = mesh
         self._usage = usage
 
     async def CheckMesh(self, request: gateway_pb2.CheckMeshRequest,
-                        context: grpc.aio.ServicerContext) -> gateway_pb2.CheckMeshResponse:
+                        context: Context) -> gateway_pb2.CheckMeshResponse:
+        """Probes every backend now and reports each one's status."""
         probes = await self._mesh.probe()
         return gateway_pb2.CheckMeshResponse(
             gateway=gateway_pb2.SERVING_STATUS_SERVING,
@@ -36,7 +37,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         )
 
     async def GetUsage(self, request: gateway_pb2.GetUsageRequest,
-                       context: grpc.aio.ServicerContext) -> gateway_pb2.GetUsageResponse:
+                       context: Context) -> gateway_pb2.GetUsageResponse:
+        """The caller's calls since start, per method and status code."""
         name = principal.get()
         return gateway_pb2.GetUsageResponse(
             principal=name,

@@ -9,6 +9,7 @@ from cadenza.kit.settings import ServerSettings
 
 
 class GatewaySettings(ServerSettings):
+    """The gateway's settings (environment prefix CADENZA_GATEWAY_)."""
     model_config = SettingsConfigDict(env_prefix="CADENZA_GATEWAY_")
 
     port: int = Field(default=50051, ge=0, le=65535)

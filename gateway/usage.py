@@ -23,6 +23,7 @@ REJECTED = Counter("cadenza_gateway_rejected_total",
 
 @dataclass
 class MethodTotals:
+    """Calls and bytes of one method and status code."""
     calls: int = 0
     request_bytes: int = 0
     response_bytes: int = 0
@@ -39,6 +40,7 @@ class UsageMeter:
 
     def record(self, principal: str, backend: str, method: str, code: grpc.StatusCode,
                request_bytes: int, response_bytes: int) -> None:
+        """Counts one finished call for its key, and in the usage metrics."""
         totals = self._totals[principal][(method, code.name)]
         totals.calls += 1
         totals.request_bytes += request_bytes
@@ -55,4 +57,5 @@ class UsageMeter:
         children[2].inc(response_bytes)
 
     def totals(self, principal: str) -> dict[tuple[str, str], MethodTotals]:
+        """A key's totals per (method, status code)."""
         return dict(self._totals.get(principal, {}))

@@ -33,6 +33,7 @@ PROCESSES = {
 
 
 def free_port() -> int:
+    """A TCP port free on loopback right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -59,20 +60,24 @@ def wait_serving(address: str, timeout_s: float,
 
 @dataclass
 class Endpoints:
+    """Where each process listens (gRPC and metrics ports) and, once started, its pid."""
     grpc_ports: dict[str, int]
     metrics_ports: dict[str, int]
     pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def defaults(cls) -> Endpoints:
+        """The fixed ports `make up` uses."""
         return cls({n: p[2] for n, p in PROCESSES.items()},
                    {n: p[3] for n, p in PROCESSES.items()})
 
     @classmethod
     def free(cls) -> Endpoints:
+        """Free ports for every process (tests run meshes side by side)."""
         return cls({n: free_port() for n in PROCESSES}, {n: free_port() for n in PROCESSES})
 
     def address(self, name: str) -> str:
+        """host:port of a process's gRPC server."""
         return f"127.0.0.1:{self.grpc_ports[name]}"
 
     def peer_env(self) -> dict[str, str]:
@@ -96,6 +101,7 @@ class Mesh:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def env_for(self, name: str) -> dict[str, str]:
+        """The environment a process starts with: its ports, run directory and peers."""
         _, prefix, _, _ = PROCESSES[name]
         env = dict(os.environ)
         env.update({
@@ -109,6 +115,7 @@ class Mesh:
         return env
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
+        """Starts one process, logging to the run directory."""
         module = PROCESSES[name][0]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / f"{name}.log", "ab")
@@ -123,6 +130,7 @@ class Mesh:
         return proc
 
     def start(self, timeout_s: float = 120.0) -> None:
+        """Starts every process in order and waits until each one serves."""
         for name in PROCESSES:
             self.start_process(name)
         self.wait_ready(timeout_s)
@@ -155,6 +163,7 @@ class Mesh:
 
 
 def alive(pid: int) -> bool:
+    """Whether a process with this pid exists."""
     try:
         os.kill(pid, 0)
     except OSError:
@@ -202,6 +211,7 @@ def build_catalog_if_empty(address: str) -> int:
 
 
 def up(run_dir: pathlib.Path) -> int:
+    """Starts the mesh (unless it runs already) and builds the demo catalog if empty."""
     current = _load(run_dir)
     if current and all(alive(pid) for pid in current.pids.values()):
         print(f"mesh already running (pids {sorted(current.pids.values())})")
@@ -228,6 +238,7 @@ def up(run_dir: pathlib.Path) -> int:
 
 
 def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:
+    """Stops the mesh: SIGTERM, then SIGKILL past the timeout."""
     current = _load(run_dir)
     if current is None:
         print("mesh not running")
@@ -239,6 +250,7 @@ def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:
 
 
 def status(run_dir: pathlib.Path) -> int:
+    """Prints each process and whether it serves; 1 when any does not."""
     current = _load(run_dir)
     if current is None:
         print("mesh not running")
@@ -250,6 +262,7 @@ def status(run_dir: pathlib.Path) -> int:
 
 
 def main() -> None:
+    """The `python -m tools.devmesh up|down|status` entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("--run-dir", type=pathlib.Path, default=ROOT / ".run")

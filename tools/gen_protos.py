@@ -13,6 +13,7 @@ PROTOS = ROOT / "protos"
 
 
 def generate(out: pathlib.Path) -> None:
+    """Writes the Python, .pyi and gRPC modules of every .proto into out."""
     files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     include = str(pathlib.Path(protoc.__file__).parent / "_proto")
     # mypy-protobuf writes the .pyi files (messages and typed stubs/servicers for grpc.aio),

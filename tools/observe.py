@@ -37,6 +37,7 @@ JOB_PREFIX = "cadenza-"
 
 
 def job_name(process: str) -> str:
+    """The Prometheus job name of a mesh process (cadenza-<process>)."""
     return JOB_PREFIX + process
 
 
@@ -73,6 +74,7 @@ class PrometheusApi:
         self.url = url
 
     def ready(self) -> bool:
+        """Whether the server answers /-/ready."""
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as reply:
                 return bool(reply.status == 200)
@@ -115,6 +117,7 @@ class Prometheus(PrometheusApi):
                 start_new_session=True)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Waits until the server is ready; raises with its log when it exits first."""
         deadline = time.monotonic() + timeout_s
         while not self.ready():
             if self.proc.poll() is not None:
@@ -124,6 +127,7 @@ class Prometheus(PrometheusApi):
             time.sleep(0.2)
 
     def stop(self, timeout_s: float = 30.0) -> None:
+        """Stops the server: SIGTERM, then SIGKILL past the timeout."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -134,6 +138,7 @@ class Prometheus(PrometheusApi):
 
 
 def start(run_dir: pathlib.Path, port: int = DEFAULT_PORT) -> int:
+    """Starts Prometheus for the mesh in run_dir and prints its address."""
     mesh_file = run_dir / "mesh.json"
     if not mesh_file.exists():
         print("the mesh is not running: `make up` first", file=sys.stderr)
@@ -163,6 +168,7 @@ def start(run_dir: pathlib.Path, port: int = DEFAULT_PORT) -> int:
 
 
 def stop(run_dir: pathlib.Path) -> int:
+    """Stops the Prometheus that `start` left running."""
     pid_file = run_dir / "prometheus" / "prometheus.pid"
     if not pid_file.exists():
         return 0
@@ -175,6 +181,7 @@ def stop(run_dir: pathlib.Path) -> int:
 
 
 def main() -> None:
+    """The `python -m tools.observe [--stop]` entry point."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stop", action="store_true", help="stop the Prometheus it started")

@@ -24,6 +24,7 @@ CHUNK_BYTES = 512 * 1024
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `ingest` and `track` commands."""
     ingest = subparsers.add_parser("ingest", parents=[common],
                                    help="ingest audio files or folders into the catalog")
     ingest.add_argument("paths", nargs="+", type=pathlib.Path)
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 
 def audio_files(paths: list[pathlib.Path]) -> Iterator[pathlib.Path]:
+    """Every audio file under the given files and folders, sorted, each once."""
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
@@ -80,17 +82,20 @@ def ingest_requests(meta: pb.TrackMetadata, audio_format: str,
 
 
 def file_chunks(path: pathlib.Path) -> Iterator[bytes]:
+    """Reads a file in chunks of the ingest message size."""
     with path.open("rb") as f:
         while chunk := f.read(CHUNK_BYTES):
             yield chunk
 
 
 def byte_chunks(data: bytes) -> Iterator[bytes]:
+    """Splits bytes into chunks of the ingest message size."""
     for start in range(0, len(data), CHUNK_BYTES):
         yield data[start:start + CHUNK_BYTES]
 
 
 def run_ingest(args: argparse.Namespace, conn: Connection) -> int:
+    """Ingests every audio file named, printing one line per track; 1 when any failed."""
     stub = retrieval_pb2_grpc.RetrievalServiceStub(conn.channel)
     files = list(audio_files(args.paths))
     ingested, skipped, failures = 0, 0, []
@@ -130,6 +135,7 @@ def run_ingest(args: argparse.Namespace, conn: Connection) -> int:
 
 
 def run_track(args: argparse.Namespace, conn: Connection) -> int:
+    """Prints one track's metadata and features."""
     stub = retrieval_pb2_grpc.RetrievalServiceStub(conn.channel)
     try:
         reply = stub.GetTrack(pb.GetTrackRequest(track_id=args.track_id),

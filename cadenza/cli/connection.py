@@ -12,6 +12,7 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --target, --api-key and --timeout, shared by every command."""
     parser.add_argument("--target", default=os.environ.get("CADENZA_TARGET", DEFAULT_TARGET),
                         help="gateway address (env CADENZA_TARGET; default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get("CADENZA_API_KEY", ""),
@@ -23,12 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Connection:
+    """A channel to the gateway with the caller's metadata and timeout."""
     channel: grpc.Channel
     metadata: tuple[tuple[str, str], ...]
     timeout_s: float
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Connection:
+        """Opens the connection the common arguments describe."""
         metadata = (("authorization", f"Bearer {args.api_key}"),) if args.api_key else ()
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.max_send_message_length", 64 * 1024 * 1024)]

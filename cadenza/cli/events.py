@@ -21,6 +21,7 @@ KINDS = {name.removeprefix("EVENT_KIND_").lower(): number
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `event` command."""
     event = subparsers.add_parser(
         "event", parents=[common], help="record one listening event for a user",
         description="Records one event; prints 'stored', or 'duplicate' when an event with "
@@ -52,8 +53,9 @@ def _timestamp(text: str) -> datetime.datetime:
 
 
 def event_request(args: argparse.Namespace) -> pb.RecordEventRequest:
+    """The RecordEvent request the command line describes."""
     event = pb.Event(event_id=args.event_id or str(uuid.uuid4()), user_id=args.user_id,
-                     track_id=args.track_id, kind=KINDS[args.kind],  # type: ignore[arg-type]
+                     track_id=args.track_id, kind=KINDS[args.kind],
                      listened_ms=args.listened_ms, playlist_id=args.playlist,
                      count=args.count)
     if args.completion is not None:
@@ -64,6 +66,7 @@ def event_request(args: argparse.Namespace) -> pb.RecordEventRequest:
 
 
 def run_event(args: argparse.Namespace, conn: Connection) -> int:
+    """Records one behaviour event."""
     stub = recommend_pb2_grpc.RecommendServiceStub(conn.channel)
     request = event_request(args)
     try:

@@ -26,6 +26,7 @@ GENERATE_TIMEOUT_S = 600.0
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `generate` and `models` commands."""
     # Its own copy of the connection options, so the longer deadline stays its own.
     connection_options = argparse.ArgumentParser(add_help=False)
     add_connection_arguments(connection_options)
@@ -96,6 +97,7 @@ def generate_request(args: argparse.Namespace) -> pb.GenerateRequest:
 
 
 def run_generate(args: argparse.Namespace, conn: Connection) -> int:
+    """Streams a generation, writing the MIDI (and audio, when asked) it returns."""
     try:
         request = generate_request(args)
     except ValueError as error:
@@ -155,6 +157,7 @@ def _print_result(args: argparse.Namespace, result: pb.GenerationResult, events:
 
 
 def run_models(args: argparse.Namespace, conn: Connection) -> int:
+    """Lists the generation models with their status and card."""
     stub = generate_pb2_grpc.GenerateServiceStub(conn.channel)
     try:
         reply = stub.ListModels(pb.ListModelsRequest(), metadata=conn.metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,6 +15,7 @@ from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `health` command."""
     parser = subparsers.add_parser("health", parents=[common],
                                    help="health of the gateway and each backend")
     parser.set_defaults(func=run)
@@ -28,12 +30,13 @@ def run(args: argparse.Namespace, conn: Connection) -> int:
         mesh = gateway_pb2_grpc.GatewayServiceStub(conn.channel).CheckMesh(
             gateway_pb2.CheckMeshRequest(), metadata=conn.metadata, timeout=conn.timeout_s)
     except grpc.RpcError as error:
-        report = {"gateway": {"address": args.target, "status": "UNREACHABLE",
-                              "detail": f"{error.code().name}: {error.details()}"},
-                  "backends": []}
-        _print(report, args.json)
+        unreachable: dict[str, Any] = {
+            "gateway": {"address": args.target, "status": "UNREACHABLE",
+                        "detail": f"{error.code().name}: {error.details()}"},
+            "backends": []}
+        _print(unreachable, args.json)
         return 1
-    report = {
+    report: dict[str, Any] = {
         "gateway": {"address": args.target,
                     "status": health_pb2.HealthCheckResponse.ServingStatus.Name(gateway.status),
                     "detail": ""},
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace, conn: Connection) -> int:
     return 0 if ok else 1
 
 
-def _print(report: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+def _print(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(report, indent=2))
         return

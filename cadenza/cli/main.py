@@ -9,6 +9,7 @@ from cadenza.cli import catalog, connection, events, generate, health, recs, sea
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `cadenza` argument parser with every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `cadenza` command."""
     args = build_parser().parse_args(argv)
     conn = connection.Connection.from_args(args)
     try:

@@ -19,6 +19,7 @@ TARGETS = ("tempo_bpm", "loudness_db", "brightness_hz", "duration_s")
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `recommend`, `similar-users` and `train` commands."""
     rec = subparsers.add_parser("recommend", parents=[common],
                                 help="a personalised list for a user, with reasons")
     rec.add_argument("user_id")
@@ -83,6 +84,7 @@ def _fail(error: grpc.RpcError) -> int:
 
 
 def run_recommend(args: argparse.Namespace, conn: Connection) -> int:
+    """Prints a user's recommendations with their reasons."""
     stub = recommend_pb2_grpc.RecommendServiceStub(conn.channel)
     try:
         reply = stub.Recommend(_request(args), metadata=conn.metadata, timeout=conn.timeout_s)
@@ -106,6 +108,7 @@ def _usage(error: ValueError) -> int:
 
 
 def run_similar_users(args: argparse.Namespace, conn: Connection) -> int:
+    """Prints the users whose listening is most like a user's."""
     stub = recommend_pb2_grpc.RecommendServiceStub(conn.channel)
     request = pb.SimilarUsersRequest(user_id=args.user_id)
     if args.limit is not None:
@@ -123,6 +126,7 @@ def run_similar_users(args: argparse.Namespace, conn: Connection) -> int:
 
 
 def run_train(args: argparse.Namespace, conn: Connection) -> int:
+    """Trains and publishes a recommendation model."""
     stub = recommend_pb2_grpc.RecommendServiceStub(conn.channel)
     try:
         run = stub.TrainModel(pb.TrainModelRequest(algorithm=args.algorithm),

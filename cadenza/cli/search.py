@@ -17,6 +17,7 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 
 def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
              common: argparse.ArgumentParser) -> None:
+    """Adds the `search` command."""
     p = subparsers.add_parser("search", parents=[common], help="search the catalog")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--text", help="free text over titles, artists, tags, descriptions")
@@ -47,6 +48,7 @@ def _float_range(low: float | None, high: float | None) -> pb.FloatRange:
 
 
 def build_request(args: argparse.Namespace) -> pb.SearchTracksRequest:
+    """The SearchTracks request the command line describes."""
     year = pb.IntRange()
     if args.year_min is not None:
         year.min = int(args.year_min)
@@ -76,6 +78,7 @@ def build_request(args: argparse.Namespace) -> pb.SearchTracksRequest:
 
 
 def run(args: argparse.Namespace, conn: Connection) -> int:
+    """Runs a search and prints the ranked tracks."""
     stub = retrieval_pb2_grpc.RetrievalServiceStub(conn.channel)
     try:
         reply = stub.SearchTracks(build_request(args), metadata=conn.metadata,

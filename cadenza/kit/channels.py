@@ -62,6 +62,7 @@ def service_config(services: Iterable[ServiceDescriptor]) -> str:
 def channel_options(
     services: Iterable[ServiceDescriptor] = (), max_message_bytes: int = 32 * 1024 * 1024
 ) -> list[tuple[str, Any]]:
+    """Client channel options: the retry service config, message limits and keepalive."""
     return [
         ("grpc.service_config", service_config(services)),
         ("grpc.enable_retries", 1),

@@ -14,6 +14,7 @@ deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadlin
 
 
 def new_request_id() -> str:
+    """A fresh random request id."""
     return uuid.uuid4().hex[:16]
 
 

@@ -18,6 +18,7 @@ class CadenzaError(Exception):
 
 
 class InvalidArgument(CadenzaError):
+    """The caller sent a bad field; the message names it and the fix."""
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, field: str, problem: str) -> None:
@@ -26,38 +27,47 @@ class InvalidArgument(CadenzaError):
 
 
 class NotFound(CadenzaError):
+    """The named resource does not exist."""
     code = grpc.StatusCode.NOT_FOUND
 
 
 class AlreadyExists(CadenzaError):
+    """The resource to create exists already."""
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
 class FailedPrecondition(CadenzaError):
+    """The system is not in a state that allows the call (e.g. no model trained yet)."""
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class ResourceExhausted(CadenzaError):
+    """A quota or capacity limit is reached; retry later."""
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Unauthenticated(CadenzaError):
+    """The call carries no valid credentials."""
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDenied(CadenzaError):
+    """The credentials do not allow this call."""
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class Unavailable(CadenzaError):
+    """A dependency is unreachable; the call may be retried."""
     code = grpc.StatusCode.UNAVAILABLE
 
 
 class DeadlineExceeded(CadenzaError):
+    """The call ran out of its deadline."""
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class Unimplemented(CadenzaError):
+    """The call asks for something this server does not offer."""
     code = grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -149,6 +149,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        """Wraps the method's handler (once per method) with context, metrics and status mapping."""
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNOBSERVED_PREFIXES):
             return handler

@@ -20,6 +20,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: easy for Loki, Elasticsearch or `jq`."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per record, with the request id when a call is in progress."""
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",

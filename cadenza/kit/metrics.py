@@ -46,6 +46,7 @@ def split_method(full_method: str) -> tuple[str, str]:
 
 
 def rpc_type(request_streaming: bool, response_streaming: bool) -> str:
+    """The grpc_type label value for a method's streaming shape."""
     if request_streaming:
         return "bidi_stream" if response_streaming else "client_stream"
     return "server_stream" if response_streaming else "unary"

@@ -48,18 +48,21 @@ class App:
 
 @dataclass
 class RunningServer:
+    """A started server and its health servicer."""
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
 
     async def set_serving(self, serving: bool) -> None:
+        """Sets every service's health (and the server's overall one) to SERVING or NOT_SERVING."""
         status = SERVING if serving else NOT_SERVING
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """Server options: message limits and the keepalive policy clients may use."""
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -22,6 +22,7 @@ DOCKER_DIR = ROOT / "deploy/docker"
 
 
 def dockerfile(service: str) -> pathlib.Path:
+    """The Dockerfile of a service."""
     return DOCKER_DIR / f"{service}.Dockerfile"
 
 
@@ -29,6 +30,7 @@ def dockerfile(service: str) -> pathlib.Path:
 
 @dataclass(frozen=True)
 class IgnoreRule:
+    """One .dockerignore line: its pattern as a regex, and whether it is a `!` exception."""
     regex: re.Pattern[str]
     exception: bool
 
@@ -76,6 +78,7 @@ def read_dockerignore(text: str) -> list[IgnoreRule]:
 
 
 def project_rules() -> list[IgnoreRule]:
+    """The repository's .dockerignore rules, in order."""
     return read_dockerignore((ROOT / ".dockerignore").read_text())
 
 
@@ -105,6 +108,7 @@ def context_files(source: str, rules: list[IgnoreRule]) -> list[str]:
 
 @dataclass
 class Copy:
+    """One COPY or ADD: its sources, destination and source stage."""
     sources: list[str]
     dest: str
     from_stage: str | None
@@ -112,6 +116,7 @@ class Copy:
 
 @dataclass
 class Stage:
+    """One FROM stage of a Dockerfile and its instructions."""
     image: str
     name: str | None
     instructions: list[dict[str, str]]
@@ -121,9 +126,11 @@ class Stage:
         return [i["value"] for i in self.instructions if i["instruction"] == instruction]
 
     def copies(self) -> list[Copy]:
+        """Every COPY and ADD of this stage."""
         return [parse_copy(v) for v in self.all("COPY") + self.all("ADD")]
 
     def workdir(self) -> str:
+        """The stage's working directory after every WORKDIR."""
         return posixpath.join("/", *self.all("WORKDIR"))
 
     def command(self) -> list[str]:
@@ -149,6 +156,7 @@ class Stage:
 
 
 def parse_copy(value: str) -> Copy:
+    """Parses a COPY/ADD value (flags, sources, destination; shell or JSON form)."""
     words = json.loads(value) if value.lstrip().startswith("[") else value.split()
     flags = [w for w in words if w.startswith("--")]
     paths = [w for w in words if not w.startswith("--")]
@@ -157,6 +165,7 @@ def parse_copy(value: str) -> Copy:
 
 
 def parser(service: str) -> DockerfileParser:
+    """The parsed Dockerfile of a service."""
     return DockerfileParser(path=str(dockerfile(service)))
 
 

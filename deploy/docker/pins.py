@@ -164,7 +164,7 @@ def requirement_closure(roots: set[str], lock: dict[str, str] | None = None) -> 
     """Canonical name -> locked version for roots and everything they require (the
     requirements are read from the installed metadata, which equals the lock)."""
     lock = read_lock() if lock is None else lock
-    env = default_environment()
+    env = {key: str(value) for key, value in default_environment().items()}
     pinned: dict[str, str] = {}
     todo: list[tuple[str, frozenset[str]]] = [(name, frozenset()) for name in roots]
     done: set[tuple[str, frozenset[str]]] = set()
@@ -199,6 +199,7 @@ def service_pins(service: str) -> dict[str, str]:
 
 
 def render(service: str, pins: dict[str, str]) -> str:
+    """The requirements file text of an image."""
     lines = [f"{name}=={version}\n" for name, version in sorted(pins.items())]
     return HEADER.format(service=service) + "".join(lines)
 
@@ -212,6 +213,7 @@ def services() -> dict[str, str]:
 
 
 def main() -> int:
+    """Writes or (--check) compares every image's requirements file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="report stale files instead of writing them")
@@ -226,8 +228,8 @@ def main() -> int:
         else:
             OUT_DIR.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    for path in stale:
-        print(f"stale: {path} (run python deploy/docker/pins.py)", file=sys.stderr)
+    for name in stale:
+        print(f"stale: {name} (run python deploy/docker/pins.py)", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -31,7 +31,7 @@ from tools.devmesh import PROCESSES, Endpoints, wait_serving
 
 CLI = pathlib.Path(sys.executable).parent / "cadenza"
 BASE_PYTHON = next((p for p in (pathlib.Path("/usr/bin/python3.11"),) if p.is_file()),
-                   pathlib.Path(sys._base_executable))
+                   pathlib.Path(sys._base_executable))  # type: ignore[attr-defined]
 
 
 def reroot(value: str, root: pathlib.Path) -> str:
@@ -76,6 +76,7 @@ def build(service: str, root: pathlib.Path) -> None:
 
 def start(service: str, root: pathlib.Path, endpoints: Endpoints,
           log_dir: pathlib.Path) -> subprocess.Popen[bytes]:
+    """Starts one image's command from its laid-out file system, as the image's user."""
     image = context.stages(service)[-1]
     _, prefix, _, _ = PROCESSES[service]
     env = {"LANG": "C.UTF-8"}
@@ -121,6 +122,7 @@ def smoke(gateway: str, out: pathlib.Path) -> bool:
 
 
 def main() -> int:
+    """Lays out every image, runs them as a mesh, smoke-tests it and stops it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("/tmp/cadenza-images"))
     parser.add_argument("--skip-build", action="store_true", help="reuse the folders in --out")

@@ -28,11 +28,13 @@ Panel = dict[str, Any]
 
 
 def target(expr: str, legend: str = "") -> dict[str, str]:
+    """A PromQL query target with its legend."""
     return {"expr": expr, "legendFormat": legend or "__auto"}
 
 
 def panel(title: str, targets: list[dict[str, str]], unit: str = "short",
           description: str = "", kind: str = "timeseries") -> Panel:
+    """A time-series panel."""
     return {"type": kind, "title": title, "description": description,
             "datasource": {"type": "prometheus", "uid": "${datasource}"},
             "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
@@ -40,6 +42,7 @@ def panel(title: str, targets: list[dict[str, str]], unit: str = "short",
 
 
 def rate(metric: str, selector: str, by: str) -> str:
+    """Per-second rate of a counter, summed by the given labels."""
     return f"sum by ({by}) (rate({metric}{{{selector}}}{RATE}))"
 
 
@@ -52,12 +55,14 @@ def ratio(metric: str, selector: str, bad: str, by: str) -> str:
 
 def quantiles(bucket: str, selector: str, by: str, legend: str,
               levels: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[dict[str, str]]:
+    """Targets for histogram quantiles of a bucket series."""
     group = f"{by}, le" if by else "le"
     return [target(f"histogram_quantile({q:g}, {rate(bucket, selector, group)})",
                    f"{legend} p{round(q * 100)}".strip()) for q in levels]
 
 
 def mean(histogram: str, selector: str, by: str) -> str:
+    """Mean of a histogram: rate of its sum over rate of its count."""
     return f"{rate(histogram + '_sum', selector, by)} / {rate(histogram + '_count', selector, by)}"
 
 
@@ -83,6 +88,7 @@ def grpc_panels(selector: str, by: str, legend: str) -> list[Panel]:
 
 
 def template(name: str, query: str, all_value: str) -> dict[str, Any]:
+    """A dashboard template variable from a label-values query."""
     return {"name": name, "label": name, "type": "query",
             "datasource": {"type": "prometheus", "uid": "${datasource}"},
             "query": {"query": query, "refId": f"{name}-values"},
@@ -91,7 +97,9 @@ def template(name: str, query: str, all_value: str) -> dict[str, Any]:
             "sort": 1}
 
 
-def dashboard(uid: str, title: str, panels: list[Panel], variable: dict[str, Any]) -> dict:
+def dashboard(uid: str, title: str, panels: list[Panel],
+              variable: dict[str, Any]) -> dict[str, Any]:
+    """A dashboard with its panels laid out two to a row."""
     width, height = 12, 8
     placed = [dict(p, id=i + 1, gridPos={"x": (i % 2) * width, "y": (i // 2) * height,
                                          "w": width, "h": height})
@@ -109,7 +117,8 @@ def dashboard(uid: str, title: str, panels: list[Panel], variable: dict[str, Any
     }
 
 
-def overview() -> dict:
+def overview() -> dict[str, Any]:
+    """The mesh overview dashboard."""
     sel = 'job=~"$job"'
     return dashboard("cadenza-overview", "Cadenza / Overview", [
         panel("Up", [target(f'up{{{sel}}}', "{{job}} {{instance}}")], "none",
@@ -134,6 +143,7 @@ def overview() -> dict:
 
 
 def gateway_panels(sel: str) -> list[Panel]:
+    """The gateway's panels."""
     calls = "cadenza_gateway_calls_total"
     return [
         panel("Calls per backend and code", [target(
@@ -155,6 +165,7 @@ def gateway_panels(sel: str) -> list[Panel]:
 
 
 def retrieval_panels(sel: str) -> list[Panel]:
+    """Retrieval's panels."""
     return [
         panel("Catalog size", [target(f"max(cadenza_retrieval_catalog_tracks{{{sel}}})",
                                         "tracks")], "none"),
@@ -173,6 +184,7 @@ def retrieval_panels(sel: str) -> list[Panel]:
 
 
 def recommend_panels(sel: str) -> list[Panel]:
+    """Recommend's panels."""
     return [
         panel("Events / s by outcome", [target(rate("cadenza_recommend_events_total", sel,
                                                     "outcome"), "{{outcome}}")], "ops"),
@@ -198,6 +210,7 @@ def recommend_panels(sel: str) -> list[Panel]:
 
 
 def generate_panels(sel: str) -> list[Panel]:
+    """Generate's panels."""
     by = "backend, model"
     return [
         panel("Saturation", [target(
@@ -231,7 +244,8 @@ DOMAIN = {"gateway": gateway_panels, "retrieval": retrieval_panels,
           "recommend": recommend_panels, "generate": generate_panels}
 
 
-def service(process: str) -> dict:
+def service(process: str) -> dict[str, Any]:
+    """The dashboard of one process."""
     job = f"cadenza-{process}"
     sel = f'job="{job}",instance=~"$instance"'
     return dashboard(job, f"Cadenza / {process.capitalize()}", [
@@ -241,17 +255,19 @@ def service(process: str) -> dict:
     ], template("instance", f'label_values(up{{job="{job}"}}, instance)', ".+"))
 
 
-def dashboards() -> dict[str, dict]:
+def dashboards() -> dict[str, dict[str, Any]]:
     """File name -> dashboard."""
     return {"overview.json": overview(),
             **{f"{p}.json": service(p) for p in PROCESSES}}
 
 
-def render(board: dict) -> str:
+def render(board: dict[str, Any]) -> str:
+    """A dashboard as committed JSON text."""
     return json.dumps(board, indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:
+    """Writes every dashboard into deploy/grafana/dashboards/."""
     OUT.mkdir(exist_ok=True)
     for name, board in dashboards().items():
         (OUT / name).write_text(render(board))

@@ -185,6 +185,7 @@ def _alert(objective: Objective, severity: str) -> dict[str, Any]:
 
 
 def slo_groups() -> dict[str, Any]:
+    """The recording rules of every SLI and its burn rates, as a rule file."""
     # One group: Prometheus evaluates a group's rules in order, so the alerts always read
     # the SLIs of the same evaluation (across groups they could be one interval behind).
     rules: list[dict[str, Any]] = []
@@ -222,6 +223,7 @@ HEADER = """\
 
 
 def render_slo() -> str:
+    """slo.yml's text."""
     return HEADER + yaml.dump(slo_groups(), Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -241,6 +243,7 @@ def prometheus_rule(namespace: str) -> str:
 
 
 def main() -> None:
+    """Writes slo.yml, or prints the PrometheusRule with --prometheus-rule."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus-rule", action="store_true",
                         help="print every rule file as one PrometheusRule instead")
