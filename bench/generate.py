@@ -18,8 +18,10 @@ import pathlib
 import re
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from bench import generate_triton
@@ -32,6 +34,9 @@ from services.generate.music.composer import Composer, Piece
 from services.generate.music.composition import Composition, Mode
 from services.generate.registry import ModelRegistry
 
+if TYPE_CHECKING:
+    from training.music.model import Transformer
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models" / "generate"
 MODEL = MODELS / "cadenza-poly"
@@ -40,7 +45,7 @@ CONCURRENCY = (1, 16)
 THREADS = 2
 
 
-def _allowed(spec: ModelSpec, last: int) -> np.ndarray:
+def _allowed(spec: ModelSpec, last: int) -> npt.NDArray[np.bool_]:
     vocab = spec.vocabulary
     allowed = vocab.allowed(vocab.ceilings(np.array(last)))
     allowed[[vocab.BAR, vocab.EOS]] = False
@@ -72,7 +77,7 @@ async def _ours(spec: ModelSpec, backend: OnnxRuntimeBackend, concurrency: int) 
     return concurrency * NEW_TOKENS / elapsed
 
 
-def _reference(model: torch.nn.Module, spec: ModelSpec, concurrency: int) -> float:
+def _reference(model: Transformer, spec: ModelSpec, concurrency: int) -> float:
     rngs = [np.random.default_rng(seed) for seed in range(concurrency)]
     rows = [_preamble(spec) for _ in range(concurrency)]
     started = time.perf_counter()
@@ -114,7 +119,7 @@ async def _composer_rows(concurrency: int) -> Row:
                f"first event p50 {statistics.median(first_events) * 1000:.0f} ms")
 
 
-def _torch_model(spec: ModelSpec) -> torch.nn.Module:
+def _torch_model(spec: ModelSpec) -> Transformer:
     """The served graph's weights in the torch module, checked to give the same logits.
 
     The committed folder holds only the ONNX file; the legacy exporter keeps parameter
@@ -133,8 +138,9 @@ def _torch_model(spec: ModelSpec) -> torch.nn.Module:
     for node in graph.node:
         if node.op_type != "MatMul" or not node.input[1].startswith("onnx::"):
             continue
-        module, layer = re.fullmatch(r"(.*?)(?:_(\d+))?", node.name.strip("/").split("/")[0]
-                                     ).groups()
+        match = re.fullmatch(r"(.*?)(?:_(\d+))?", node.name.strip("/").split("/")[0])
+        assert match is not None  # the pattern matches every string
+        module, layer = match.groups()
         if module == "head":
             continue  # tied to the token embedding
         state[f"blocks.{layer or 0}.{module}.weight"] = torch.from_numpy(
@@ -168,6 +174,7 @@ def _jsb_rows() -> list[Row]:
 
 
 def run() -> None:
+    """Runs the generate benchmarks and prints their tables."""
     torch.set_num_threads(THREADS)
     spec = ModelSpec.load(MODEL)
     model = _torch_model(spec)

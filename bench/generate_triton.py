@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 
 from bench.harness import Latency, Row, load, print_table
-from services.generate.inference.backend import ModelSpec
+from services.generate.inference.backend import ModelSpec, Tensors
 from services.generate.inference.onnx_backend import OnnxRuntimeBackend
 from services.generate.inference.triton_backend import TritonBackend
 from tests.generate.triton_server import TRITON_PYTHON, DevServer
@@ -24,7 +24,7 @@ MEASURE_S = 3.0
 
 
 def decode_step(spec: ModelSpec, batch: int, cached: int,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+                rng: np.random.Generator) -> Tensors:
     """One new token per row after `cached` cached positions (random cache values)."""
     cache = (batch, spec.n_layers, spec.n_heads, cached, spec.head_dim)
     return {"tokens": np.full((batch, 1), spec.vocabulary.STEP, np.int64),
@@ -49,6 +49,7 @@ def _cell(latency: Latency) -> str:
 
 
 async def measure(model_dir: pathlib.Path, url: str) -> list[Row]:
+    """Times decode calls through Triton and in-process ONNX Runtime on the same inputs."""
     spec = ModelSpec.load(model_dir)
     triton = TritonBackend(url, timeout_s=30)
     local = OnnxRuntimeBackend(["CPUExecutionProvider"], intra_op_threads=1)
@@ -63,10 +64,10 @@ async def measure(model_dir: pathlib.Path, url: str) -> list[Row]:
             # stateless), which is most of Triton's cost at long P.
             wire_mb = 2 * sum(a.nbytes for a in inputs.values()) / 1e6
 
-            async def remote(inputs: dict[str, np.ndarray] = inputs) -> object:
+            async def remote(inputs: Tensors = inputs) -> object:
                 return await triton.run(spec.name, inputs)
 
-            async def in_process(inputs: dict[str, np.ndarray] = inputs) -> object:
+            async def in_process(inputs: Tensors = inputs) -> object:
                 return await local.run(spec.name, inputs)
 
             ours = await load(remote, in_flight, MEASURE_S, warmup_calls=20)
@@ -83,6 +84,7 @@ async def measure(model_dir: pathlib.Path, url: str) -> list[Row]:
 
 
 def run() -> None:
+    """Runs the Triton benchmark against a dev server, or says why it is skipped."""
     if not TRITON_PYTHON.exists():
         print("\ngenerate-triton: skipped, no .venv-triton (run `make triton-env`)")
         return

@@ -47,6 +47,7 @@ async def _train(target: str) -> float:
 
 
 def serving_rows() -> list[Row]:
+    """Latency through the gateway and training time on the Last.fm data (if built)."""
     data_dir = RUN_DIR / "data"
     if not (data_dir / "recommend" / "events.sqlite3").exists():
         return [Row("recommend at Last.fm scale", "-", "not measured", "-", "-",
@@ -86,6 +87,7 @@ def serving_rows() -> list[Row]:
 
 
 def run() -> list[Row]:
+    """Measures and prints the recommend tables (serving and event ingest)."""
     rows = serving_rows()
     print_table("Recommend at Last.fm scale (ours: through the gateway / whole run; "
                 "reference: see note)", rows, "ours", "reference")

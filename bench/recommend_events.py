@@ -18,28 +18,62 @@ from cadenza.kit.server import App, Binding, serve_in_process
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from services.recommend.app import SERVICE
+from services.recommend.catalog import CandidateFilter, CatalogTrack, Scored
 from services.recommend.event_convert import event_from_pb
 from services.recommend.event_log import EventLog
-from services.recommend.event_store import INSERT, SCHEMA, EventStore, event_row
+from services.recommend.event_store import INSERT, SCHEMA, SqliteEventStore, event_row
+from services.recommend.memory_event_store import MemoryEventStore
+from services.recommend.memory_model_store import MemoryModelStore
+from services.recommend.recommender import Recommender
 from services.recommend.servicer import RecommendServicer
+from services.recommend.training import Trainer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRACKS = [f"track-{i}" for i in range(1000)]
 
 
 class EveryTrack:
-    """A catalog where every track exists: the retrieval lookup is left out (the real
-    client caches found tracks, so a steady stream costs it one call per new track)."""
+    """A catalog where every track exists, untitled, and searches find nothing: the
+    retrieval lookup is left out (the real client caches found tracks, so a steady
+    stream costs it one call per new track)."""
 
     async def missing(self, track_ids: list[str]) -> set[str]:
+        """Nothing is missing."""
         return set()
 
+    async def tracks(self, track_ids: list[str]) -> dict[str, CatalogTrack]:
+        """Every id is a track without a title, artist, tags or features."""
+        return {t: CatalogTrack(t, "", "") for t in track_ids}
 
-class CountOnly(recommend_pb2_grpc.RecommendServiceServicer):
+    async def like_examples(self, positive: list[str], negative: list[str],
+                            where: CandidateFilter, limit: int) -> list[Scored]:
+        """No track is like another."""
+        return []
+
+    async def search_text(self, text: str, where: CandidateFilter, limit: int) -> list[Scored]:
+        """No text matches."""
+        return []
+
+    async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogTrack]:
+        """No track is listed."""
+        return []
+
+
+def servicer(events: EventLog,
+             kind: type[RecommendServicer] = RecommendServicer) -> RecommendServicer:
+    """The service over these events; recommending and training (unused here) run on an
+    in-memory model store and the catalog above."""
+    catalog, models = EveryTrack(), MemoryModelStore()
+    return kind(events, Recommender(events, catalog, models),
+                Trainer(events.store, models, "ensemble", interval_s=0))
+
+
+class CountOnly(RecommendServicer):
     """Reads a RecordEvents stream and stores nothing: the transport's own ceiling."""
 
     async def RecordEvents(self, request_iterator: AsyncIterator[pb.RecordEventsRequest],
                            context: object) -> pb.RecordEventsResponse:
+        """Counts the stream's messages and stores none."""
         stored = 0
         async for _ in request_iterator:
             stored += 1
@@ -89,10 +123,9 @@ async def _ingest(servicer: recommend_pb2_grpc.RecommendServiceServicer,
 
 async def _ours(data_dir: pathlib.Path, batch: list[pb.Event], stream_events: int,
                 singles: list[pb.Event]) -> tuple[float, float]:
-    events = EventLog(EventStore.open(data_dir / "ours.sqlite3"), EveryTrack(), 300.0)
-    servicer = RecommendServicer(events, recommender=None, trainer=None)  # type: ignore[arg-type]
+    events = EventLog(SqliteEventStore.open(data_dir / "ours.sqlite3"), EveryTrack(), 300.0)
     try:
-        return await _ingest(servicer, batch, stream_events, singles)
+        return await _ingest(servicer(events), batch, stream_events, singles)
     finally:
         await events.close()
 
@@ -133,7 +166,8 @@ def measure_event_ingest(events: int = 50_000, stream_events: int = 10_000,
         ours_batch, ours_singles = asyncio.run(
             _ours(pathlib.Path(tmp), batch, stream_events, singles))
         floor_batch, floor_singles = _floor(pathlib.Path(tmp), batch, singles)
-    transport_s, _ = asyncio.run(_ingest(CountOnly(), batch, stream_events, []))
+    count_only = servicer(EventLog(MemoryEventStore(), EveryTrack(), 300.0), CountOnly)
+    transport_s, _ = asyncio.run(_ingest(count_only, batch, stream_events, []))
     return [
         Row("event ingest, RecordEvents", f"{events} events, streams of {stream_events}",
             f"{events / ours_batch:,.0f} events/s", f"{events / floor_batch:,.0f} events/s",
@@ -152,6 +186,7 @@ def measure_event_ingest(events: int = 50_000, stream_events: int = 10_000,
 
 
 def run() -> list[Row]:
+    """Measures and prints the event ingest table."""
     rows = measure_event_ingest()
     print_table("Recommend event ingest (ours: durable, through gRPC; reference: see note)",
                 rows, "ours", "reference")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import io
 import pathlib
 import tempfile
 import time
+from collections.abc import Callable
 
 import grpc
 import grpc.aio
@@ -31,6 +33,7 @@ SEARCH_S = 3.0
 
 
 def feature_rows() -> list[Row]:
+    """Extraction speed per feature group, and our pitch tracker against librosa.pyin."""
     speed = measure_extraction_speed()
     clip = benchmark_clip(10.0)
     started = time.process_time()
@@ -67,7 +70,7 @@ def _store_reference(store: QdrantStore, ids: list[str]) -> dict[str, float]:
     [example] = store.get([ids[0]], with_vectors=True)
     assert example.audio_vector is not None
     query = weighted_query(example.audio_vector, DEFAULT_WEIGHTS)
-    cases = {
+    cases: dict[str, Callable[[], object]] = {
         "audio": lambda: store.query(AUDIO_VECTOR, query, TrackFilter(), 10, 0, [ids[0]]),
         "text": lambda: store.query(TEXT_VECTOR, random_text_vector(rng), TrackFilter(), 10,
                                     0, []),
@@ -129,12 +132,13 @@ async def _search(address: str, ids: list[str]) -> dict[str, Latency]:
     }
     async with grpc.aio.insecure_channel(address) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        return {mode: await load(lambda r=request: stub.SearchTracks(r, timeout=60), 1,
+        return {mode: await load(functools.partial(stub.SearchTracks, request, timeout=60), 1,
                                  SEARCH_S, warmup_calls=3)
                 for mode, request in requests.items()}
 
 
 def search_rows() -> list[Row]:
+    """Search latency per mode through the gateway, at each catalog size in SIZES."""
     rows = []
     for size in SIZES:
         with tempfile.TemporaryDirectory() as tmp:
@@ -196,6 +200,7 @@ def ingest_rows() -> list[Row]:
 
 
 def run() -> list[Row]:
+    """Runs and prints every retrieval benchmark; returns all their rows."""
     features = feature_rows()
     print_table("Feature extraction (ours vs real time; pitch: ours vs librosa.pyin)",
                 features, "ours", "reference")

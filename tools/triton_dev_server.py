@@ -28,6 +28,7 @@ import sysconfig
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
@@ -41,6 +42,7 @@ from pytriton.triton import (
 from services.generate.inference.triton_repo import (
     MAX_BATCH_SIZE,
     MAX_QUEUE_DELAY_US,
+    TensorSpec,
     contract_tensors,
 )
 
@@ -49,14 +51,14 @@ logger = logging.getLogger("triton_dev_server")
 NUMPY_TYPES = {"TYPE_INT64": np.int64, "TYPE_FP32": np.float32}
 
 
-def _tensors(declared: list[tuple[str, str, list[int]]]) -> list[Tensor]:
+def _tensors(declared: list[TensorSpec]) -> list[Tensor]:
     return [Tensor(name=name, dtype=NUMPY_TYPES[data_type], shape=tuple(dims))
             for name, data_type, dims in declared]
 
 
 def _infer_function(session: ort.InferenceSession, output_names: list[str]) -> Any:
-    @batch
-    def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
+    @batch  # type: ignore[untyped-decorator]  # pytriton is untyped
+    def infer(**inputs: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]:
         outputs = session.run(output_names, inputs)
         return dict(zip(output_names, outputs, strict=True))
 
@@ -68,6 +70,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    """Serves one model folder with PyTriton until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=pathlib.Path, required=True)
     parser.add_argument("--grpc-port", type=int, required=True)

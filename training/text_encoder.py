@@ -61,6 +61,7 @@ class SentenceEncoder(torch.nn.Module):
         self.bert = bert
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled, L2-normalised sentence embeddings."""
         tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
@@ -69,6 +70,7 @@ class SentenceEncoder(torch.nn.Module):
 
 
 def main() -> int:
+    """Command line: exports the text encoder and its card."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/text/minilm-l6-v2.onnx"),
                         help="where the .onnx file goes; tokenizer and card go beside it")
@@ -169,6 +171,7 @@ def _export_onnx(bert: Any, out: Path) -> None:
         # The legacy exporter's deprecation notice, and transformers' mask code comparing a
         # shape to itself (always equal here); the parity check below is what guards.
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        # torch.jit exports TracerWarning at run time, but its type stubs do not re-export it.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         # Advanced indexing in that mask code uses aranges, never negative indices.
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")

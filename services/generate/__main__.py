@@ -6,6 +6,7 @@ from services.generate.settings import GenerateSettings
 
 
 def main() -> None:
+    """Loads settings and runs the generate server."""
     settings = GenerateSettings()
     run(settings, "generate", lambda: build_generate(settings))
 

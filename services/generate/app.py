@@ -16,6 +16,7 @@ SERVICE = "cadenza.generate.v1.GenerateService"
 
 
 def make_backend(settings: GenerateSettings) -> InferenceBackend:
+    """The inference backend the settings choose: ONNX Runtime or Triton."""
     if settings.backend == "triton":
         from services.generate.inference.triton_backend import TritonBackend
         return TritonBackend(settings.triton_url, settings.triton_timeout_s)
@@ -24,6 +25,7 @@ def make_backend(settings: GenerateSettings) -> InferenceBackend:
 
 
 async def build_generate(settings: GenerateSettings) -> App:
+    """Builds the generate service's gRPC binding, warm-up and close hooks."""
     registry = ModelRegistry(make_backend(settings), pathlib.Path(settings.models_dir),
                              settings.default_model, max_batch=settings.max_batch,
                              max_wait_s=settings.batch_wait_ms / 1000)

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LoadedModel:
+    """One served model: its spec, batcher, originality index and load status."""
+
     spec: ModelSpec
     batcher: DecodeBatcher
     originality: OriginalityIndex | None = None
@@ -24,6 +26,8 @@ class LoadedModel:
 
 
 class ModelRegistry:
+    """The models this process serves, by name, with the default model."""
+
     def __init__(self, backend: InferenceBackend, models_dir: pathlib.Path, default_model: str,
                  *, max_batch: int, max_wait_s: float) -> None:
         self.backend = backend
@@ -62,6 +66,7 @@ class ModelRegistry:
             model.originality = await asyncio.to_thread(OriginalityIndex.load, corpus)
 
     def get(self, name: str) -> LoadedModel:
+        """The ready model of that name (the default when empty)."""
         model = self.models.get(name or self.default_model)
         if model is None:
             raise NotFound(f"model {name!r} does not exist; ListModels shows the available "
@@ -71,6 +76,7 @@ class ModelRegistry:
         return model
 
     async def close(self) -> None:
+        """Stops every batcher and closes the backend."""
         for model in self.models.values():
             await model.batcher.close()
         await self.backend.close()

@@ -26,6 +26,7 @@ _MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
 
 
 def to_composition(request: pb.GenerateRequest) -> Composition:
+    """A GenerateRequest as a checked Composition."""
     s = request.sampling
     length = request.WhichOneof("length")
     return check(Composition(
@@ -45,34 +46,45 @@ def to_composition(request: pb.GenerateRequest) -> Composition:
 
 
 def to_event(note: Note, steps_per_quarter: int) -> pb.GenerateResponse:
+    """A generated note as a streamed NoteEvent."""
     return pb.GenerateResponse(event=pb.NoteEvent(
         voice=note.voice, pitch=note.pitch, start_beats=note.start / steps_per_quarter,
         duration_beats=(note.end - note.start) / steps_per_quarter, velocity=80))
 
 
 def to_result(piece: Piece) -> pb.GenerateResponse:
+    """A finished piece as the stream's final GenerationResult."""
     return pb.GenerateResponse(result=pb.GenerationResult(
         model=piece.model, model_version=piece.version, seed=piece.seed, midi=piece.midi,
-        audio=piece.audio, audio_format=_AUDIO_BACK.get(piece.audio_format or "", 0),
+        audio=piece.audio,
+        audio_format=_AUDIO_BACK.get(piece.audio_format or "", pb.AUDIO_FORMAT_UNSPECIFIED),
         duration_s=piece.duration_s, tokens_generated=piece.tokens_generated,
         originality=pb.Originality(longest_copied_run_notes=piece.copied_run_notes,
                                    closest_source=piece.closest_source)))
 
 
 class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
+    """The GenerateService RPCs over the composer and the model registry."""
+
     def __init__(self, composer: Composer, registry: ModelRegistry) -> None:
         self.composer = composer
         self.registry = registry
 
-    async def Generate(self, request: pb.GenerateRequest,
-                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+    async def Generate(
+        self, request: pb.GenerateRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        """Streams the notes of a generation, then its result."""
         composition = to_composition(request)
         spq = self.registry.get(composition.model).spec.steps_per_quarter
         async for item in self.composer.compose(composition):
             yield to_result(item) if isinstance(item, Piece) else to_event(item, spq)
 
-    async def ListModels(self, request: pb.ListModelsRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest,
+        context: grpc.aio.ServicerContext[pb.ListModelsRequest, pb.ListModelsResponse],
+    ) -> pb.ListModelsResponse:
+        """The served models with their cards and status."""
         response = pb.ListModelsResponse(default_model=self.registry.default_model)
         for model in self.registry.models.values():
             card = model.spec.card

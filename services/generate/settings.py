@@ -11,6 +11,8 @@ from cadenza.kit.settings import ServerSettings
 
 
 class GenerateSettings(ServerSettings):
+    """The generate service's settings."""
+
     model_config = SettingsConfigDict(env_prefix="CADENZA_GENERATE_")
 
     port: int = Field(default=50054, ge=0, le=65535)

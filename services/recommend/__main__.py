@@ -6,6 +6,7 @@ from services.recommend.settings import RecommendSettings
 
 
 def main() -> None:
+    """Runs the recommend service with settings from the environment."""
     settings = RecommendSettings()
     run(settings, "recommend", lambda: build_recommend(settings))
 

@@ -22,6 +22,7 @@ class ItemItemModel:
     weights: np.ndarray | sp.csr_matrix  # row i: what item i contributes to each item
 
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Scores per item for each user row (users x items)."""
         out = rows @ self.weights
         return np.asarray(out.todense() if sp.issparse(out) else out, dtype=np.float32)
 
@@ -34,6 +35,7 @@ class FactorModel:
     item_factors: np.ndarray  # items x k
 
     def score_users(self, user_rows: np.ndarray) -> np.ndarray:
+        """Scores per item for these users (rows of the user factors)."""
         return np.asarray(self.user_factors[user_rows] @ self.item_factors.T, dtype=np.float32)
 
 
@@ -57,7 +59,7 @@ def ease_weights(x: sp.csr_matrix, l2: float = 200.0) -> np.ndarray:
     p = np.linalg.inv(gram)
     b = -p / np.diag(p)[None, :]
     b[np.diag_indices_from(b)] = 0.0
-    return b.astype(np.float32)
+    return np.asarray(b, dtype=np.float32)
 
 
 def itemknn_weights(x: sp.csr_matrix, shrink: float = 10.0) -> np.ndarray:
@@ -67,7 +69,7 @@ def itemknn_weights(x: sp.csr_matrix, shrink: float = 10.0) -> np.ndarray:
     co = (x.T @ x).toarray()
     sim = co / (np.outer(norms, norms) + shrink + 1e-9)
     np.fill_diagonal(sim, 0.0)
-    return sim.astype(np.float32)
+    return np.asarray(sim, dtype=np.float32)
 
 
 def top_per_row(dense: np.ndarray, k: int) -> sp.csr_matrix:

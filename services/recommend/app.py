@@ -9,8 +9,10 @@ from cadenza.kit.server import App, Binding
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from services.recommend.catalog import RetrievalCatalog
 from services.recommend.event_log import EventLog
-from services.recommend.event_store import EventStore
-from services.recommend.model_store import ModelStore
+from services.recommend.event_store import SqliteEventStore
+from services.recommend.events import EventStore
+from services.recommend.model import ModelStore
+from services.recommend.model_store import QdrantModelStore
 from services.recommend.recommender import Recommender
 from services.recommend.servicer import RecommendServicer
 from services.recommend.settings import RecommendSettings
@@ -20,13 +22,18 @@ SERVICE = "cadenza.recommend.v1.RecommendService"
 
 
 def _open(settings: RecommendSettings) -> tuple[EventStore, ModelStore]:
+    """The stores the settings name: SQLite events, Qdrant (a server when qdrant_url is
+    set, else embedded) for the model."""
     data = pathlib.Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    return (EventStore.open(data / "events.sqlite3"),
-            ModelStore.open(str(data / "qdrant"), settings.qdrant_url, settings.qdrant_api_key))
+    return (SqliteEventStore.open(data / "events.sqlite3"),
+            QdrantModelStore.open(str(data / "qdrant"), settings.qdrant_url,
+                                  settings.qdrant_api_key))
 
 
 async def build_recommend(settings: RecommendSettings) -> App:
+    """The recommend service's bindings, warm-up (load the model, start the schedule)
+    and shutdown."""
     # Opening the stores blocks; keep it off the event loop.
     store, models = await asyncio.to_thread(_open, settings)
     catalog = RetrievalCatalog(settings.retrieval_address)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import grpc.aio
 
@@ -20,10 +20,14 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 
 BATCH_GET_MAX = 1000  # retrieval's BatchGetTracks limit
 SEARCH_MAX = 100  # retrieval's SearchTracks page size limit
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 @dataclass(frozen=True)
 class CatalogTrack:
+    """A catalog track as recommend uses it: ids, names, tags and audio features."""
+
     track_id: str
     title: str
     artist: str
@@ -35,10 +39,13 @@ class CatalogTrack:
 
 @dataclass(frozen=True)
 class Bounds:
+    """An optional closed range; None leaves that side open."""
+
     min: float | None = None
     max: float | None = None
 
     def given(self) -> bool:
+        """True when either side is set."""
         return self.min is not None or self.max is not None
 
 
@@ -56,6 +63,8 @@ class CandidateFilter:
 
 @dataclass(frozen=True)
 class Scored:
+    """A track and its similarity score from a catalog search."""
+
     track: CatalogTrack
     score: float
 
@@ -74,6 +83,7 @@ class Catalog(Protocol):
         """Tracks like the positives and unlike the negatives (which are left out)."""
 
     async def search_text(self, text: str, where: CandidateFilter, limit: int) -> list[Scored]:
+        """Tracks whose text matches the query by meaning."""
         ...
 
     async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogTrack]:
@@ -81,16 +91,19 @@ class Catalog(Protocol):
 
 
 class RetrievalCatalog:
+    """The Catalog port over the retrieval service's gRPC API, with a cache of tracks."""
+
     def __init__(self, address: str, cache_size: int = 100_000) -> None:
         self.address = address
         self._channel: grpc.aio.Channel | None = None
-        self._stub: retrieval_pb2_grpc.RetrievalServiceStub | None = None
+        self._stub: retrieval_pb2_grpc.RetrievalServiceAsyncStub | None = None
         # Track metadata changes rarely and events name the same tracks again and again.
         self._cache: OrderedDict[str, CatalogTrack] = OrderedDict()
         self._cache_size = cache_size
 
     @property
-    def stub(self) -> retrieval_pb2_grpc.RetrievalServiceStub:
+    def stub(self) -> retrieval_pb2_grpc.RetrievalServiceAsyncStub:
+        """The retrieval stub, on a channel opened at first use."""
         if self._stub is None:  # opened lazily: the channel must belong to the running loop
             self._channel = open_channel(self.address, [rpb.DESCRIPTOR.services_by_name[
                 "RetrievalService"]])
@@ -98,14 +111,17 @@ class RetrievalCatalog:
         return self._stub
 
     async def close(self) -> None:
+        """Closes the channel, if one was opened."""
         if self._channel is not None:
             await self._channel.close()
 
     async def missing(self, track_ids: list[str]) -> set[str]:
+        """The ids that are not catalog tracks."""
         found = await self.tracks(track_ids)
         return {t for t in track_ids if t not in found}
 
     async def tracks(self, track_ids: list[str]) -> dict[str, CatalogTrack]:
+        """The tracks that exist, by id (cached ones without a call)."""
         found = {t: self._cache[t] for t in track_ids if t in self._cache}
         wanted = list(dict.fromkeys(t for t in track_ids if t not in found))
         for start in range(0, len(wanted), BATCH_GET_MAX):
@@ -117,6 +133,7 @@ class RetrievalCatalog:
 
     async def like_examples(self, positive: list[str], negative: list[str],
                             where: CandidateFilter, limit: int) -> list[Scored]:
+        """Tracks like the positives and unlike the negatives (which are left out)."""
         request = rpb.SearchTracksRequest(
             examples=rpb.TrackExamples(positive_track_ids=positive,
                                        negative_track_ids=negative),
@@ -124,10 +141,12 @@ class RetrievalCatalog:
         return await self._search(request)
 
     async def search_text(self, text: str, where: CandidateFilter, limit: int) -> list[Scored]:
+        """Tracks whose text matches the query by meaning."""
         return await self._search(rpb.SearchTracksRequest(
             text=text, filter=_filter_to_pb(where), page_size=min(limit, SEARCH_MAX)))
 
     async def matching(self, where: CandidateFilter, limit: int) -> list[CatalogTrack]:
+        """Tracks that satisfy the filter, in storage order."""
         reply = await self._call(self.stub.SearchTracks, rpb.SearchTracksRequest(
             filter=_filter_to_pb(where), page_size=min(limit, SEARCH_MAX)))
         return [self._remember(_from_pb(hit.track)) for hit in reply.hits]
@@ -136,7 +155,9 @@ class RetrievalCatalog:
         reply = await self._call(self.stub.SearchTracks, request)
         return [Scored(self._remember(_from_pb(hit.track)), hit.score) for hit in reply.hits]
 
-    async def _call(self, method, request):  # type: ignore[no-untyped-def]
+    async def _call(self, method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+                    request: Request) -> Response:
+        """One call; a failed call becomes the domain error for its status code."""
         try:
             return await method(request)
         except grpc.aio.AioRpcError as error:

@@ -14,7 +14,7 @@ import numpy as np
 
 from services.recommend.events import Engagement
 from services.recommend.fitting import confidence
-from services.recommend.model_store import ALS, EASE, ModelStore, ServingModel
+from services.recommend.model import ALS, EASE, ModelStore, ServingModel
 
 MAX_HISTORY = 200  # the user's strongest engagements that drive the collaborative signal
 PER_MEMBER = 300  # candidates each member contributes
@@ -22,6 +22,8 @@ PER_MEMBER = 300  # candidates each member contributes
 
 @dataclass(frozen=True)
 class Candidate:
+    """A track the collaborative signal proposes, and why."""
+
     score: float  # in [0, 1]
     # The user's track that contributed most (neighbour models); "" for ALS-only items.
     because_of: str

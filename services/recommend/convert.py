@@ -28,6 +28,7 @@ _RANGED = (("tempo_bpm", "tempo_bpm", 1.0), ("loudness_db", "loudness_db", -120.
 
 def limit_from_pb(request: pb.RecommendRequest | pb.SimilarTracksRequest
                   | pb.SimilarUsersRequest) -> int:
+    """The request's limit: the default when unset, else checked against MAX_LIMIT."""
     if not request.HasField("limit"):
         return DEFAULT_LIMIT
     if not 1 <= request.limit <= MAX_LIMIT:
@@ -37,6 +38,7 @@ def limit_from_pb(request: pb.RecommendRequest | pb.SimilarTracksRequest
 
 
 def recommend_query_from_pb(request: pb.RecommendRequest) -> RecommendQuery:
+    """A RecommendRequest as a checked domain query (InvalidArgument names the field)."""
     check_id("user_id", request.user_id)
     limit = limit_from_pb(request)
     weights = check_weights("weights", request.weights, DEFAULT_WEIGHTS)
@@ -68,11 +70,13 @@ def _seeds_from_pb(seeds: pb.Seeds) -> Seeds:
 def _targets_from_pb(t: pb.AudioTargets) -> tuple[CandidateFilter, dict[str, float]]:
     bounds: dict[str, Bounds] = {}
     targets: dict[str, float] = {}
+    # The optional fields that were sent (HasField wants each name as a literal).
+    present = {descriptor.name for descriptor, _ in t.ListFields()}
     for prefix, name, lowest in _RANGED:
         values = {}
         for kind in ("min", "max", "target"):
             field = f"{kind}_{prefix}"
-            if t.HasField(field):
+            if field in present:
                 value = getattr(t, field)
                 if not math.isfinite(value) or value < lowest:
                     raise InvalidArgument(f"targets.{field}", f"must be a finite number >= "
@@ -92,22 +96,27 @@ def _targets_from_pb(t: pb.AudioTargets) -> tuple[CandidateFilter, dict[str, flo
         if t.target_mode not in (0, 1):
             raise InvalidArgument("targets.target_mode", "must be 1 (major) or 0 (minor)")
         targets["mode"] = float(t.target_mode)
-    return CandidateFilter(**bounds), targets
+    return CandidateFilter(tempo_bpm=bounds["tempo_bpm"], loudness_db=bounds["loudness_db"],
+                           brightness_hz=bounds["brightness_hz"],
+                           duration_s=bounds["duration_s"]), targets
 
 
 def item_to_pb(item: Item) -> pb.Recommendation:
+    """One recommended item as a Recommendation message."""
     return pb.Recommendation(track_id=item.track.track_id, title=item.track.title,
                              artist=item.track.artist, score=item.score,
                              contributions=item.contributions, reason=item.reason)
 
 
 def recommend_response_to_pb(result: RecommendResult) -> pb.RecommendResponse:
+    """A recommendation result as a RecommendResponse."""
     return pb.RecommendResponse(items=[item_to_pb(i) for i in result.items],
                                 weights=result.weights, model_version=result.model_version,
                                 cold_start=result.cold_start)
 
 
 def run_to_pb(run: TrainingRun | None) -> pb.TrainingRun:
+    """A training run as a TrainingRun message (empty for None)."""
     if run is None:
         return pb.TrainingRun()
     return pb.TrainingRun(run_id=run.run_id, algorithm=run.algorithm, state=run.state,
@@ -118,6 +127,7 @@ def run_to_pb(run: TrainingRun | None) -> pb.TrainingRun:
 
 def status_to_pb(status: ModelStatus, default_weights: dict[str, float],
                  events_stored: int) -> pb.GetModelStatusResponse:
+    """The model status, default weights and event count as a GetModelStatusResponse."""
     return pb.GetModelStatusResponse(model_version=status.model_version,
                                      latest_run=run_to_pb(status.latest_run),
                                      default_weights=default_weights,

@@ -19,7 +19,7 @@ _KINDS: dict[int, EventKind] = {
     pb.EVENT_KIND_SKIP: EventKind.SKIP,
     pb.EVENT_KIND_PLAYLIST_ADD: EventKind.PLAYLIST_ADD,
 }
-_KIND_NAMES = ", ".join(pb.EventKind.Name(number) for number in _KINDS)
+_KIND_NAMES = ", ".join(pb.EventKind.Name(pb.EventKind.ValueType(number)) for number in _KINDS)
 # google.protobuf.Timestamp's documented range: 0001-01-01 to 9999-12-31 (UTC).
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -35,6 +35,7 @@ def timestamp_from_pb(field: str, stamp: Timestamp) -> float:
 
 
 def kind_from_pb(field: str, number: int) -> EventKind:
+    """The domain kind of a proto EventKind; InvalidArgument for unset or unknown ones."""
     kind = _KINDS.get(number)
     if kind is None:
         problem = "is required" if number == pb.EVENT_KIND_UNSPECIFIED else (
@@ -75,6 +76,7 @@ async def events_from_pb(requests: AsyncIterator[pb.RecordEventsRequest]
 
 
 def batch_result_to_pb(result: BatchResult) -> pb.RecordEventsResponse:
+    """A batch's outcome as a RecordEventsResponse."""
     return pb.RecordEventsResponse(
         stored=result.stored, duplicates=result.duplicates,
         rejected=[pb.RejectedEvent(index=r.index, event_id=r.event_id, reason=r.reason)

@@ -21,8 +21,7 @@ from typing import Protocol, TypeVar
 from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
 from cadenza.kit.validate import check_id
 from services.recommend import metrics
-from services.recommend.event_store import EventStore
-from services.recommend.events import Engagement, Event
+from services.recommend.events import Engagement, Event, EventStore
 
 T = TypeVar("T")
 
@@ -72,6 +71,7 @@ def check_event(field: str, event: Event, now_unix_s: float, max_clock_skew_s: f
 
 
 def unknown_track(field: str, track_id: str) -> str:
+    """The rejection reason for an event whose track the catalog lacks."""
     return (f"{field}.track_id: no track {track_id!r} in the catalog; ingest the track "
             "first or fix the id")
 
@@ -93,6 +93,8 @@ class Malformed:
 
 @dataclass(frozen=True)
 class Rejection:
+    """An event of a batch that was not stored, and why."""
+
     index: int  # 0-based position in the batch
     event_id: str
     reason: str
@@ -100,6 +102,8 @@ class Rejection:
 
 @dataclass
 class BatchResult:
+    """What a batch did: events stored, duplicates, rejections in batch order."""
+
     stored: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
@@ -184,6 +188,7 @@ class EventLog:
         return await self._on_store(self.store.engagements, user_id)
 
     async def count(self) -> int:
+        """How many events are stored."""
         return await self._on_store(self.store.count)
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The event log on disk: embedded SQLite, WAL mode, fsync on every commit.
+"""The SQLite adapter of the EventStore port: embedded SQLite, WAL mode, fsync on commit.
 
 `event_id` is the primary key, so a client's retry of an event it is unsure about lands
 once. Rows are never updated or deleted: the rowid (`sequence`) only grows, which lets
@@ -64,6 +64,7 @@ SELECT user_id, track_id, kind FROM (
 
 
 def event_row(event: Event) -> tuple[object, ...]:
+    """The event as the values of INSERT."""
     return (event.event_id, event.user_id, event.track_id, event.kind.value,
             event.occurred_at_unix_s, event.listened_ms, event.completion,
             event.playlist_id, event.count, event.value)
@@ -79,8 +80,8 @@ def _engagements(db: sqlite3.Connection, user_id: str | None) -> list[Engagement
             for user, track, value, last_at in db.execute(totals, args)]
 
 
-class EventStore:
-    """Durable, idempotent storage of events; see the module docstring for threading."""
+class SqliteEventStore:
+    """The EventStore port on one SQLite file; see the module docstring for threading."""
 
     def __init__(self, path: pathlib.Path, db: sqlite3.Connection) -> None:
         self.path = path
@@ -91,7 +92,7 @@ class EventStore:
         self._count: int = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     @classmethod
-    def open(cls, path: pathlib.Path) -> EventStore:
+    def open(cls, path: pathlib.Path) -> SqliteEventStore:
         """Opens (creating when new) the log at path."""
         path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are begun and ended explicitly in add().
@@ -126,6 +127,7 @@ class EventStore:
             return stored
 
     def count(self) -> int:
+        """How many events are stored."""
         return self._count
 
     def last_sequence(self) -> int:
@@ -152,5 +154,6 @@ class EventStore:
             db.close()
 
     def close(self) -> None:
+        """Closes the writer's connection."""
         with self._lock:
             self._db.close()

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from services.recommend import algorithms
 from services.recommend.events import Engagement
-from services.recommend.model_store import ALS, EASE, ITEMKNN, Manifest, PublishedModel
+from services.recommend.model import ALS, EASE, ITEMKNN, Manifest, PublishedModel
 
 # Member weights inside the "collaborative" signal, per algorithm. The ensemble's
 # weights and the hyperparameters below came from a small grid on the Last.fm split that
@@ -26,6 +26,8 @@ MEMBERS = {
 
 @dataclass(frozen=True)
 class Hyperparameters:
+    """The fitting knobs of every member algorithm (defaults from the Last.fm grid)."""
+
     als_factors: int = 64
     als_regularization: float = 0.05
     als_alpha: float = 1.0
@@ -42,6 +44,8 @@ class Hyperparameters:
 
 @dataclass(frozen=True)
 class Matrix:
+    """Engagements as users x items matrices, with the ids of rows and columns."""
+
     users: list[str]
     items: list[str]
     confidence: sp.csr_matrix  # signed log-scaled evidence (ALS, item-kNN)
@@ -56,6 +60,7 @@ def confidence(values: np.ndarray | float) -> np.ndarray:
 
 
 def build_matrix(engagements: list[Engagement]) -> Matrix:
+    """The users x items matrices of the engagements (ids sorted)."""
     users = sorted({e.user_id for e in engagements})
     items = sorted({e.track_id for e in engagements})
     u_index = {u: i for i, u in enumerate(users)}
@@ -73,6 +78,7 @@ def build_matrix(engagements: list[Engagement]) -> Matrix:
 
 def fit(engagements: list[Engagement], algorithm: str, version: str,
         params: Hyperparameters = Hyperparameters()) -> PublishedModel:
+    """Fits the algorithm's members on the engagements into a publishable model."""
     started = time.perf_counter()
     matrix = build_matrix(engagements)
     members = MEMBERS[algorithm]

@@ -1,4 +1,4 @@
-"""The collaborative model in this service's own Qdrant collections.
+"""The Qdrant adapter of the ModelStore port: the model in this service's own collections.
 
 Each model version lives in two collections, `recs_items_<n>` and `recs_users_<n>`:
 items carry the ALS item factors (dense, dot) and their rows of the EASE and item-kNN
@@ -20,77 +20,30 @@ import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-import scipy.sparse as sp
 from qdrant_client import QdrantClient, models
 
 from cadenza.kit.qdrant import call_qdrant, open_qdrant
+from services.recommend.model import ALS, Manifest, PublishedModel, ServingModel
 
 logger = logging.getLogger(__name__)
 
 ITEMS, USERS = "recs_items", "recs_users"
-ALS, EASE, ITEMKNN = "als", "ease", "itemknn"
 WRITE_BATCH = 256
 _USER_NS = uuid.UUID("0b7e3c1e-55a1-4a53-9a51-6a3f2f0e2d41")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """What a model version is; stored with it and returned by GetModelStatus."""
-
-    version: str
-    algorithm: str
-    members: dict[str, float]  # member algorithm -> weight inside "collaborative"
-    track_ids: list[str]  # item index -> track id
-    popularity: list[int]  # item index -> listeners with positive evidence
-    als_gram: list[list[float]] | None  # Y'Y of the ALS item factors (fold-in)
-    als_regularization: float
-    als_alpha: float
-    run: dict[str, Any]
-
-    def to_metadata(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class PublishedModel:
-    """A fitted model ready to publish."""
-
-    manifest: Manifest
-    item_factors: np.ndarray | None  # items x k (ALS)
-    user_ids: list[str]
-    user_factors: np.ndarray | None  # users x k (ALS)
-    neighbours: dict[str, sp.csr_matrix]  # member -> items x items rows
-
-
-@dataclass(frozen=True)
-class ServingModel:
-    """One version. Reads name its collections, not the aliases: a request that started
-    on this version finishes on it even if a newer one is published meanwhile."""
-
-    manifest: Manifest
-    index: dict[str, int]  # track id -> item index
-    items: str  # collection names
-    users: str
-    # Item indices, most popular first (sorted once per version, not per request).
-    by_popularity: list[int]
-
-    @classmethod
-    def of(cls, manifest: Manifest, items: str, users: str) -> ServingModel:
-        order = sorted(range(len(manifest.popularity)), key=lambda i: -manifest.popularity[i])
-        return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users,
-                   order)
-
-
 def user_point(user_id: str) -> str:
+    """The point id of a user in the users collection (Qdrant ids are ints or UUIDs)."""
     return str(uuid.uuid5(_USER_NS, user_id))
 
 
-class ModelStore:
+class QdrantModelStore:
+    """The ModelStore port on Qdrant, embedded or a server; see the module docstring."""
+
     def __init__(self, client: QdrantClient, kind: str) -> None:
         self.client = client
         self.kind = kind
@@ -99,7 +52,8 @@ class ModelStore:
         self.serving: ServingModel | None = None
 
     @classmethod
-    def open(cls, path: str, url: str = "", api_key: str = "") -> ModelStore:
+    def open(cls, path: str, url: str = "", api_key: str = "") -> QdrantModelStore:
+        """Opens a Qdrant server when `url` is set, else the embedded store at `path`."""
         return cls(*open_qdrant(path, url, api_key))
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -128,12 +82,13 @@ class ModelStore:
                                  with_vectors=[member])
         rows = {}
         for r in records:
-            vector = (r.vector or {}).get(member)
-            if vector is not None:
+            vector = r.vector.get(member) if isinstance(r.vector, dict) else None
+            if isinstance(vector, models.SparseVector):
                 rows[int(r.id)] = (np.asarray(vector.indices), np.asarray(vector.values))
         return rows
 
     async def item_factors(self, model: ServingModel, items: list[int]) -> dict[int, np.ndarray]:
+        """ALS item factors (float32) of these item indices, for those that have one."""
         records = await self.run(self.client.retrieve, model.items, items, with_payload=False,
                                  with_vectors=[ALS])
         return {int(r.id): np.asarray(r.vector[ALS], dtype=np.float32)
@@ -141,12 +96,15 @@ class ModelStore:
 
     async def nearest_items(self, model: ServingModel, vector: np.ndarray,
                             limit: int) -> list[tuple[int, float]]:
+        """The `limit` items with the largest dot product with `vector`, best first."""
         response = await self.run(self.client.query_points, model.items,
                                   query=vector.astype(float).tolist(), using=ALS, limit=limit,
                                   with_payload=False)
         return [(int(p.id), float(p.score)) for p in response.points]
 
     async def user_factor(self, model: ServingModel, user_id: str) -> np.ndarray | None:
+        """The user's stored ALS factor (float32, unit length: the collection is cosine);
+        None when the model lacks the user."""
         records = await self.run(self.client.retrieve, model.users, [user_point(user_id)],
                                  with_payload=False, with_vectors=[ALS])
         if not records or not isinstance(records[0].vector, dict):
@@ -155,6 +113,7 @@ class ModelStore:
 
     async def nearest_users(self, model: ServingModel, vector: np.ndarray, limit: int,
                             exclude: str) -> list[tuple[str, float]]:
+        """The `limit` users nearest `vector` by cosine, best first, without `exclude`."""
         response = await self.run(
             self.client.query_points, model.users, query=vector.astype(float).tolist(), using=ALS,
             limit=limit, with_payload=True, query_filter=models.Filter(must_not=[
@@ -221,10 +180,9 @@ class ModelStore:
                 await self.run(self.client.delete_collection, c.name)
 
     def close(self) -> None:
+        """Closes the client on its thread, then stops the thread."""
         self._thread.submit(self.client.close).result()
         self._thread.shutdown(wait=True)
-
-
 def _item_points(model: PublishedModel) -> list[models.PointStruct]:
     points = []
     n = len(model.manifest.track_ids)

@@ -16,12 +16,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Split:
+    """Interactions split per user into training values and held-out items."""
+
     train: dict[str, dict[str, float]]  # user -> item -> value (e.g. play count)
     test: dict[str, set[str]]  # user -> held-out items
 
 
 def split_per_user(interactions: Mapping[str, Mapping[str, float]], test_fraction: float = 0.2,
                    seed: int = 2011, min_items: int = 5) -> Split:
+    """Holds out a random fraction of each user's items (users with min_items or more)."""
     rng = np.random.default_rng(seed)
     train: dict[str, dict[str, float]] = {}
     test: dict[str, set[str]] = {}
@@ -40,6 +43,8 @@ def split_per_user(interactions: Mapping[str, Mapping[str, float]], test_fractio
 
 @dataclass(frozen=True)
 class Scores:
+    """Top-N metrics averaged over the evaluated users, and catalog coverage."""
+
     precision: float
     recall: float
     ndcg: float
@@ -48,6 +53,7 @@ class Scores:
     users: int
 
     def row(self) -> dict[str, float]:
+        """The scores as a table row, by column name."""
         return {"P@10": self.precision, "R@10": self.recall, "nDCG@10": self.ndcg,
                 "MAP@10": self.map, "coverage": self.coverage}
 

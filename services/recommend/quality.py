@@ -20,7 +20,7 @@ import numpy as np
 from services.recommend import fitting
 from services.recommend.collaborative import PER_MEMBER, evidence, normalised_top
 from services.recommend.events import Engagement
-from services.recommend.model_store import ALS, PublishedModel
+from services.recommend.model import ALS, PublishedModel
 from services.recommend.offline_eval import evaluate, top_n
 
 MAX_USERS = 500
@@ -84,9 +84,10 @@ def _rank(model: PublishedModel, train: list[Engagement],
             else:
                 scores = np.zeros(len(index))
                 rows = model.neighbours.get(member)
-                for e in positives if rows is not None else ():
-                    row = rows.getrow(index[e.track_id])
-                    scores[row.indices] += row.data * evidence(member, e.value)
+                if rows is not None:
+                    for e in positives:
+                        row = rows.getrow(index[e.track_id])
+                        scores[row.indices] += row.data * evidence(member, e.value)
             total += weight * normalised_top(scores, set(seen), PER_MEMBER)
         ranked[user] = [manifest.track_ids[i] for i in top_n(total, seen, TOP_N)
                         if total[i] > 0]

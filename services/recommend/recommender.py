@@ -25,7 +25,7 @@ from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack
 from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.event_log import EventLog
 from services.recommend.events import Engagement
-from services.recommend.model_store import ModelStore
+from services.recommend.model import ModelStore
 from services.recommend.seeds import Seeds, seed_candidates
 
 # Defaults of R(x)'s weights (README, "Recommendations"). Content and popularity are kept
@@ -40,6 +40,8 @@ CONTENT_POSITIVES, CONTENT_NEGATIVES = 50, 20
 
 @dataclass(frozen=True)
 class RecommendQuery:
+    """A Recommend request in domain terms."""
+
     user_id: str
     limit: int
     weights: dict[str, float]  # after defaults, normalised
@@ -52,6 +54,8 @@ class RecommendQuery:
 
 @dataclass(frozen=True)
 class Item:
+    """A recommended track, its blended score, each source's share and the reason."""
+
     track: CatalogTrack
     score: float
     contributions: dict[str, float]
@@ -60,6 +64,8 @@ class Item:
 
 @dataclass(frozen=True)
 class RecommendResult:
+    """A list of recommendations and what produced it."""
+
     items: list[Item]
     weights: dict[str, float]
     model_version: str
@@ -80,6 +86,8 @@ class _Signals:
 
 
 class Recommender:
+    """Blends the signal sources into lists: personal, similar tracks, similar users."""
+
     def __init__(self, events: EventLog, catalog: Catalog, models: ModelStore) -> None:
         self.events = events
         self.catalog = catalog
@@ -87,6 +95,7 @@ class Recommender:
         self.default_weights = dict(DEFAULT_WEIGHTS)
 
     async def recommend(self, q: RecommendQuery) -> RecommendResult:
+        """The user's list: every source with a weight, blended, filtered and capped."""
         history = await self.events.engagements(q.user_id)
         model = self.models.serving
         disliked = {e.track_id for e in history if e.disliked or e.value < 0}
@@ -119,6 +128,7 @@ class Recommender:
         return RecommendResult(items, q.weights, model.manifest.version if model else "", cold)
 
     async def similar_tracks(self, track_id: str, limit: int) -> list[Item]:
+        """Tracks like this one: its listeners' other tracks and its sound."""
         found = await self.catalog.tracks([track_id])
         if track_id not in found:
             raise NotFound(f"track_id: track '{track_id}' is not in the catalog")
@@ -138,6 +148,7 @@ class Recommender:
         return await self._blend(signals, query, {track_id})
 
     async def similar_users(self, user_id: str, limit: int) -> list[tuple[str, float]]:
+        """Users whose ALS factors are nearest the user's (trained or folded in)."""
         model = self.models.serving
         if model is None or model.manifest.als_gram is None:
             raise FailedPrecondition("no collaborative model with user factors yet; run "

@@ -18,17 +18,21 @@ CANDIDATES = 100
 
 @dataclass(frozen=True)
 class Seeds:
+    """What the caller gave to start from: tracks, artists, tags, free text."""
+
     track_ids: tuple[str, ...] = ()
     artists: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     text: str = ""
 
     def empty(self) -> bool:
+        """True when no seed was given."""
         return not (self.track_ids or self.artists or self.tags or self.text.strip())
 
 
 async def seed_candidates(catalog: Catalog, seeds: Seeds,
                           where: CandidateFilter) -> dict[str, tuple[float, str]]:
+    """Candidates from each kind of seed, merged (best score per track)."""
     jobs = []
     if seeds.track_ids:
         jobs.append(_like_tracks(catalog, seeds.track_ids, where))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
 
 import grpc.aio
 
@@ -14,10 +15,13 @@ from services.recommend.event_log import EventLog
 from services.recommend.recommender import Recommender
 from services.recommend.training import Trainer
 
-Context = grpc.aio.ServicerContext
+# A string: grpc.aio.ServicerContext is generic only in its type stubs.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
+    """The RecommendService RPCs over the event log, recommender and trainer."""
+
     def __init__(self, events: EventLog, recommender: Recommender, trainer: Trainer) -> None:
         self.events = events
         self.recommender = recommender
@@ -27,11 +31,13 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def RecordEvent(self, request: pb.RecordEventRequest,
                           context: Context) -> pb.RecordEventResponse:
+        """Stores one event durably."""
         duplicate = await self.events.record(event_convert.event_from_pb(request.event))
         return pb.RecordEventResponse(duplicate=duplicate)
 
     async def RecordEvents(self, request_iterator: AsyncIterator[pb.RecordEventsRequest],
                            context: Context) -> pb.RecordEventsResponse:
+        """Stores a stream of events; bad ones are rejected, the rest stored."""
         result = await self.events.record_many(event_convert.events_from_pb(request_iterator))
         return event_convert.batch_result_to_pb(result)
 
@@ -39,12 +45,14 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def Recommend(self, request: pb.RecommendRequest,
                         context: Context) -> pb.RecommendResponse:
+        """A personalised list for the user."""
         query = convert.recommend_query_from_pb(request)
         result = await self.recommender.recommend(query)
         return convert.recommend_response_to_pb(result)
 
     async def SimilarTracks(self, request: pb.SimilarTracksRequest,
                             context: Context) -> pb.SimilarTracksResponse:
+        """Tracks like the given one."""
         track_id = check_id("track_id", request.track_id)
         limit = convert.limit_from_pb(request)
         items = await self.recommender.similar_tracks(track_id, limit)
@@ -52,6 +60,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def SimilarUsers(self, request: pb.SimilarUsersRequest,
                            context: Context) -> pb.SimilarUsersResponse:
+        """Users with similar taste."""
         user_id = check_id("user_id", request.user_id)
         limit = convert.limit_from_pb(request)
         users = await self.recommender.similar_users(user_id, limit)
@@ -62,11 +71,13 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def TrainModel(self, request: pb.TrainModelRequest,
                          context: Context) -> pb.TrainModelResponse:
+        """Starts a training run."""
         run = await self.trainer.train(request.algorithm)
         return pb.TrainModelResponse(run=convert.run_to_pb(run))
 
     async def GetModelStatus(self, request: pb.GetModelStatusRequest,
                              context: Context) -> pb.GetModelStatusResponse:
+        """The serving model, the latest run, the default weights and the event count."""
         status = await self.trainer.status()
         return convert.status_to_pb(status, self.recommender.default_weights,
                                     await self.events.count())

@@ -9,6 +9,8 @@ from cadenza.kit.settings import ServerSettings
 
 
 class RecommendSettings(ServerSettings):
+    """The recommend service's settings (CADENZA_RECOMMEND_*)."""
+
     model_config = SettingsConfigDict(env_prefix="CADENZA_RECOMMEND_")
 
     port: int = Field(default=50053, ge=0, le=65535)

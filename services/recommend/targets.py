@@ -16,6 +16,7 @@ LABELS = {"tempo_bpm": "tempo", "key": "key", "mode": "mode", "loudness_db": "lo
 
 
 def closeness(features: dict[str, float], targets: dict[str, float]) -> float:
+    """How close the track's features are to the targets, in [0, 1]; 0 without either."""
     if not targets or not features:
         return 0.0
     return sum(_one(name, features[name], target) for name, target in targets.items()
@@ -38,4 +39,5 @@ def _one(name: str, value: float, target: float) -> float:
 
 
 def describe(targets: dict[str, float]) -> str:
+    """The reason shown for a track chosen by closeness to the targets."""
     return "close to your target " + ", ".join(LABELS[name] for name in targets)

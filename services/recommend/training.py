@@ -16,14 +16,16 @@ from dataclasses import dataclass, replace
 
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument
 from services.recommend import fitting, metrics, quality
-from services.recommend.event_store import EventStore
-from services.recommend.model_store import ModelStore
+from services.recommend.events import EventStore
+from services.recommend.model import ModelStore
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainingRun:
+    """One training run, as GetModelStatus reports it."""
+
     run_id: str
     algorithm: str
     state: str  # running, succeeded, failed
@@ -40,11 +42,15 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """The serving model's version and the latest training run."""
+
     model_version: str
     latest_run: TrainingRun | None
 
 
 class Trainer:
+    """Runs training on request and on a schedule, one run at a time."""
+
     def __init__(self, store: EventStore, models: ModelStore, default_algorithm: str,
                  interval_s: float, holdout_users: int = quality.MAX_USERS) -> None:
         if default_algorithm not in fitting.MEMBERS:
@@ -60,6 +66,7 @@ class Trainer:
         self._schedule: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Loads the serving model, shows its figures, and starts the schedule."""
         await self.models.load()
         serving = self.models.serving
         if serving is not None and "training_run" in serving.manifest.run:
@@ -71,6 +78,7 @@ class Trainer:
             self._schedule = asyncio.create_task(self._every_interval())
 
     async def stop(self) -> None:
+        """Cancels the schedule and any run in progress."""
         for task in (self._schedule, self._task):
             if task is not None:
                 task.cancel()
@@ -96,6 +104,7 @@ class Trainer:
         return run
 
     async def status(self) -> ModelStatus:
+        """The serving model's version and the latest run."""
         serving = self.models.serving
         return ModelStatus(serving.manifest.version if serving else "", self.latest)
 

@@ -6,6 +6,7 @@ from services.retrieval.settings import RetrievalSettings
 
 
 def main() -> None:
+    """Runs the service until SIGTERM."""
     settings = RetrievalSettings()
     run(settings, "retrieval", lambda: build_retrieval(settings))
 

@@ -8,6 +8,7 @@ import pathlib
 from cadenza.kit.server import App, Binding
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval.catalog import Catalog, Limits
+from services.retrieval.librosa_analyser import LibrosaAnalyser
 from services.retrieval.qdrant_store import QdrantStore
 from services.retrieval.servicer import RetrievalServicer
 from services.retrieval.settings import RetrievalSettings
@@ -24,9 +25,10 @@ def _open(settings: RetrievalSettings) -> tuple[QdrantStore, TextEncoder]:
 
 
 async def build_retrieval(settings: RetrievalSettings) -> App:
+    """The retrieval service's App: its gRPC binding, warm-up and close."""
     # Opening the store and loading the model block; keep them off the event loop.
     store, encoder = await asyncio.to_thread(_open, settings)
-    catalog = Catalog(store, encoder,
+    catalog = Catalog(store, encoder, LibrosaAnalyser(),
                       Limits(settings.max_upload_bytes, settings.max_audio_duration_s),
                       settings.compute_workers)
     servicer = RetrievalServicer(catalog)

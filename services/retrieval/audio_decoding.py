@@ -58,6 +58,22 @@ def decode_audio(data: bytes, *, max_duration_s: float | None = None) -> np.ndar
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def declared_duration_s(data: bytes) -> float | None:
+    """The duration the container header declares, without decoding; None if unknown."""
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except Exception:  # undecodable headers are reported by decode_audio itself
+        return None
+    return float(info.frames) / info.samplerate if info.samplerate and info.frames > 0 else None
+
+
+def encode_wav(samples: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> bytes:
+    """Mono float samples as WAV file bytes (libsndfile's default 16-bit PCM)."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate_hz, format="WAV")
+    return buffer.getvalue()
+
+
 def _read(data: bytes, max_duration_s: float | None) -> tuple[np.ndarray, int]:
     """Reads the samples with libsndfile (1.1+ reads MP3 through mpg123) and mixes to mono."""
     try:

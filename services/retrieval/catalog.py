@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -12,18 +11,21 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-import soundfile
 
 from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
-from cadenza.kit.validate import check_id, check_weights
+from cadenza.kit.validate import check_id
 from services.retrieval import metrics
-from services.retrieval.audio_decoding import SAMPLE_RATE_HZ
+from services.retrieval.analysis import AudioAnalyser
 from services.retrieval.errors import AudioError
-from services.retrieval.feature_speed import benchmark_clip
-from services.retrieval.features import AudioFeatures, features_from_bytes
-from services.retrieval.model import ExampleSpace, Hit, Track, TrackFilter, TrackMetadata
+from services.retrieval.model import (
+    AudioFeatures,
+    ExampleSpace,
+    Hit,
+    Track,
+    TrackFilter,
+    TrackMetadata,
+)
 from services.retrieval.similarity import (
-    DEFAULT_WEIGHTS,
     audio_vector,
     contributions,
     example_blocks,
@@ -41,6 +43,8 @@ MAX_EXAMPLES = 100  # positive and negative example tracks in one query, in all
 
 @dataclass(frozen=True)
 class Limits:
+    """Upload size and duration bounds, for ingested files and for search clips."""
+
     max_upload_bytes: int
     max_audio_duration_s: float
     min_clip_s: float = 5.0
@@ -49,6 +53,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class SearchPage:
+    """One page of ranked hits, the next page's offset (None at the end), the weights used."""
+
     hits: list[Hit]
     next_offset: int | None
     weights: dict[str, float]
@@ -58,10 +64,11 @@ class Catalog:
     """Owns the store. Store calls run on one thread (embedded Qdrant is not
     thread-safe); feature extraction and text encoding on a small pool."""
 
-    def __init__(self, store: VectorStore, encoder: TextEncoder, limits: Limits,
-                 compute_workers: int = 1) -> None:
+    def __init__(self, store: VectorStore, encoder: TextEncoder, analyser: AudioAnalyser,
+                 limits: Limits, compute_workers: int = 1) -> None:
         self.store = store
         self.encoder = encoder
+        self.analyser = analyser
         self.limits = limits
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._compute = ThreadPoolExecutor(compute_workers, thread_name_prefix="features")
@@ -75,25 +82,30 @@ class Catalog:
     # -- ingest ------------------------------------------------------------------------
 
     def check_upload_size(self, size: int) -> None:
+        """Raises ResourceExhausted once an upload is over max_upload_bytes."""
         if size > self.limits.max_upload_bytes:
             raise ResourceExhausted(
                 f"audio upload is over the limit of {self.limits.max_upload_bytes} bytes; "
                 "send a shorter or more compressed file")
 
     def _features(self, audio: bytes, field: str, max_s: float) -> AudioFeatures:
-        duration_s = _declared_duration_s(audio)
+        duration_s = self.analyser.declared_duration_s(audio)
         if duration_s is not None and duration_s > max_s:
             raise ResourceExhausted(f"{field}: audio is {duration_s:.1f} s long; the limit "
                                     f"is {max_s:g} s")
         started = time.perf_counter()
         try:
-            features = features_from_bytes(audio)
+            features = self.analyser.features(audio)
         except AudioError as error:
             raise InvalidArgument(field, str(error)) from error
         metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
         return features
 
     async def ingest(self, metadata: TrackMetadata, audio: bytes | None) -> tuple[Track, bool]:
+        """Analyses the audio (if any), embeds the metadata and writes the track whole.
+
+        Returns the stored track and whether it replaced one with the same id.
+        """
         check_id("header.metadata.track_id", metadata.track_id)
         if not metadata.title.strip():
             raise InvalidArgument("header.metadata.title", "is required")
@@ -118,6 +130,7 @@ class Catalog:
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, track_id: str) -> Track:
+        """The track with this id; NotFound when there is none."""
         check_id("track_id", track_id)
         found = await self._in_store(self.store.get, [track_id])
         if not found:
@@ -125,6 +138,7 @@ class Catalog:
         return found[0].track
 
     async def batch_get(self, track_ids: list[str]) -> tuple[list[Track], list[str]]:
+        """The tracks that exist, in the order asked, and the ids that are missing."""
         if len(track_ids) > 1000:
             raise InvalidArgument("track_ids", f"at most 1000 ids, got {len(track_ids)}")
         for i, track_id in enumerate(track_ids):
@@ -134,16 +148,19 @@ class Catalog:
         return [s.track for s in found], [t for t in track_ids if t not in present]
 
     async def delete(self, track_id: str) -> None:
+        """Removes the track; NotFound when there is none."""
         check_id("track_id", track_id)
         if not await self._in_store(self.store.delete, track_id):
             raise NotFound(f"track '{track_id}' is not in the catalog")
         metrics.CATALOG_TRACKS.dec()
 
-    async def list(self, filter: TrackFilter, limit: int,
-                   cursor: str | None) -> tuple[list[Track], str | None]:
+    async def list_tracks(self, filter: TrackFilter, limit: int,
+                          cursor: str | None) -> tuple[list[Track], str | None]:
+        """A page of matching tracks in storage order, and the next page's cursor."""
         return await self._in_store(self.store.scroll, filter, limit, cursor)
 
     async def stats(self) -> tuple[int, int]:
+        """How many tracks the catalog holds, and how many of them have audio."""
         total = await self._in_store(self.store.count, TrackFilter())
         with_audio = await self._in_store(self.store.count, TrackFilter(has_audio=True))
         metrics.CATALOG_TRACKS.set(total)  # an exact count anyway: correct any drift
@@ -153,6 +170,7 @@ class Catalog:
 
     async def search_text(self, text: str, filter: TrackFilter, limit: int, offset: int,
                           exclude: list[str]) -> SearchPage:
+        """Tracks whose metadata embedding is nearest the text's."""
         if not text.strip():
             raise InvalidArgument("text", "is empty; give some words to search for")
         vector = (await self._compute_on_pool(self.encoder.encode, [text]))[0]
@@ -164,6 +182,7 @@ class Catalog:
     async def search_like_track(self, track_id: str, filter: TrackFilter,
                                 weights: dict[str, float], limit: int, offset: int,
                                 exclude: list[str]) -> SearchPage:
+        """Tracks that sound like a catalog track, by resolved feature-group weights."""
         check_id("like_track_id", track_id)
         found = await self._in_store(self.store.get, [track_id], True)
         if not found:
@@ -177,6 +196,7 @@ class Catalog:
     async def search_like_audio(self, clip: bytes, filter: TrackFilter,
                                 weights: dict[str, float], limit: int, offset: int,
                                 exclude: list[str]) -> SearchPage:
+        """Tracks that sound like an uploaded clip, by resolved feature-group weights."""
         if not clip:
             raise InvalidArgument("like_audio.data", "is empty; upload a 5-60 s clip")
         self.check_upload_size(len(clip))
@@ -233,6 +253,7 @@ class Catalog:
 
     async def search_metadata(self, filter: TrackFilter, limit: int,
                               cursor: str | None) -> tuple[list[Track], str | None]:
+        """Filter-only search: a page in storage order, and the next page's cursor."""
         return await self._timed("metadata", self.store.scroll, filter, limit, cursor)
 
     async def _timed(self, mode: str, fn: Callable[..., T], *args: Any) -> T:
@@ -241,17 +262,15 @@ class Catalog:
         metrics.QUERY_SECONDS.labels(mode).observe(time.perf_counter() - started)
         return result
 
-    def resolve_weights(self, weights: dict[str, float]) -> dict[str, float]:
-        return check_weights("weights", weights, DEFAULT_WEIGHTS)
-
     async def warmup(self) -> None:
         """Compiles librosa's numba kernels and loads the encoder before SERVING."""
-        clip = _warmup_clip()
-        await self._compute_on_pool(features_from_bytes, clip)
+        clip = self.analyser.warmup_clip()
+        await self._compute_on_pool(self.analyser.features, clip)
         await self._compute_on_pool(self.encoder.encode, ["warm up"])
         metrics.CATALOG_TRACKS.set(await self._in_store(self.store.count, TrackFilter()))
 
     def close(self) -> None:
+        """Waits for running work, then closes the store on its own thread."""
         self._compute.shutdown(wait=True)
         self._store_thread.submit(self.store.close).result()
         self._store_thread.shutdown(wait=True)
@@ -281,19 +300,3 @@ def _example_vectors(field: str, ids: list[str],
                                          "text space (examples.space) instead")
         vectors.append(vector)
     return vectors
-
-
-def _declared_duration_s(audio: bytes) -> float | None:
-    """The duration the container header declares, without decoding; None if unknown."""
-    try:
-        info = soundfile.info(io.BytesIO(audio))
-    except Exception:  # undecodable headers are reported by the decoder itself
-        return None
-    return float(info.frames) / info.samplerate if info.samplerate and info.frames > 0 else None
-
-
-def _warmup_clip() -> bytes:
-    """A short music-like WAV, so warm-up runs decoding and every feature group."""
-    buffer = io.BytesIO()
-    soundfile.write(buffer, benchmark_clip(3.0), SAMPLE_RATE_HZ, format="WAV")
-    return buffer.getvalue()

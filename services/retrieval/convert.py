@@ -7,8 +7,15 @@ import math
 
 from cadenza.kit.errors import InvalidArgument
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
-from services.retrieval.features import AudioFeatures
-from services.retrieval.model import ExampleSpace, Hit, Range, Track, TrackFilter, TrackMetadata
+from services.retrieval.model import (
+    AudioFeatures,
+    ExampleSpace,
+    Hit,
+    Range,
+    Track,
+    TrackFilter,
+    TrackMetadata,
+)
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
@@ -17,6 +24,7 @@ _SPACES = {pb.EXAMPLE_SPACE_AUTO: ExampleSpace.AUTO, pb.EXAMPLE_SPACE_AUDIO: Exa
 
 
 def metadata_from_pb(m: pb.TrackMetadata) -> TrackMetadata:
+    """Domain metadata from the message; an unset year is None."""
     return TrackMetadata(
         track_id=m.track_id, title=m.title, artist=m.artist, album=m.album,
         year=m.year if m.HasField("year") else None, genre=m.genre, tags=tuple(m.tags),
@@ -25,6 +33,7 @@ def metadata_from_pb(m: pb.TrackMetadata) -> TrackMetadata:
 
 
 def metadata_to_pb(m: TrackMetadata) -> pb.TrackMetadata:
+    """The metadata message; year is left unset when None."""
     message = pb.TrackMetadata(
         track_id=m.track_id, title=m.title, artist=m.artist, album=m.album, genre=m.genre,
         tags=list(m.tags), description=m.description, attributes=m.attributes,
@@ -35,10 +44,12 @@ def metadata_to_pb(m: TrackMetadata) -> pb.TrackMetadata:
 
 
 def features_to_pb(f: AudioFeatures) -> pb.AudioFeatures:
+    """The AudioFeatures message, field for field."""
     return pb.AudioFeatures(**dataclasses.asdict(f))
 
 
 def track_to_pb(t: Track) -> pb.Track:
+    """The Track message; features only when the track has audio."""
     message = pb.Track(metadata=metadata_to_pb(t.metadata),
                        ingested_at_unix_s=t.ingested_at_unix_s)
     if t.features is not None:
@@ -47,6 +58,7 @@ def track_to_pb(t: Track) -> pb.Track:
 
 
 def hit_to_pb(h: Hit) -> pb.SearchHit:
+    """The SearchHit message with its per-group contributions."""
     return pb.SearchHit(track=track_to_pb(h.track), score=h.score,
                         contributions=h.contributions)
 
@@ -63,6 +75,7 @@ def _range(field: str, r: pb.FloatRange | pb.IntRange) -> Range:
 
 
 def normalise_key(field: str, name: str) -> str:
+    """A pitch-class name in sharps ("Bb" -> "A#"); InvalidArgument for anything else."""
     key = _FLATS.get(name.strip(), name.strip())
     key = key[:1].upper() + key[1:]
     if key not in PITCH_CLASSES:
@@ -72,6 +85,7 @@ def normalise_key(field: str, name: str) -> str:
 
 
 def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
+    """The domain filter, with ranges, keys and mode checked."""
     mode = f.mode.strip().lower()
     if mode not in ("", "major", "minor"):
         raise InvalidArgument("filter.mode", f"{f.mode!r}: use 'major' or 'minor'")
@@ -86,7 +100,8 @@ def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
         brightness_hz=_range("filter.brightness_hz", f.brightness_hz))
 
 
-def example_space_from_pb(space: int) -> ExampleSpace:
+def example_space_from_pb(space: pb.ExampleSpace.ValueType) -> ExampleSpace:
+    """The domain ExampleSpace; InvalidArgument for a value this server does not know."""
     if space not in _SPACES:
         raise InvalidArgument("examples.space", f"{space} is not an ExampleSpace value")
     return _SPACES[space]

@@ -18,16 +18,13 @@ unit vector, and two atonal clips count as alike.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.retrieval.feature_groups import GROUPS_BY_NAME
 from services.retrieval.feature_reference import REFERENCE, Reference
 from services.retrieval.key_profiles import key_correlations
-
-if TYPE_CHECKING:
-    from services.retrieval.features import AudioFeatures
+from services.retrieval.model import AudioFeatures
 
 # Length of the constant dimension appended to the centred chroma (harmony) and to the 24
 # key correlations (key). On the demo catalog those vectors have median lengths 0.34 and
@@ -131,7 +128,8 @@ def _scalars(items: list[tuple[float, Reference, float]]) -> np.ndarray:
 
 def _centred(values: tuple[float, ...]) -> np.ndarray:
     vector = np.nan_to_num(np.asarray(values, dtype=np.float64))
-    return vector - vector.mean()
+    centred: np.ndarray = vector - vector.mean()
+    return centred
 
 
 def _with_flat_dimension(vector: np.ndarray, flat: float) -> np.ndarray:

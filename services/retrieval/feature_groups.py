@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FeatureGroup:
+    """A named part of the audio vector, with its default weight and block size."""
+
     name: str
     description: str
     default_weight: float

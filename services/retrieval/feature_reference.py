@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from services.retrieval.features import AudioFeatures
+from services.retrieval.model import AudioFeatures
 
 
 @dataclass(frozen=True)

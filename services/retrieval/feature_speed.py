@@ -83,7 +83,8 @@ def benchmark_clip(clip_s: float = 30.0, seed: int = 0) -> np.ndarray:
             0.3 * rng.standard_normal(click) * np.exp(-np.arange(click) / 40)
         )
     audio += 0.003 * rng.standard_normal(audio.size)
-    return (0.8 * audio / np.max(np.abs(audio))).astype(np.float32)
+    clip: np.ndarray = (0.8 * audio / np.max(np.abs(audio))).astype(np.float32)
+    return clip
 
 
 def _cpu_seconds_per_call(stage: Callable[[], object], min_cpu_s: float) -> float:

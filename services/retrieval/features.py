@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, fields
+from typing import TypedDict
 
 import librosa
 import numpy as np
 
 from services.retrieval.audio_decoding import SAMPLE_RATE_HZ, decode_audio
-from services.retrieval.feature_blocks import feature_blocks
 from services.retrieval.key_profiles import estimate_key
+from services.retrieval.model import AudioFeatures
 from services.retrieval.pitch_tracking import track_pitch
 
-__all__ = ["AudioFeatures", "Spectra", "extract_features", "feature_blocks", "features_from_bytes"]
+__all__ = ["Spectra", "extract_features", "features_from_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,30 +33,6 @@ _DB_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
-class AudioFeatures:
-    """What the retrieval service measures on a clip; mirrors the AudioFeatures protobuf."""
-
-    duration_s: float
-    mfcc_mean: tuple[float, ...]  # 20 coefficients, over non-silent frames
-    mfcc_std: tuple[float, ...]  # 20
-    chroma_mean: tuple[float, ...]  # 12 pitch classes, C first; each frame scaled to max 1
-    tempo_bpm: float  # 0 when no pulse is found
-    beat_strength: float  # 0..1: onset-envelope autocorrelation at the beat period
-    onset_rate_hz: float
-    rms_db_mean: float  # dBFS over non-silent frames (a full-scale sine is -3 dBFS)
-    dynamic_range_db: float  # 95th minus 10th percentile of frame level
-    spectral_centroid_hz: float
-    spectral_rolloff_hz: float  # frequency below which 85 % of the energy lies
-    spectral_contrast_mean: tuple[float, ...]  # 7: six octave sub-bands plus the rest, dB
-    f0_median_hz: float  # 0 when nothing is voiced
-    f0_std_semitones: float
-    voiced_fraction: float
-    key: str  # tonic pitch class, e.g. "C", "F#"
-    mode: str  # "major" or "minor"
-    key_confidence: float  # correlation with the best key profile, -1..1 (key_profiles)
-
-
-@dataclass(frozen=True)
 class Spectra:
     """Analysis shared by the feature groups, computed once per clip."""
 
@@ -68,7 +45,64 @@ class Spectra:
 
     @property
     def duration_s(self) -> float:
+        """Length of the clip in seconds."""
         return self.samples.size / SAMPLE_RATE_HZ
+
+
+# What each group contributes to AudioFeatures: typed, so that unpacking the groups into
+# AudioFeatures(...) is checked field by field.
+
+
+class TimbreFeatures(TypedDict):
+    """MFCC statistics."""
+
+    mfcc_mean: tuple[float, ...]
+    mfcc_std: tuple[float, ...]
+
+
+class HarmonyFeatures(TypedDict):
+    """Mean chroma."""
+
+    chroma_mean: tuple[float, ...]
+
+
+class RhythmFeatures(TypedDict):
+    """Tempo, pulse clarity and onset rate."""
+
+    tempo_bpm: float
+    beat_strength: float
+    onset_rate_hz: float
+
+
+class LoudnessFeatures(TypedDict):
+    """Level and dynamic range."""
+
+    rms_db_mean: float
+    dynamic_range_db: float
+
+
+class BrightnessFeatures(TypedDict):
+    """Spectral centroid, rolloff and contrast."""
+
+    spectral_centroid_hz: float
+    spectral_rolloff_hz: float
+    spectral_contrast_mean: tuple[float, ...]
+
+
+class PitchFeatures(TypedDict):
+    """Fundamental-frequency register, spread and voicing."""
+
+    f0_median_hz: float
+    f0_std_semitones: float
+    voiced_fraction: float
+
+
+class KeyFeatures(TypedDict):
+    """Estimated key, mode and confidence."""
+
+    key: str
+    mode: str
+    key_confidence: float
 
 
 def features_from_bytes(data: bytes, *, max_duration_s: float | None = None) -> AudioFeatures:
@@ -118,13 +152,13 @@ def compute_spectra(samples: np.ndarray) -> Spectra:
     )
 
 
-def timbre_features(spectra: Spectra) -> dict[str, tuple[float, ...]]:
+def timbre_features(spectra: Spectra) -> TimbreFeatures:
     """MFCC means and standard deviations over the non-silent frames."""
     mfcc = librosa.feature.mfcc(S=spectra.log_mel, n_mfcc=N_MFCC)[:, spectra.active]
     return {"mfcc_mean": _floats(mfcc.mean(axis=1)), "mfcc_std": _floats(mfcc.std(axis=1))}
 
 
-def harmony_features(spectra: Spectra) -> dict[str, tuple[float, ...]]:
+def harmony_features(spectra: Spectra) -> HarmonyFeatures:
     """Mean chroma (C first) over the non-silent frames, corrected for the clip's tuning."""
     # Tuning from every fourth frame: a quarter of the cost, and the estimate is a median
     # over thousands of spectral peaks anyway.
@@ -135,7 +169,7 @@ def harmony_features(spectra: Spectra) -> dict[str, tuple[float, ...]]:
     return {"chroma_mean": _floats(chroma[:, spectra.active].mean(axis=1))}
 
 
-def rhythm_features(spectra: Spectra) -> dict[str, float]:
+def rhythm_features(spectra: Spectra) -> RhythmFeatures:
     """Tempo, pulse clarity and onset rate from the onset-strength envelope.
 
     All three are 0 when nothing rises clearly above the envelope's typical level (a drone,
@@ -196,14 +230,14 @@ def _pulse_clarity(envelope: np.ndarray, tempo_bpm: float) -> float:
     return float(np.clip(peak, 0.0, 1.0))
 
 
-def loudness_features(spectra: Spectra) -> dict[str, float]:
+def loudness_features(spectra: Spectra) -> LoudnessFeatures:
     """Mean level and dynamic range of the non-silent frames, in dB."""
     levels = spectra.frame_db[spectra.active]
     high, low = np.percentile(levels, [95, 10])
     return {"rms_db_mean": float(levels.mean()), "dynamic_range_db": float(high - low)}
 
 
-def brightness_features(spectra: Spectra) -> dict[str, object]:
+def brightness_features(spectra: Spectra) -> BrightnessFeatures:
     """Spectral centroid, 85 % rolloff and octave-band contrast over the non-silent frames."""
     magnitude = spectra.magnitude[:, spectra.active]
     centroid = librosa.feature.spectral_centroid(S=magnitude, sr=SAMPLE_RATE_HZ)
@@ -216,7 +250,7 @@ def brightness_features(spectra: Spectra) -> dict[str, object]:
     }
 
 
-def pitch_features(spectra: Spectra) -> dict[str, float]:
+def pitch_features(spectra: Spectra) -> PitchFeatures:
     """Median f0, its spread in semitones and the voiced fraction (YIN, see pitch_tracking)."""
     f0_hz, voiced = track_pitch(spectra.samples, SAMPLE_RATE_HZ)
     voiced_f0 = f0_hz[voiced]
@@ -231,7 +265,7 @@ def pitch_features(spectra: Spectra) -> dict[str, float]:
     }
 
 
-def key_features(chroma_mean: tuple[float, ...]) -> dict[str, object]:
+def key_features(chroma_mean: tuple[float, ...]) -> KeyFeatures:
     """Key, mode and confidence from the mean chroma (Krumhansl-Kessler profiles)."""
     tonic, mode, confidence = estimate_key(np.asarray(chroma_mean))
     return {"key": tonic, "mode": mode, "key_confidence": confidence}

@@ -31,7 +31,8 @@ def _with_harmonics(profile: np.ndarray) -> np.ndarray:
 
 def _centred_unit(vector: np.ndarray) -> np.ndarray:
     centred = vector - vector.mean()
-    return centred / np.linalg.norm(centred)
+    unit: np.ndarray = centred / np.linalg.norm(centred)
+    return unit
 
 
 # Row k of each block is the profile of the key whose tonic is pitch class k, so one matrix
@@ -57,7 +58,8 @@ def key_correlations(chroma_mean: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(centred)
     if not np.isfinite(norm) or norm < _FLAT_CHROMA_STD:
         return np.zeros(24)
-    return np.clip(_KEY_PROFILES @ (centred / norm), -1.0, 1.0)
+    correlations: np.ndarray = np.clip(_KEY_PROFILES @ (centred / norm), -1.0, 1.0)
+    return correlations
 
 
 def estimate_key(chroma_mean: np.ndarray) -> tuple[str, str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,7 @@ from qdrant_client import QdrantClient, models
 from cadenza.kit.errors import NotFound
 from cadenza.kit.qdrant import EMBEDDED, SERVER, call_qdrant, open_qdrant
 from services.retrieval.feature_groups import FEATURE_GROUPS
-from services.retrieval.features import AudioFeatures
-from services.retrieval.model import Track, TrackFilter, TrackMetadata
+from services.retrieval.model import AudioFeatures, Track, TrackFilter, TrackMetadata
 from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack, StoredTrack
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class QdrantStore:
 
     @classmethod
     def open(cls, path: str, url: str = "", api_key: str = "") -> QdrantStore:
+        """The embedded store at path, or the server at url when one is given."""
         return cls(*open_qdrant(path, url, api_key))
 
     def _ensure_collection(self) -> None:
@@ -77,6 +78,7 @@ class QdrantStore:
 
     def upsert(self, track: Track, audio_vector: np.ndarray | None,
                text_vector: np.ndarray) -> bool:
+        """Writes the track whole (one atomic point write); True when it replaced one."""
         pid = point_id(track.metadata.track_id)
         existed = bool(self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False))
         # One point write replaces payload and vectors together: a reader never sees a
@@ -85,12 +87,13 @@ class QdrantStore:
                    points=[_point(track, audio_vector, text_vector)], wait=True)
         return existed
 
-    def upsert_many(self, items: list[tuple[Track, np.ndarray | None, np.ndarray]]) -> None:
+    def upsert_many(self, items: Sequence[tuple[Track, np.ndarray | None, np.ndarray]]) -> None:
         """Bulk load (benchmarks, demo catalog): one request, no replace check."""
         points = [_point(track, audio, text) for track, audio, text in items]
         self._call(self.client.upsert, COLLECTION, points=points, wait=True)
 
     def delete(self, track_id: str) -> bool:
+        """True when the track existed."""
         pid = point_id(track_id)
         if not self._call(self.client.retrieve, COLLECTION, [pid], with_payload=False):
             return False
@@ -101,6 +104,7 @@ class QdrantStore:
     # -- reads -----------------------------------------------------------------------
 
     def get(self, track_ids: list[str], with_vectors: bool = False) -> list[StoredTrack]:
+        """The tracks that exist, in the order asked."""
         records = self._call(self.client.retrieve, COLLECTION,
                              [point_id(t) for t in track_ids],
                              with_vectors=[AUDIO_VECTOR] if with_vectors else False)
@@ -109,6 +113,7 @@ class QdrantStore:
 
     def scroll(self, filter: TrackFilter, limit: int,
                after: str | None) -> tuple[list[Track], str | None]:
+        """A page in storage order, and the cursor for the next page (None at the end)."""
         records, next_offset = self._call(
             self.client.scroll, COLLECTION, scroll_filter=to_qdrant_filter(filter, []),
             limit=limit, offset=after or None)
@@ -117,6 +122,7 @@ class QdrantStore:
 
     def query(self, vector_name: str, vector: np.ndarray, filter: TrackFilter,
               limit: int, offset: int, exclude_ids: list[str]) -> list[ScoredTrack]:
+        """Nearest tracks by the named vector's similarity (dot or cosine)."""
         response = self._call(
             self.client.query_points, COLLECTION, query=vector.astype(float).tolist(),
             using=vector_name, query_filter=to_qdrant_filter(filter, exclude_ids),
@@ -127,6 +133,7 @@ class QdrantStore:
     def recommend(self, vector_name: str, positive_ids: list[str], negative_ids: list[str],
                   filter: TrackFilter, limit: int, offset: int,
                   exclude_ids: list[str]) -> list[ScoredTrack]:
+        """Nearest tracks to the examples' average_vector target (see VectorStore)."""
         vectors = self._example_vectors(vector_name, [*positive_ids, *negative_ids])
         if self.kind == EMBEDDED and to_qdrant_filter(filter, []) is None:
             return self._recommend_unfiltered(vector_name, vectors, positive_ids, negative_ids,
@@ -191,11 +198,13 @@ class QdrantStore:
                 if str(p.id) in by_id]
 
     def count(self, filter: TrackFilter) -> int:
+        """How many tracks match the filter, exactly."""
         result = self._call(self.client.count, COLLECTION,
                             count_filter=to_qdrant_filter(filter, []), exact=True)
         return int(result.count)
 
     def close(self) -> None:
+        """Closes the client (and the embedded store's files)."""
         self.client.close()
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -228,16 +237,18 @@ def _payload(track: Track) -> dict[str, Any]:
     return payload
 
 
-def _stored(record: Any) -> StoredTrack:
-    payload = dict(record.payload)
-    features = payload.get("features")
+def _stored(record: models.Record | models.ScoredPoint) -> StoredTrack:
+    # Payloads are JSON: field values are only known by name, hence Any.
+    payload: dict[str, Any] = dict(record.payload or {})
+    features: dict[str, Any] | None = payload.get("features")
     meta_fields = {f.name for f in dataclasses.fields(TrackMetadata)}
-    metadata = TrackMetadata(**{
-        k: (tuple(v) if k == "tags" else v) for k, v in payload.items() if k in meta_fields})
+    meta: dict[str, Any] = {
+        k: (tuple(v) if k == "tags" else v) for k, v in payload.items() if k in meta_fields}
+    measured: dict[str, Any] | None = None if features is None else {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in features.items()}
     track = Track(
-        metadata=metadata,
-        features=None if features is None else AudioFeatures(**{
-            k: (tuple(v) if isinstance(v, list) else v) for k, v in features.items()}),
+        metadata=TrackMetadata(**meta),
+        features=None if measured is None else AudioFeatures(**measured),
         ingested_at_unix_s=float(payload.get("ingested_at_unix_s", 0.0)),
     )
     vector = None
@@ -253,6 +264,7 @@ def _vectors_back(vector_name: str) -> list[str] | bool:
 
 
 def to_qdrant_filter(f: TrackFilter, exclude_ids: list[str]) -> models.Filter | None:
+    """The Qdrant filter for a TrackFilter minus the excluded ids; None when unfiltered."""
     must: list[Any] = []
     for key, values in (("artist", f.artists), ("album", f.albums), ("genre", f.genres),
                         ("tags", f.tags), ("key", f.keys)):

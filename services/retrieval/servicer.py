@@ -19,34 +19,29 @@ from services.retrieval.convert import (
     track_to_pb,
 )
 from services.retrieval.feature_groups import FEATURE_GROUPS
+from services.retrieval.paging import (
+    cursor_from_token,
+    cursor_token,
+    offset_from_token,
+    offset_token,
+)
+from services.retrieval.similarity import resolve_weights
 
 Context = grpc.aio.ServicerContext
 
 MAX_CHUNK_BYTES = 1024 * 1024
 
 
-def _offset(token: str) -> int:
-    if not token:
-        return 0
-    if not token.startswith("o:") or not token[2:].isdigit():
-        raise InvalidArgument("page_token", "is not a token from a previous response")
-    return int(token[2:])
-
-
-def _cursor(token: str) -> str | None:
-    if not token:
-        return None
-    if not token.startswith("c:"):
-        raise InvalidArgument("page_token", "is not a token from a previous response")
-    return token[2:]
-
-
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    """cadenza.retrieval.v1.RetrievalService over a Catalog."""
+
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
     async def IngestTrack(self, request_iterator: AsyncIterator[pb.IngestTrackRequest],
-                          context: Context) -> pb.IngestTrackResponse:
+                          context: Context[pb.IngestTrackRequest, pb.IngestTrackResponse],
+                          ) -> pb.IngestTrackResponse:
+        """Assembles the streamed header and audio chunks and ingests the track."""
         header: pb.IngestHeader | None = None
         chunks: list[bytes] = []
         size = 0
@@ -70,46 +65,58 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return pb.IngestTrackResponse(track=track_to_pb(track), replaced=replaced)
 
     async def GetTrack(self, request: pb.GetTrackRequest,
-                       context: Context) -> pb.GetTrackResponse:
+                       context: Context[pb.GetTrackRequest, pb.GetTrackResponse],
+                       ) -> pb.GetTrackResponse:
+        """Returns one track by id."""
         return pb.GetTrackResponse(track=track_to_pb(await self.catalog.get(request.track_id)))
 
     async def BatchGetTracks(self, request: pb.BatchGetTracksRequest,
-                             context: Context) -> pb.BatchGetTracksResponse:
+                             context: Context[pb.BatchGetTracksRequest,
+                                              pb.BatchGetTracksResponse],
+                             ) -> pb.BatchGetTracksResponse:
+        """Returns the tracks that exist and lists the missing ids."""
         tracks, missing = await self.catalog.batch_get(list(request.track_ids))
         return pb.BatchGetTracksResponse(tracks=[track_to_pb(t) for t in tracks],
                                          missing_track_ids=missing)
 
     async def DeleteTrack(self, request: pb.DeleteTrackRequest,
-                          context: Context) -> pb.DeleteTrackResponse:
+                          context: Context[pb.DeleteTrackRequest, pb.DeleteTrackResponse],
+                          ) -> pb.DeleteTrackResponse:
+        """Removes one track by id."""
         await self.catalog.delete(request.track_id)
         return pb.DeleteTrackResponse()
 
     async def ListTracks(self, request: pb.ListTracksRequest,
-                         context: Context) -> pb.ListTracksResponse:
+                         context: Context[pb.ListTracksRequest, pb.ListTracksResponse],
+                         ) -> pb.ListTracksResponse:
+        """Pages through the tracks matching a filter, in storage order."""
         limit = check_page_size("page_size", request.page_size, 50, 500)
-        tracks, cursor = await self.catalog.list(filter_from_pb(request.filter), limit,
-                                                 _cursor(request.page_token))
+        tracks, cursor = await self.catalog.list_tracks(filter_from_pb(request.filter), limit,
+                                                        cursor_from_token(request.page_token))
         return pb.ListTracksResponse(tracks=[track_to_pb(t) for t in tracks],
-                                     next_page_token=f"c:{cursor}" if cursor else "")
+                                     next_page_token=cursor_token(cursor))
 
     async def SearchTracks(self, request: pb.SearchTracksRequest,
-                           context: Context) -> pb.SearchTracksResponse:
+                           context: Context[pb.SearchTracksRequest, pb.SearchTracksResponse],
+                           ) -> pb.SearchTracksResponse:
+        """Ranks tracks by text, an example track, a clip or example sets; or filters only."""
         limit = check_page_size("page_size", request.page_size, 10, 100)
         filter = filter_from_pb(request.filter)
         exclude = list(request.exclude_track_ids)
         mode = request.WhichOneof("query")
         if mode is None:
             tracks, cursor = await self.catalog.search_metadata(
-                filter, limit, _cursor(request.page_token))
+                filter, limit, cursor_from_token(request.page_token))
             return pb.SearchTracksResponse(
                 hits=[pb.SearchHit(track=track_to_pb(t)) for t in tracks],
-                next_page_token=f"c:{cursor}" if cursor else "")
-        offset = _offset(request.page_token)
+                next_page_token=cursor_token(cursor))
+        offset = offset_from_token(request.page_token)
         page: SearchPage
         if mode == "text":
             page = await self.catalog.search_text(request.text, filter, limit, offset, exclude)
         else:
-            weights = self.catalog.resolve_weights(dict(request.weights))
+            # Checked before the mode's own fields, so a bad weight is reported first.
+            weights = resolve_weights(dict(request.weights))
             if mode == "like_track_id":
                 page = await self.catalog.search_like_track(
                     request.like_track_id, filter, weights, limit, offset, exclude)
@@ -122,12 +129,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     list(request.examples.negative_track_ids),
                     example_space_from_pb(request.examples.space), filter, weights, limit,
                     offset, exclude)
-        return pb.SearchTracksResponse(
-            hits=[hit_to_pb(h) for h in page.hits], weights=page.weights,
-            next_page_token="" if page.next_offset is None else f"o:{page.next_offset}")
+        return pb.SearchTracksResponse(hits=[hit_to_pb(h) for h in page.hits],
+                                       weights=page.weights,
+                                       next_page_token=offset_token(page.next_offset))
 
     async def ListFeatureGroups(self, request: pb.ListFeatureGroupsRequest,
-                                context: Context) -> pb.ListFeatureGroupsResponse:
+                                context: Context[pb.ListFeatureGroupsRequest,
+                                                 pb.ListFeatureGroupsResponse],
+                                ) -> pb.ListFeatureGroupsResponse:
+        """Lists the feature groups that search weights range over."""
         return pb.ListFeatureGroupsResponse(groups=[
             pb.FeatureGroup(name=g.name, description=g.description,
                             default_weight=g.default_weight, dimensions=g.dimensions)
@@ -135,7 +145,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         ])
 
     async def GetCatalogStats(self, request: pb.GetCatalogStatsRequest,
-                              context: Context) -> pb.GetCatalogStatsResponse:
+                              context: Context[pb.GetCatalogStatsRequest,
+                                               pb.GetCatalogStatsResponse],
+                              ) -> pb.GetCatalogStatsResponse:
+        """Counts the catalog's tracks and those with audio, and names the store."""
         total, with_audio = await self.catalog.stats()
         return pb.GetCatalogStatsResponse(track_count=total, tracks_with_audio=with_audio,
                                           store=self.catalog.store.kind)

@@ -9,6 +9,8 @@ from cadenza.kit.settings import ServerSettings
 
 
 class RetrievalSettings(ServerSettings):
+    """Retrieval's server, store, model and upload-limit settings."""
+
     model_config = SettingsConfigDict(env_prefix="CADENZA_RETRIEVAL_")
 
     port: int = Field(default=50052, ge=0, le=65535)

@@ -7,11 +7,14 @@ equal S(x) exactly, so the store computes it in a single query.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
+from cadenza.kit.validate import check_weights
 from services.retrieval.feature_blocks import feature_blocks
 from services.retrieval.feature_groups import FEATURE_GROUPS
-from services.retrieval.features import AudioFeatures
+from services.retrieval.model import AudioFeatures
 
 DEFAULT_WEIGHTS = {g.name: g.default_weight for g in FEATURE_GROUPS}
 # Where each group's block sits inside the concatenated audio vector.
@@ -20,6 +23,15 @@ _start = 0
 for _group in FEATURE_GROUPS:
     SLICES[_group.name] = slice(_start, _start + _group.dimensions)
     _start += _group.dimensions
+
+
+def resolve_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """The caller's weights merged over DEFAULT_WEIGHTS, checked and normalised to sum 1.
+
+    Raises InvalidArgument naming `weights[<group>]` for an unknown group or a negative or
+    non-finite value, and `weights` when every weight is zero.
+    """
+    return check_weights("weights", weights, DEFAULT_WEIGHTS)
 
 
 def audio_vector(features: AudioFeatures) -> np.ndarray:
@@ -47,7 +59,7 @@ def example_blocks(positives: list[np.ndarray], negatives: list[np.ndarray]) -> 
     target = np.mean(positives, axis=0)
     if negatives:
         target = 2 * target - np.mean(negatives, axis=0)
-    out = np.zeros_like(target)
+    out: np.ndarray = np.zeros_like(target)
     fallback = np.mean(positives, axis=0)
     for part in SLICES.values():
         block = target[part]

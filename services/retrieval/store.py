@@ -15,6 +15,8 @@ TEXT_VECTOR = "text"
 
 @dataclass(frozen=True)
 class StoredTrack:
+    """A track as stored, with its audio vector when asked for."""
+
     track: Track
     # The concatenated unit blocks of every feature group (None for metadata-only tracks).
     audio_vector: np.ndarray | None
@@ -22,6 +24,8 @@ class StoredTrack:
 
 @dataclass(frozen=True)
 class ScoredTrack:
+    """A stored track and its similarity to a query."""
+
     stored: StoredTrack
     score: float
 
@@ -60,6 +64,8 @@ class VectorStore(Protocol):
         the examples' stored vectors. The examples themselves are left out. Every example
         must exist and have the named vector (NotFound otherwise)."""
 
-    def count(self, filter: TrackFilter) -> int: ...
+    def count(self, filter: TrackFilter) -> int:
+        """How many tracks match the filter, exactly."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Releases the store; no call may follow."""

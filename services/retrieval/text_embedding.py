@@ -41,6 +41,7 @@ class ModelCard:
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelCard:
+        """Reads model_dir's card; FileNotFoundError says how to export the model."""
         path = model_dir / CARD_FILE
         if not path.is_file():
             raise FileNotFoundError(
@@ -92,10 +93,12 @@ class TextEncoder:
 
     @property
     def dimensions(self) -> int:
+        """Length of each embedding."""
         return self._card.dimensions
 
     @property
     def max_seq_length(self) -> int:
+        """Tokens per text the model reads; longer texts are truncated."""
         return self._card.max_seq_length
 
     def encode(self, texts: list[str]) -> np.ndarray:

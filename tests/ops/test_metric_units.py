@@ -18,9 +18,9 @@ from prometheus_client import REGISTRY
 from gateway.access import AccessInterceptor
 from gateway.settings import GatewaySettings
 from services.recommend import metrics, quality
-from services.recommend.event_store import EventStore
+from services.recommend.event_store import SqliteEventStore
 from services.recommend.events import Engagement, Event, EventKind
-from services.recommend.model_store import ModelStore
+from services.recommend.model_store import QdrantModelStore
 from services.recommend.training import Trainer
 
 
@@ -83,10 +83,10 @@ def gauge(name: str, labels: dict[str, str] | None = None) -> float | None:
 async def trainer_on_two_tastes(tmp_path: pathlib.Path,
                                 **options: int) -> AsyncIterator[Trainer]:
     """A started Trainer (EASE) over an event store holding two_tastes() as plays."""
-    store = EventStore.open(tmp_path / "events.sqlite3")
+    store = SqliteEventStore.open(tmp_path / "events.sqlite3")
     store.add([Event(f"e-{e.user_id}-{e.track_id}", e.user_id, e.track_id, EventKind.PLAY,
                      time.time(), count=int(e.value)) for e in two_tastes()])
-    models = ModelStore.open(str(tmp_path / "qdrant"))
+    models = QdrantModelStore.open(str(tmp_path / "qdrant"))
     trainer = Trainer(store, models, "ease", interval_s=0, **options)
     try:
         await trainer.start()

@@ -9,7 +9,7 @@ import pytest
 
 from cadenza.kit.errors import NotFound, ResourceExhausted
 from services.recommend.event_log import EventLog, Malformed
-from services.recommend.event_store import EventStore
+from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.events import Event, EventKind
 
 NOW = 1_750_000_000.0

@@ -1,4 +1,6 @@
-"""EventStore on a real SQLite file: idempotency, aggregation, durability settings."""
+"""What only the SQLite event store promises: durability settings, the stored row, a
+reader that never waits for the writer. The port's behaviour is in
+test_event_store_contract.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.recommend.event_store import EventStore
+from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.events import Event, EventKind
 
 T0 = 1_700_000_000.0
@@ -25,55 +27,6 @@ def store(tmp_path: pathlib.Path) -> Iterator[EventStore]:
     opened = EventStore.open(tmp_path / "nested" / "events.sqlite3")
     yield opened
     opened.close()
-
-
-def test_duplicates_are_reported_and_stored_once(store: EventStore) -> None:
-    assert store.add([event("a"), event("b")]) == [True, True]
-    assert store.add([event("b"), event("c"), event("c")]) == [False, True, False]
-    assert store.count() == 3
-    assert store.last_sequence() == 3
-
-
-def test_an_empty_store_has_sequence_zero(store: EventStore) -> None:
-    assert store.count() == 0 and store.last_sequence() == 0
-    assert store.engagements("nobody") == [] and store.all_engagements() == []
-
-
-def test_engagements_sum_values_per_track(store: EventStore) -> None:
-    store.add([
-        event("p1", at=T0), event("p2", at=T0 + 10, count=3),
-        event("s1", EventKind.SKIP, at=T0 + 20),
-        event("short", at=T0 + 30, completion=0.1),  # a play cut short counts as a skip
-        event("l1", EventKind.LIKE, track="t2", at=T0 + 5),
-        event("other", user="u2", track="t1", at=T0 + 99),
-    ])
-    mine = {e.track_id: e for e in store.engagements("u1")}
-    assert mine["t1"].value == pytest.approx(1 + 3 - 1 - 1)
-    assert mine["t1"].last_at_unix_s == T0 + 30
-    assert mine["t2"].value == pytest.approx(4.0)
-    assert not mine["t1"].disliked and not mine["t2"].disliked
-    assert {(e.user_id, e.track_id) for e in store.all_engagements()} == {
-        ("u1", "t1"), ("u1", "t2"), ("u2", "t1")}
-
-
-def test_a_dislike_stands_until_a_later_like(store: EventStore) -> None:
-    store.add([
-        # t1: liked, then disliked -> disliked
-        event("a", EventKind.LIKE, track="t1", at=T0),
-        event("b", EventKind.DISLIKE, track="t1", at=T0 + 1),
-        # t2: disliked, then liked later (recorded first) -> not disliked
-        event("c", EventKind.LIKE, track="t2", at=T0 + 5),
-        event("d", EventKind.DISLIKE, track="t2", at=T0 + 1),
-        # t3: disliked, plays after it do not lift it
-        event("e", EventKind.DISLIKE, track="t3", at=T0),
-        event("f", EventKind.PLAY, track="t3", at=T0 + 9),
-        # t4: same instant: the one recorded last wins
-        event("g", EventKind.DISLIKE, track="t4", at=T0),
-        event("h", EventKind.LIKE, track="t4", at=T0),
-    ])
-    disliked = {e.track_id: e.disliked for e in store.engagements("u1")}
-    assert disliked == {"t1": True, "t2": False, "t3": True, "t4": False}
-    assert {e.track_id: e.disliked for e in store.all_engagements()} == disliked
 
 
 def test_wal_mode_and_full_sync_are_set(store: EventStore) -> None:

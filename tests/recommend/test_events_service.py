@@ -24,7 +24,7 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.recommend.app import SERVICE
 from services.recommend.catalog import RetrievalCatalog
 from services.recommend.event_log import EventLog
-from services.recommend.event_store import EventStore
+from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.servicer import RecommendServicer
 from services.retrieval.app import build_retrieval
 from services.retrieval.settings import RetrievalSettings

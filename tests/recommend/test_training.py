@@ -11,9 +11,10 @@ import pytest
 
 from services.recommend import fitting
 from services.recommend.collaborative import fold_in
-from services.recommend.event_store import EventStore
+from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.events import Engagement, Event, EventKind
-from services.recommend.model_store import ITEMS, USERS, ModelStore
+from services.recommend.model_store import ITEMS, USERS
+from services.recommend.model_store import QdrantModelStore as ModelStore
 from services.recommend.training import Trainer
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.retrieval.feature_groups import FEATURE_GROUPS
-from services.retrieval.features import AudioFeatures
-from services.retrieval.model import Track, TrackMetadata
+from services.retrieval.model import AudioFeatures, Track, TrackMetadata
 
 KEYS = ("C", "D", "E", "F", "G", "A", "B")
 

@@ -18,14 +18,11 @@ from services.retrieval.errors import (
     AudioSilentError,
     AudioTooShortError,
 )
+from services.retrieval.feature_blocks import feature_blocks
 from services.retrieval.feature_groups import FEATURE_GROUPS
 from services.retrieval.feature_speed import measure_extraction_speed
-from services.retrieval.features import (
-    AudioFeatures,
-    extract_features,
-    feature_blocks,
-    features_from_bytes,
-)
+from services.retrieval.features import extract_features, features_from_bytes
+from services.retrieval.model import AudioFeatures
 
 SR = SAMPLE_RATE_HZ
 C_MAJOR_CADENCE = ([60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67])  # I IV V I

@@ -20,6 +20,8 @@ class Arrangement:
 
 @dataclass(frozen=True)
 class ArrangedScore:
+    """An arranged score with what it turned out as: programs, length and meter."""
+
     score: stream.Score
     part_programs: tuple[int, ...]  # the program each part actually got
     duration_s: float
@@ -43,7 +45,7 @@ def arrange(source: stream.Score, arrangement: Arrangement) -> ArrangedScore:
         notes = _clipped_notes(part, limit_ql, arrangement.velocity)
         if not notes:
             continue
-        arranged_part = stream.Part()
+        arranged_part = stream.Part()  # type: ignore[no-untyped-call]
         player = instrument.instrumentFromMidiProgram(program)
         player.midiProgram = program  # music21 maps some programs to a near relative
         arranged_part.insert(0, player)

@@ -44,6 +44,7 @@ def _present(stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str]) -> s
 
 
 def main() -> int:
+    """Builds the demo catalog; exit status 1 when any piece failed to ingest."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default=DEFAULT_TARGET)
     parser.add_argument("--limit", type=int, default=0, help="at most this many pieces")

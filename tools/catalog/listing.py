@@ -13,6 +13,7 @@ import numpy as np
 from music21 import corpus
 from music21.corpus import chorales
 from music21.metadata import Metadata
+from music21.metadata.bundles import MetadataEntry
 
 from tools.catalog.corpus_collections import COLLECTIONS, FOLDER_COMPOSERS, Collection
 
@@ -47,6 +48,7 @@ class PieceSource:
 
     @property
     def source_key(self) -> str:
+        """The corpus location, with "#<number>" for one tune of a multi-tune file."""
         return self.corpus_path if self.number is None else f"{self.corpus_path}#{self.number}"
 
     @property
@@ -68,7 +70,7 @@ def list_demo_sources(collections: Iterable[Collection] = COLLECTIONS) -> list[P
     large Essen and O'Neill ABC files are only ever parsed one tune at a time.
     """
     bundle = corpus.corpora.CoreCorpus().metadataBundle
-    bundle.read()
+    bundle.read()  # type: ignore[no-untyped-call]
     # MetadataBundle has no __iter__: iterating goes through __getitem__, which copies all
     # 15,000 entries per step (13 s). Its dict of entries is read directly instead.
     entries = list(bundle._metadataEntries.values())
@@ -88,7 +90,7 @@ def list_demo_sources(collections: Iterable[Collection] = COLLECTIONS) -> list[P
 
 
 def _chorale_sources(collection: Collection) -> list[PieceSource]:
-    titles = chorales.ChoraleListRKBWV().byBWV
+    titles = chorales.ChoraleListRKBWV().byBWV  # type: ignore[no-untyped-call]
     sources = []
     # 371 Riemenschneider numbers, of which 20 repeat a BWV number already listed.
     for name in dict.fromkeys(chorales.Iterator(returnType="filename")):
@@ -105,14 +107,15 @@ def _chorale_sources(collection: Collection) -> list[PieceSource]:
     return sources
 
 
-def _bundle_sources(collection: Collection, entries: list) -> list[PieceSource]:
+def _bundle_sources(collection: Collection, entries: list[MetadataEntry]) -> list[PieceSource]:
     matching = []
     for entry in entries:
-        path = PurePosixPath(str(entry.sourcePath))
-        if path.parts[0] in collection.folders and path.suffix in collection.suffixes:
+        source_path = PurePosixPath(str(entry.sourcePath))
+        if (source_path.parts[0] in collection.folders
+                and source_path.suffix in collection.suffixes):
             # Numbers are strings ("12"); a whole multi-tune file has its own None entry.
             number = int(entry.number) if entry.number else None
-            matching.append((str(path), number, entry.metadata))
+            matching.append((str(source_path), number, entry.metadata))
     matching.sort(key=lambda item: (item[0], item[1] or 0))
     numbered_files = {path for path, number, _ in matching if number is not None}
     sources: list[PieceSource] = []
@@ -181,13 +184,13 @@ def _composer_and_genre(
         if composer == "Various":
             composer = _tidy(_clean(metadata.composer) or composer)
         return composer, genre
-    composer = _clean(metadata.composer) if collection.artist_from_metadata else None
-    if composer:
+    credited = _clean(metadata.composer) if collection.artist_from_metadata else None
+    if credited:
         # Trecento composers carry manuscript sigla ("Gherardello F-Pn 568").
-        composer = re.sub(r"\s+[A-Z]{1,3}-[A-Z][A-Za-z]*\b.*$", "", composer)
-    if not composer or len(composer) < 3 or composer.strip(".").lower() in _ORIGINS:
+        credited = re.sub(r"\s+[A-Z]{1,3}-[A-Z][A-Za-z]*\b.*$", "", credited)
+    if not credited or len(credited) < 3 or credited.strip(".").lower() in _ORIGINS:
         return None, None  # Ryan's sometimes puts the origin ("SCOTCH.") there
-    return _tidy(composer), None
+    return _tidy(credited), None
 
 
 def _essen_origin(locale: str) -> tuple[str, list[str]]:

@@ -173,13 +173,13 @@ def _parse(source: PieceSource) -> stream.Score:
     parsed = corpus.parse(source.corpus_path, number=source.number, forceSource=True)
     if isinstance(parsed, stream.Opus):
         # Josquin's ABC files store each voice as its own tune; merge them into parts.
-        merged = parsed.mergeScores()
+        merged = parsed.mergeScores()  # type: ignore[no-untyped-call]
         parsed = merged if isinstance(merged, stream.Score) else parsed.scores.first()
     if not isinstance(parsed, stream.Score):
         raise PieceSkipped(f"{source.source_key}: not a score")
     if not parsed.parts:
         wrapper = stream.Score()
-        wrapper.insert(0, stream.Part(parsed.flatten().notesAndRests))
+        wrapper.insert(0, stream.Part(parsed.flatten().notesAndRests))  # type: ignore[no-untyped-call]
         parsed = wrapper
     return parsed
 

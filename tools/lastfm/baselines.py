@@ -22,6 +22,7 @@ Ranker = Callable[[int], np.ndarray]  # user row -> a score per item
 
 def rank_all(matrix: Matrix, users: list[str], score: Ranker, n: int = 10) -> dict[str,
                                                                                list[str]]:
+    """Each user's top n items by the ranker, their seen items left out."""
     index = {u: i for i, u in enumerate(matrix.users)}
     out = {}
     for user in users:
@@ -33,6 +34,7 @@ def rank_all(matrix: Matrix, users: list[str], score: Ranker, n: int = 10) -> di
 
 def baselines(engagements: list[Engagement], users: list[str],
               params: Hyperparameters | None = None) -> dict[str, dict[str, list[str]]]:
+    """Top-10 lists of the baselines (popularity, implicit ALS, EASE) for these users."""
     params = params or Hyperparameters()
     matrix = build_matrix(engagements)
     popularity = algorithms.popularity(matrix.binary)

@@ -16,26 +16,33 @@ TAGS_PER_ARTIST = 10
 
 @dataclass(frozen=True)
 class Artist:
+    """A Last.fm artist, which the evaluation treats as one track."""
+
     artist_id: str
     name: str
     tags: tuple[str, ...]
 
     @property
     def track_id(self) -> str:
+        """The artist's id in the catalog."""
         return f"lastfm-artist-{self.artist_id}"
 
 
 @dataclass(frozen=True)
 class LastFm:
+    """The Last.fm HetRec-2k data: artists and play counts."""
+
     artists: dict[str, Artist]  # by artist id
     plays: dict[str, dict[str, float]]  # user id -> artist id -> play count
 
 
 def user_key(user_id: str) -> str:
+    """A Last.fm user's id in the service."""
     return f"lastfm-user-{user_id}"
 
 
 def load(data: pathlib.Path = DATA) -> LastFm:
+    """Reads the Last.fm files in the data folder."""
     def rows(name: str, encoding: str = "utf-8") -> list[list[str]]:
         lines = (data / name).read_text(encoding=encoding).splitlines()[1:]
         return [line.split("\t") for line in lines if line.strip()]

@@ -62,6 +62,7 @@ def training_engagements(split: Split) -> list[Engagement]:
 
 async def ingest_artists(channel: grpc.aio.Channel, artists: list[lastfm.Artist],
                          concurrency: int) -> None:
+    """Ingests every artist into retrieval as a metadata-only track."""
     stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
     async def ingest(artist: lastfm.Artist) -> None:
@@ -74,6 +75,7 @@ async def ingest_artists(channel: grpc.aio.Channel, artists: list[lastfm.Artist]
 
 
 async def record_plays(channel: grpc.aio.Channel, split: Split) -> int:
+    """Records the training plays through RecordEvents; how many the service holds."""
     stub = recommend_pb2_grpc.RecommendServiceStub(channel)
     events = [rpb.Event(event_id=f"lastfm-{u}-{a}", user_id=lastfm.user_key(u),
                         track_id=f"lastfm-artist-{a}", kind=rpb.EVENT_KIND_PLAY,
@@ -96,6 +98,7 @@ async def record_plays(channel: grpc.aio.Channel, split: Split) -> int:
 
 
 async def train(channel: grpc.aio.Channel) -> rpb.TrainingRun:
+    """Starts a training run and waits for it to finish (exits if it failed)."""
     stub = recommend_pb2_grpc.RecommendServiceStub(channel)
     run = (await stub.TrainModel(rpb.TrainModelRequest(), timeout=60)).run
     while True:
@@ -109,6 +112,7 @@ async def train(channel: grpc.aio.Channel) -> rpb.TrainingRun:
 
 async def recommend_all(channel: grpc.aio.Channel, users: list[str], concurrency: int,
                         weights: dict[str, float]) -> tuple[dict[str, list[str]], list[float]]:
+    """Each user's top 10 from the service, and each call's latency in seconds."""
     stub = recommend_pb2_grpc.RecommendServiceStub(channel)
     ranked: dict[str, list[str]] = {}
     latencies: list[float] = []
@@ -126,6 +130,7 @@ async def recommend_all(channel: grpc.aio.Channel, users: list[str], concurrency
 
 async def evaluate_service(target: str, data: lastfm.LastFm, split: Split, users: list[str],
                            args: argparse.Namespace) -> dict[str, object]:
+    """Ingests, records, trains and ranks through the service; the timings and scores."""
     report: dict[str, object] = {}
     async with grpc.aio.insecure_channel(target) as channel:
         started = time.perf_counter()
@@ -153,6 +158,7 @@ async def evaluate_service(target: str, data: lastfm.LastFm, split: Split, users
 
 
 def print_table(rows: dict[str, dict[str, float]]) -> None:
+    """Prints the metric table, one row per model."""
     columns = ["P@10", "R@10", "nDCG@10", "MAP@10", "coverage"]
     width = max(len(n) for n in rows) + 2
     print(f"\n{'model':<{width}}" + "".join(f"{c:>10}" for c in columns))
@@ -161,6 +167,7 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
 
 
 def main() -> int:
+    """Runs the evaluation; the process exit status."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="", help="a running gateway (default: own mesh)")
@@ -196,7 +203,9 @@ def main() -> int:
     rows = {name: evaluate(ranked, test, len(data.artists)).row()
             for name, ranked in ranked_baselines.items()}
     for name in ("Cadenza (default blend)", "Cadenza (collaborative only)"):
-        rows[name] = evaluate(report[name], test, len(data.artists)).row()  # type: ignore[arg-type]
+        ranked = report[name]  # user -> track ids, as recommend_all returned it
+        assert isinstance(ranked, dict)
+        rows[name] = evaluate(ranked, test, len(data.artists)).row()
     print_table(rows)
     summary = {"rows": rows, "users": len(users), "seed": args.seed,
                **{k: v for k, v in report.items() if not k.startswith("Cadenza (") or

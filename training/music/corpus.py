@@ -11,12 +11,18 @@ import time
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from services.generate.music import keys
 from services.generate.music.tokens import STEPS_PER_QUARTER, TIME_SIGNATURES, steps_per_bar
-from training.music.jsb_overlap import piece_frames
+from training.music.jsb_overlap import HELD_OUT, MATCH_THRESHOLD, JsbIndex, piece_frames
+
+if TYPE_CHECKING:  # music21 takes seconds to import: only the parsing functions load it
+    from music21 import stream
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class Piece:
     minor: bool
     pad_steps: int                 # silent steps added before a pickup so bars align
     n_steps: int
-    notes: np.ndarray = field(repr=False)   # int32 [N, 4]
+    notes: npt.NDArray[np.int32] = field(repr=False)   # [N, 4]
     part_names: list[str] = field(default_factory=list, repr=False)
     # Pitches sounding at each quarter before the voice cap, for the JSB content match
     # (the cap can drop a choir voice that trumpets double, which would hide a chorale).
@@ -60,15 +66,18 @@ class Piece:
 
     @property
     def token_time_signature(self) -> str:
+        """The time signature as the tokens name it (`other` outside the list)."""
         return self.time_signature if self.time_signature in TIME_SIGNATURES else "other"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
+        """The piece as JSON for the corpus cache."""
         data = {k: v for k, v in self.__dict__.items() if k != "notes"}
         data["notes"] = self.notes.tolist()
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> Piece:
+    def from_json(cls, data: dict[str, Any]) -> Piece:
+        """A piece read back from the corpus cache."""
         notes = np.asarray(data.pop("notes"), dtype=np.int32).reshape(-1, 4)
         return cls(notes=notes, **data)
 
@@ -90,7 +99,8 @@ def quantise(onset_quarters: float, duration_quarters: float) -> tuple[int, int]
     return start, max(end, start + 1)
 
 
-def cap_voices(notes: np.ndarray, max_voices: int = MAX_VOICES) -> np.ndarray:
+def cap_voices(notes: npt.NDArray[np.int32], max_voices: int = MAX_VOICES
+               ) -> npt.NDArray[np.int32]:
     """Drops whole notes until at most `max_voices` pitches sound in any step.
 
     The victim is the lowest pitch that doubles (same pitch class) a higher sounding one;
@@ -121,23 +131,27 @@ def cap_voices(notes: np.ndarray, max_voices: int = MAX_VOICES) -> np.ndarray:
                             del sounding[other][int(pitch)]
             del sounding[step][victim]
     keep = np.array([i not in dropped for i in range(len(notes))])
-    return notes[keep]
+    kept: npt.NDArray[np.int32] = notes[keep]
+    return kept
 
 
-def estimate_key(notes: np.ndarray) -> tuple[int, bool]:
+def estimate_key(notes: npt.NDArray[np.int32]) -> tuple[int, bool]:
     """(tonic pitch class, minor) of (pitch, start, end, part) rows; see keys.estimate_key."""
     return keys.estimate_key(notes[:, 0], notes[:, 2] - notes[:, 1])
 
 
 # -- music21 ------------------------------------------------------------------------------
-def extract(score, name: str, style: str) -> list[Piece]:
+def extract(score: stream.Score | stream.Part, name: str, style: str) -> list[Piece]:
     """A music21 score as pieces: one per stretch under one time signature.
 
     Bars stay aligned only under one metre, so a metre change starts a new piece (named
     `name#k`); stretches shorter than MIN_BARS bars or 8 notes are dropped.
     """
-    parts = [p for p in score.parts] or [score]
-    changes = []  # (offset in quarters, time signature), one per change of metre
+    # Only a Score has .parts and only a Part .partName (music21's types say so too): any
+    # other shape raises here and parse_source counts the file as failed.
+    parts: list[stream.Score | stream.Part] = (
+        [p for p in score.parts] or [score])  # type: ignore[union-attr]
+    changes: list[tuple[float, str]] = []  # (offset in quarters, time signature) per metre
     for ts in parts[0].recurse().getElementsByClass("TimeSignature"):
         if not changes or ts.ratioString != changes[-1][1]:
             changes.append((float(ts.getOffsetInHierarchy(parts[0])), ts.ratioString))
@@ -147,7 +161,7 @@ def extract(score, name: str, style: str) -> list[Piece]:
              for pitch, onset, end in part_notes(part)]
     measures = list(parts[0].getElementsByClass("Measure"))
     first_quarters = float(measures[0].duration.quarterLength) if measures else 0.0
-    part_names = [str(p.partName or "") for p in parts]
+    part_names = [str(p.partName or "") for p in parts]  # type: ignore[union-attr]
     pieces = []
     for k, (begin, signature) in enumerate(changes):
         finish = changes[k + 1][0] if k + 1 < len(changes) else math.inf
@@ -177,7 +191,7 @@ def extract(score, name: str, style: str) -> list[Piece]:
     return pieces
 
 
-def part_notes(part) -> list[tuple[int, float, float]]:
+def part_notes(part: stream.Stream[Any]) -> list[tuple[int, float, float]]:
     """(MIDI pitch, onset, end) in quarters; tied notes merge into one held note.
 
     Ties are followed here rather than with music21's stripTies, which takes minutes on
@@ -222,7 +236,7 @@ class Source:
     style: str
     paths: list[str]
 
-    def parse_file(self, path: str) -> list[tuple[str, object]]:
+    def parse_file(self, path: str) -> list[tuple[str, stream.Score | stream.Part]]:
         """(name, music21 Score) for each tune of one file (ABC files hold hundreds)."""
         from music21 import converter, stream
 
@@ -231,7 +245,7 @@ class Source:
             parsed = converter.parse(path)
         if not isinstance(parsed, stream.Opus):
             return [(stem, parsed)]
-        named = []
+        named: list[tuple[str, stream.Score | stream.Part]] = []
         for index, score in enumerate(parsed.scores):
             number = score.metadata.number if score.metadata and score.metadata.number else index
             named.append((f"{stem}/{number}", score))
@@ -250,7 +264,7 @@ class _time_limit:
         self.seconds = seconds
 
     def __enter__(self) -> None:
-        def expire(signum, frame):
+        def expire(signum: int, frame: FrameType | None) -> None:
             raise TimeoutError(f"parse took over {self.seconds} s")
         self.previous = signal.signal(signal.SIGALRM, expire)
         signal.alarm(self.seconds)
@@ -275,6 +289,7 @@ def rights_notice(path: str) -> str:
 
 
 def redistributable(path: str) -> bool:
+    """Whether an encoding's notice allows committing notes derived from it."""
     notice = rights_notice(path).lower() if Path(path).suffix != ".abc" else ""
     return not any(restricted in notice for restricted in RESTRICTED_NOTICES)
 
@@ -295,10 +310,10 @@ def sources() -> list[Source]:
             Source("classical", "classical", sorted(filter(redistributable, classical)))]
 
 
-def parse_source(source: Source) -> tuple[list[Piece], dict]:
+def parse_source(source: Source) -> tuple[list[Piece], dict[str, Any]]:
     """Every piece of a source, and what happened (counts, failures, seconds)."""
     pieces: list[Piece] = []
-    stats: dict = {"files": len(source.paths), "scores": 0, "failed": [], "unusable": 0,
+    stats: dict[str, Any] = {"files": len(source.paths), "scores": 0, "failed": [], "unusable": 0,
                    "split_at_metre_changes": 0}
     began = time.perf_counter()
     for path in source.paths:
@@ -323,7 +338,8 @@ def parse_source(source: Source) -> tuple[list[Piece], dict]:
     return pieces, stats
 
 
-def load_source(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[list[Piece], dict]:
+def load_source(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR
+                ) -> tuple[list[Piece], dict[str, Any]]:
     """The pieces of one source, from the cache when it is there (parsing takes minutes)."""
     path = Path(cache_dir) / f"v{CORPUS_VERSION}" / f"{source.name}.json"
     files = [_corpus_name(p) for p in source.paths]
@@ -341,10 +357,11 @@ def load_source(source: Source, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[li
 
 
 def load_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
-                only: tuple[str, ...] | None = None) -> tuple[list[Piece], dict[str, dict]]:
+                only: tuple[str, ...] | None = None
+                ) -> tuple[list[Piece], dict[str, dict[str, Any]]]:
     """All pieces of every source (or of the sources named in `only`), and per-source stats."""
     pieces: list[Piece] = []
-    stats: dict[str, dict] = {}
+    stats: dict[str, dict[str, Any]] = {}
     for source in sources():
         if only is not None and source.name not in only:
             continue
@@ -360,8 +377,8 @@ class TrainingCorpus:
     """The pieces a served model may train on, and the JSB chorales left out of them."""
 
     pieces: list[Piece]
-    held_out: list[dict]            # name, JSB split and index, score: left out
-    stats: dict[str, dict]
+    held_out: list[dict[str, Any]]  # name, JSB split and index, score: left out
+    stats: dict[str, dict[str, Any]]
 
 
 def training_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
@@ -370,12 +387,10 @@ def training_corpus(cache_dir: Path = DEFAULT_CACHE_DIR,
 
     Every piece is checked, not only the chorales: a chorale can hide under another name.
     """
-    from training.music.jsb_overlap import HELD_OUT, MATCH_THRESHOLD, JsbIndex
-
     pieces, stats = load_corpus(cache_dir, only)
     index = JsbIndex()
     kept: list[Piece] = []
-    held_out: list[dict] = []
+    held_out: list[dict[str, Any]] = []
     for piece in pieces:
         frames = [frozenset(f) for f in piece.match_frames]
         match = index.best(frames, HELD_OUT) if len(frames) >= 4 else None

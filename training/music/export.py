@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES
 from training.music.model import Transformer, load_checkpoint
+
+if TYPE_CHECKING:  # exporting alone does not need onnxruntime
+    import onnxruntime
 
 DYNAMIC_AXES = {
     "tokens": {0: "batch", 1: "new"},
@@ -67,10 +72,12 @@ def export(model: Transformer | Path | str, out_path: Path | str, *, verify: boo
     return out_path
 
 
-def run_onnx(session, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
+def run_onnx(session: onnxruntime.InferenceSession, inputs: tuple[torch.Tensor, ...]
+             ) -> list[npt.NDArray[np.float32]]:
     """Outputs of an onnxruntime session for contract inputs given as torch tensors."""
     feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs, strict=True)}
-    return session.run(list(OUTPUT_NAMES), feed)
+    outputs: list[npt.NDArray[np.float32]] = session.run(list(OUTPUT_NAMES), feed)
+    return outputs
 
 
 def compare(model: Transformer, onnx_path: Path, inputs: tuple[torch.Tensor, ...]) -> float:

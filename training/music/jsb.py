@@ -25,13 +25,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from services.generate.music.tokens import JSB_VOCABULARY, Vocabulary, encode_frames
 from training.music.mixture import Member, Mixture, shifted_ids
 from training.music.model import ModelConfig, Transformer, load_checkpoint
-from training.music.trainer import TrainSettings, train
+from training.music.trainer import Augment, TrainSettings, train
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def load_splits(path: Path | None = None) -> dict[str, list[Piece]]:
             for split in ("train", "valid", "test")}
 
 
-def transposer(vocab: Vocabulary, max_semitones: int):
+def transposer(vocab: Vocabulary, max_semitones: int) -> Augment:
     """Augment: shift a whole piece by a random interval in +-max_semitones, kept in range."""
     pitch = vocab.pitch_table
     moves = {shift: shifted_ids(vocab, shift)
@@ -93,6 +94,7 @@ Scorer = Transformer | Mixture
 
 
 def as_mixture(scorer: Scorer, vocab: Vocabulary) -> Mixture:
+    """The scorer as a mixture (a single model becomes a one-member mixture)."""
     return scorer if isinstance(scorer, Mixture) else Mixture([Member(scorer)], vocab)
 
 
@@ -128,6 +130,7 @@ def frame_nll(scorer: Scorer, pieces: Sequence[Piece],
 
 
 def run_train(args: argparse.Namespace) -> None:
+    """Trains a JSB model and saves its checkpoint."""
     splits = load_splits(args.data)
     vocab = JSB_VOCABULARY
     config = ModelConfig(vocab_size=vocab.size, d_model=args.d_model, n_layers=args.layers,
@@ -144,7 +147,8 @@ def run_train(args: argparse.Namespace) -> None:
     write_results(result.model, splits, Path(args.out))
 
 
-def write_results(model: Transformer, splits: dict[str, list[Piece]], out: Path) -> dict:
+def write_results(model: Transformer, splits: dict[str, list[Piece]], out: Path
+                  ) -> dict[str, Any]:
     """Score one trained checkpoint on valid and test, write out/results.json, return it."""
     config = json.loads((out / "config.json").read_text())
     return _write_scores(model, splits, out, {
@@ -155,7 +159,7 @@ def write_results(model: Transformer, splits: dict[str, list[Piece]], out: Path)
 
 
 def _write_scores(scorer: Scorer, splits: dict[str, list[Piece]], out: Path,
-                  about: dict) -> dict:
+                  about: dict[str, Any]) -> dict[str, Any]:
     """Valid and test NLL of `scorer` with `about` (what was scored), to out/results.json."""
     started = time.perf_counter()
     nll = {split: round(frame_nll(scorer, splits[split]), 4) for split in ("valid", "test")}
@@ -177,7 +181,7 @@ def parse_shifts(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
 
-def load_scorer(out: Path) -> tuple[Scorer, dict[str, tuple[Transformer, dict]]]:
+def load_scorer(out: Path) -> tuple[Scorer, dict[str, tuple[Transformer, dict[str, Any]]]]:
     """The benchmark model in `out`: its mixture.json if there is one, else model.pt alone.
 
     Returns the scorer and each checkpoint's (model, config) by name ("" for a lone model).
@@ -221,23 +225,25 @@ def run_mix(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
+    """Prints test and valid NLL of each checkpoint, the mixture and the published rows."""
     torch.set_num_threads(args.threads)
     scorer, checkpoints = load_scorer(args.out)
     splits = load_splits(args.data)
-    rows = []
+    rows: list[tuple[str, float, float | None]] = []  # (model, test NLL, valid NLL)
     for name, (model, config) in checkpoints.items():
         m = config["model"]
         size = (f"{config['parameters'] / 1e6:.2f}M params, d{m['d_model']} L{m['n_layers']}, "
                 f"transposed +-{config.get('transpose_semitones', 0)} in training")
         # Each checkpoint alone (untransposed) too, so the mixture's gain shows.
         label = f"Transformer, one model{f' {name}' if name else ''} ({size})"
-        rows.append((label, *(frame_nll(model, splits[s]) for s in ("test", "valid"))))
+        rows.append((label, frame_nll(model, splits["test"]), frame_nll(model, splits["valid"])))
     if isinstance(scorer, Mixture):
         spec = json.loads((args.out / MIXTURE_FILE).read_text())
         parts = [f"{e['checkpoint']} x{len(e['shifts'])} at {e['weight']:g}"
                  for e in spec["members"]]
         label = f"Transformer, mixture: {' + '.join(parts)}"
-        rows.append((label, *(frame_nll(scorer, splits[s]) for s in ("test", "valid"))))
+        rows.append((label, frame_nll(scorer, splits["test"]),
+                     frame_nll(scorer, splits["valid"])))
     ours_test = rows[-1][1]
     rows += [(name, nll, None) for name, nll in PUBLISHED]
     rows.sort(key=lambda r: -r[1])
@@ -252,6 +258,7 @@ def run_eval(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: train, evaluate or mix JSB models."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("train", "eval", "mix"))
     parser.add_argument("--data", type=Path, default=None,

@@ -13,7 +13,7 @@ Content does, in two stages:
    sequences over the shorter length. The subsequence tolerates an inserted beat or a
    changed chord; the voicing tells a different harmonisation of the same tune apart.
 
-`python -m training.music.jsb_overlap` prints the score histograms the
+`python -m training.music.jsb_overlap_report` prints the score histograms the
 threshold was read from.
 """
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Same file and override as the JSB benchmark (training/music/jsb.py).
@@ -34,21 +35,26 @@ SPLITS = ("train", "valid", "test")
 HELD_OUT = ("valid", "test")
 N_GRAM = 3
 CANDIDATES = 5
-# Read off the histograms printed by this module's __main__: the best score of each of
-# the 416 music21 chorales is either <= 0.45 (22 with no JSB twin) or >= 0.75 (394), none
-# in between; JSB's own 16th-note file scores >= 0.85 against its quarter file.
+# Read off the histograms printed by training/music/jsb_overlap_report.py: the best score
+# of each of the 416 music21 chorales is either <= 0.45 (22 with no JSB twin) or >= 0.75
+# (394), none in between; JSB's own 16th-note file scores >= 0.85 against its quarter file.
 MATCH_THRESHOLD = 0.6
 # Parts taken for the match when a chorale also has instrumental parts (trumpets, timpani).
 CHOIR = ("soprano", "alto", "tenor", "bass")
 
 Frames = list[frozenset[int]]
+# One quarter of the fingerprint: (bass motion mod 12, None on the first; pitch classes
+# over the bass).
+Quarter = tuple[int | None, tuple[int, ...]]
+NGram = tuple[Quarter, ...]
 
 
 def jsb_data_path() -> Path:
+    """The JSB quarter-note file: $CADENZA_JSB_DATA, else the shared copy."""
     return Path(os.environ.get(JSB_DATA_ENV) or DEFAULT_JSB_DATA)
 
 
-def piece_frames(notes: np.ndarray, pad_steps: int, steps_per_quarter: int = 4,
+def piece_frames(notes: npt.NDArray[np.integer], pad_steps: int, steps_per_quarter: int = 4,
                  part_names: list[str] | None = None) -> Frames:
     """The pitches sounding at each quarter of a piece, from its first beat (pickup) on.
 
@@ -74,9 +80,9 @@ def downsample(frames16: list[list[float]], factor: int = 4) -> Frames:
     return [frozenset(int(p) for p in frame) for frame in frames16[::factor]]
 
 
-def fingerprint(frames: Frames) -> frozenset[tuple]:
+def fingerprint(frames: Frames) -> frozenset[NGram]:
     """Transposition-invariant n-grams of (bass motion mod 12, pitch classes over the bass)."""
-    quarters: list[tuple] = []
+    quarters: list[Quarter] = []
     previous_bass: int | None = None
     for frame in frames:
         if not frame:
@@ -88,11 +94,11 @@ def fingerprint(frames: Frames) -> frozenset[tuple]:
     return frozenset(tuple(quarters[i:i + N_GRAM]) for i in range(len(quarters) - N_GRAM + 1))
 
 
-def _overlap(a: frozenset[tuple], b: frozenset[tuple]) -> float:
+def _overlap(a: frozenset[NGram], b: frozenset[NGram]) -> float:
     return len(a & b) / min(len(a), len(b)) if a and b else 0.0
 
 
-def _histogram(frames: Frames) -> np.ndarray:
+def _histogram(frames: Frames) -> npt.NDArray[np.float64]:
     counts = np.zeros(12)
     for frame in frames:
         for pitch in frame:
@@ -104,7 +110,7 @@ def _voicings(frames: Frames, shift: int) -> list[tuple[int, ...]]:
     return [tuple((p + shift) % 12 for p in sorted(frame)) for frame in frames if frame]
 
 
-def _common_subsequence(a: list, b: list) -> int:
+def _common_subsequence(a: list[tuple[int, ...]], b: list[tuple[int, ...]]) -> int:
     previous = [0] * (len(b) + 1)
     for x in a:
         current = [0]
@@ -126,6 +132,8 @@ def similarity(a: Frames, b: Frames) -> float:
 
 @dataclass(frozen=True)
 class Match:
+    """A JSB piece a corpus piece matched, and how well."""
+
     split: str
     index: int
     score: float
@@ -153,6 +161,7 @@ class JsbIndex:
         return sorted(found, key=lambda m: -m.score)
 
     def best(self, frames: Frames, splits: tuple[str, ...] = SPLITS) -> Match | None:
+        """The best-scoring JSB piece among `splits`, or None without candidates."""
         found = self.matches(frames, splits)
         return found[0] if found else None
 
@@ -160,38 +169,3 @@ class JsbIndex:
         """Whether the piece is in the JSB valid or test split (so training must skip it)."""
         match = self.best(frames, HELD_OUT)
         return match is not None and match.score >= MATCH_THRESHOLD
-
-
-def _print_histogram(title: str, scores: list[float]) -> None:
-    counts, edges = np.histogram(scores, bins=20, range=(0.0, 1.0))
-    print(title)
-    for count, low in zip(counts, edges[:-1], strict=True):
-        print(f"  {low:4.2f}-{low + 0.05:4.2f} {count:4d} {'#' * min(int(count), 60)}")
-
-
-def report() -> None:
-    """Score histograms: music21 chorales vs JSB, and JSB's own 16th vs quarter files."""
-    from training.music.corpus import load_source, sources
-
-    index = JsbIndex()
-    chorales = next(s for s in sources() if s.style == "chorale")
-    pieces, _ = load_source(chorales)
-    best, second, held_out, train = [], [], 0, 0
-    for piece in pieces:
-        frames = [frozenset(f) for f in piece.match_frames]
-        found = index.matches(frames) + [Match("none", -1, 0.0)] * 2
-        best.append(found[0].score)
-        second.append(found[1].score)
-        held_out += index.is_held_out(frames)
-        train += found[0].score >= MATCH_THRESHOLD and found[0].split == "train"
-    _print_histogram(f"music21 chorales ({len(pieces)}): best JSB score", best)
-    _print_histogram("music21 chorales: second-best JSB score (a different piece)", second)
-    sixteenth = json.loads((jsb_data_path().parent / "jsb-chorales-16th.json").read_text())
-    own = [index.matches(downsample(p))[0].score for split in SPLITS for p in sixteenth[split]]
-    _print_histogram("JSB 16th-note file vs the quarter file (same pieces)", own)
-    print(f"threshold {MATCH_THRESHOLD}: {held_out} music21 chorales match JSB valid/test "
-          f"(left out); {train} best match a JSB train piece")
-
-
-if __name__ == "__main__":
-    report()

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -30,19 +31,22 @@ from training.music.trainer import GrammarLoss
 
 @dataclass(frozen=True)
 class Member:
+    """One model of a mixture, the transposition it reads and its weight."""
+
     model: Transformer
     shift: int = 0  # semitones the piece is transposed by before this model reads it
     weight: float = 1.0  # relative; chosen before scoring (on valid), never on test
 
 
-def shifted_ids(vocab: Vocabulary, shift: int) -> np.ndarray:
+def shifted_ids(vocab: Vocabulary, shift: int) -> npt.NDArray[np.int64]:
     """For each token id, the id of the same token `shift` semitones up (-1: out of range)."""
     pitch = vocab.pitch_table
     ids = np.arange(vocab.size)
     target = pitch + shift
     in_range = (target >= vocab.low_pitch) & (target <= vocab.high_pitch)
     # ON ids are contiguous in pitch, so a pitch token moves by exactly `shift` ids.
-    return np.where(pitch < 0, ids, np.where(in_range, ids + shift, -1))
+    moved: npt.NDArray[np.int64] = np.where(pitch < 0, ids, np.where(in_range, ids + shift, -1))
+    return moved
 
 
 class Mixture:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,13 +32,16 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
+        """The config as a JSON-ready dict."""
         return self.d_model // self.n_heads
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict."""
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> ModelConfig:
+    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
+        """A config read back from its dict."""
         return cls(**data)
 
 
@@ -61,7 +66,7 @@ class Block(nn.Module):
     def bias(self, distances: Tensor) -> Tensor:
         """Attention bias [..., H, T, S] for query-key distances [..., T, S] in tokens."""
         clamped = distances.clamp(0, self.distance_bias.num_embeddings - 1)
-        bias = self.distance_bias(clamped)  # [..., T, S, H]
+        bias: Tensor = self.distance_bias(clamped)  # [..., T, S, H]
         if bias.dim() == 3:
             return bias.permute(2, 0, 1)
         return bias.permute(0, 3, 1, 2)  # explicit dims: the exporter mishandles movedim
@@ -77,7 +82,8 @@ class Block(nn.Module):
         return x.transpose(1, 2).reshape(batch, length, self.n_heads * self.head_dim)
 
     def _mlp(self, x: Tensor) -> Tensor:
-        return x + self.dropout(self.mlp_out(F.gelu(self.mlp_in(self.norm_mlp(x)))))
+        out: Tensor = self.dropout(self.mlp_out(F.gelu(self.mlp_in(self.norm_mlp(x)))))
+        return x + out
 
     def forward_train(self, x: Tensor, distances: Tensor, causal: Tensor) -> Tensor:
         """distances: [T, T] query minus key index; causal: bool [T, T]."""
@@ -129,9 +135,10 @@ class Transformer(nn.Module):
         x = self.embedding_dropout(x)
         distances = index.unsqueeze(1) - index.unsqueeze(0)
         causal = distances >= 0
-        for block in self.blocks:
+        for block in self._layers():
             x = block.forward_train(x, distances, causal)
-        return self.head(self.norm_out(x))
+        logits: Tensor = self.head(self.norm_out(x))
+        return logits
 
     def forward(
         self,
@@ -163,7 +170,7 @@ class Transformer(nn.Module):
 
         x = self.token_embedding(tokens) + self.position_embedding(positions)
         present_keys, present_values = [], []
-        for layer, block in enumerate(self.blocks):
+        for layer, block in enumerate(self._layers()):
             x, keys, values = block.forward_cached(
                 x, allowed, distances, past_keys[:, layer], past_values[:, layer]
             )
@@ -171,6 +178,10 @@ class Transformer(nn.Module):
             present_values.append(values)
         logits = self.head(self.norm_out(x[:, -1]))
         return logits, torch.stack(present_keys, dim=1), torch.stack(present_values, dim=1)
+
+    def _layers(self) -> Iterable[Block]:
+        # nn.ModuleList is typed as holding any nn.Module; these are the Blocks built above.
+        return cast("Iterable[Block]", self.blocks)
 
     def empty_cache(self, batch: int) -> tuple[Tensor, Tensor]:
         """A P == 0 cache for `batch` rows."""
@@ -191,7 +202,8 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def save_checkpoint(model: Transformer, directory: Path, extra: dict | None = None) -> None:
+def save_checkpoint(model: Transformer, directory: Path, extra: dict[str, Any] | None = None
+                    ) -> None:
     """Write model.pt (state_dict) and config.json (ModelConfig + `extra`) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / "model.pt")
@@ -199,7 +211,7 @@ def save_checkpoint(model: Transformer, directory: Path, extra: dict | None = No
     (directory / "config.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def load_checkpoint(directory: Path) -> tuple[Transformer, dict]:
+def load_checkpoint(directory: Path) -> tuple[Transformer, dict[str, Any]]:
     """The model from save_checkpoint in eval mode, and the whole config.json."""
     payload = json.loads((Path(directory) / "config.json").read_text())
     model = Transformer(ModelConfig.from_json(payload["model"]))

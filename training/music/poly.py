@@ -21,8 +21,10 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from services.generate.music.originality import write_index
 from services.generate.music.tokens import (
@@ -32,7 +34,10 @@ from services.generate.music.tokens import (
     Vocabulary,
     encode,
 )
-from training.music.corpus import Piece, training_corpus
+from training.music.corpus import Piece, TrainingCorpus, training_corpus
+
+if TYPE_CHECKING:  # torch is imported only when training starts
+    from training.music.model import Transformer
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,15 @@ class Recipe:
     mix: tuple[tuple[str, float], ...] = (("chorale", 0.30), ("classical", 0.40), ("folk", 0.30))
 
 
+class _Conditions(TypedDict):
+    """The preamble and bar length `encode` is given for every part of a piece."""
+
+    style: str
+    key: tuple[int, bool]
+    time_signature: str
+    steps_per_bar: int
+
+
 def is_valid_piece(name: str) -> bool:
     """A fixed ~VALID_PERCENT % of pieces, chosen by name (stable across runs and machines)."""
     return int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100 < VALID_PERCENT
@@ -81,9 +95,9 @@ def piece_sequences(piece: Piece, vocab: Vocabulary, max_tokens: int) -> list[li
     last part ends with EOS.
     """
     notes = [Note(int(p), int(s), int(e)) for p, s, e, _ in piece.notes]
-    conditions = {"style": piece.style, "key": (piece.tonic, piece.minor),
-                  "time_signature": piece.token_time_signature,
-                  "steps_per_bar": piece.steps_per_bar}
+    conditions: _Conditions = {"style": piece.style, "key": (piece.tonic, piece.minor),
+                               "time_signature": piece.token_time_signature,
+                               "steps_per_bar": piece.steps_per_bar}
     whole = encode(notes, vocab, n_steps=piece.n_steps, **conditions)
     if len(whole) <= max_tokens:
         return [whole]
@@ -115,7 +129,7 @@ class Transposer:
         ids = np.arange(vocab.size)
         pitch = vocab.pitch_table
         keys = {vocab.key(t, m): (t, m) for t in range(12) for m in (False, True)}
-        self.tables: dict[int, np.ndarray] = {}
+        self.tables: dict[int, npt.NDArray[np.int64]] = {}
         for shift in semitones:
             table = ids.copy()
             for token in np.flatnonzero(pitch >= 0):
@@ -125,18 +139,20 @@ class Transposer:
                     table[token] = vocab.hold(moved) if hold else vocab.on(moved)
                 else:
                     table[token] = -1
-            for token, (tonic, minor) in keys.items():
-                table[token] = vocab.key(tonic + shift, minor)
+            for key_token, (tonic, minor) in keys.items():
+                table[key_token] = vocab.key(tonic + shift, minor)
             self.tables[shift] = table
 
     def __call__(self, tokens: list[int], rng: random.Random) -> list[int]:
+        """The tokens moved by a random allowed interval."""
         array = np.asarray(tokens)
         pitches = self.vocab.pitch_table[array]
         pitches = pitches[pitches >= 0]
         low, high = (int(pitches.min()), int(pitches.max())) if len(pitches) else (60, 60)
         options = [s for s in self.semitones
                    if self.vocab.low_pitch <= low + s and high + s <= self.vocab.high_pitch]
-        return self.tables[rng.choice(options)][array].tolist()
+        moved: list[int] = self.tables[rng.choice(options)][array].tolist()
+        return moved
 
 
 def draw_training_set(by_style: dict[str, list[list[int]]], recipe: Recipe,
@@ -197,11 +213,12 @@ def voice_sequences(pieces: list[Piece]) -> list[tuple[str, list[tuple[int, int]
     return sequences
 
 
-def valid_metrics(model, valid: dict[str, list[list[int]]], vocab: Vocabulary) -> dict:
+def valid_metrics(model: Transformer, valid: dict[str, list[list[int]]], vocab: Vocabulary
+                  ) -> dict[str, float]:
     """NLL per scored token and per time step, overall and by style."""
     from training.music.trainer import evaluate
 
-    metrics = {}
+    metrics: dict[str, float] = {}
     everything = [s for sequences in valid.values() for s in sequences]
     for label, sequences in [("all", everything), *valid.items()]:
         if not sequences:
@@ -217,7 +234,7 @@ def valid_metrics(model, valid: dict[str, list[list[int]]], vocab: Vocabulary) -
 
 
 def build(out_dir: Path, recipe: Recipe, seed: int = SEED, threads: int = 1,
-          only: tuple[str, ...] | None = None) -> dict:
+          only: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Corpus -> sequences -> training -> ONNX + model.json + card + originality.npz.
 
     `only` limits the corpus to the named sources (for quick trials; the served model
@@ -274,10 +291,12 @@ def build(out_dir: Path, recipe: Recipe, seed: int = SEED, threads: int = 1,
                       seed=seed, wall_s=time.perf_counter() - began)
 
 
-def summarise(corpus, train_pieces, valid_pieces, train_by_style, valid_by_style,
-              drawn) -> dict:
+def summarise(corpus: TrainingCorpus, train_pieces: list[Piece], valid_pieces: list[Piece],
+              train_by_style: dict[str, list[list[int]]],
+              valid_by_style: dict[str, list[list[int]]],
+              drawn: list[list[int]]) -> dict[str, Any]:
     """Counts for the card: pieces and tokens by style, what was left out, parse time."""
-    def tokens(by_style: dict) -> dict:
+    def tokens(by_style: dict[str, list[list[int]]]) -> dict[str, int]:
         return {style: sum(len(s) for s in seqs) for style, seqs in by_style.items()}
     drawn_tokens = sum(len(s) for s in drawn)
     return {
@@ -296,6 +315,7 @@ def summarise(corpus, train_pieces, valid_pieces, train_by_style, valid_by_style
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: trains and exports the cadenza-poly model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="retrain even if model.onnx exists")
     parser.add_argument("--out", type=Path, default=MODEL_DIR)

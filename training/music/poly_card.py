@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from services.generate.music.tokens import STEPS_PER_QUARTER, Vocabulary
+
+if TYPE_CHECKING:  # torch is imported only when a card is written
+    from training.music.model import ModelConfig
+    from training.music.trainer import TrainResult
 
 DESCRIPTION = ("Decoder-only transformer over polyphonic music on a 16th-note grid (real "
                "rhythm: held notes are not re-struck), conditioned on style, key and time "
@@ -27,7 +32,8 @@ LICENCE = (
 MODES = ("FROM_SCRATCH", "CONTINUE", "HARMONIZE")
 
 
-def training_data_text(data: dict) -> str:
+def training_data_text(data: dict[str, Any]) -> str:
+    """The card's training-data paragraph."""
     pieces = data["train_pieces"]
     # Counts are pieces: a score whose metre changes gives one piece per metre.
     return (f"music21 corpus (music21 10.5), training pieces: {pieces.get('chorale', 0)} Bach "
@@ -39,8 +45,10 @@ def training_data_text(data: dict) -> str:
             "content were left out. Licences: see licence.")
 
 
-def write_card(out_dir: Path, *, name: str, version: str, vocab: Vocabulary, config, recipe: dict,
-               data: dict, metrics: dict, result, seed: int, wall_s: float) -> dict:
+def write_card(out_dir: Path, *, name: str, version: str, vocab: Vocabulary,
+               config: ModelConfig, recipe: dict[str, Any], data: dict[str, Any],
+               metrics: dict[str, float], result: TrainResult, seed: int, wall_s: float
+               ) -> dict[str, Any]:
     """Writes model.json and MODEL_CARD.md into `out_dir`; returns the card."""
     from training.music.model import parameter_count
 
@@ -67,7 +75,8 @@ def write_card(out_dir: Path, *, name: str, version: str, vocab: Vocabulary, con
     return card
 
 
-def markdown(card: dict, model_json: dict, data: dict) -> str:
+def markdown(card: dict[str, Any], model_json: dict[str, Any], data: dict[str, Any]) -> str:
+    """The MODEL_CARD.md text."""
     training = model_json["training"]
     recipe = training["recipe"]
     metric_rows = "\n".join(f"| {k} | {v} |" for k, v in card["metrics"].items())

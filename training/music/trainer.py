@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,16 +50,19 @@ class TrainSettings:
 
 @dataclass
 class TrainResult:
+    """What training returns: the selected model and its history."""
+
     model: Transformer  # the selected (best valid) weights, in eval mode
     best_valid_loss: float  # nats per scored token
     best_step: int
     steps: int
     seconds: float
     tokens_per_s: float  # training tokens (incl. padding) per second
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds Python's, NumPy's and torch's generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -111,6 +115,7 @@ def make_batches(
 
 
 def pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tensor:
+    """Token rows right-padded with `pad_id` into one [B, T] tensor."""
     width = max(len(r) for r in rows)
     out = torch.full((len(rows), width), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
@@ -164,7 +169,7 @@ def train(
     settings: TrainSettings = TrainSettings(),
     augment: Augment | None = None,
     threads: int = 1,
-    extra: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a Transformer on token sequences and save the best-on-valid checkpoint.
 
@@ -212,7 +217,7 @@ def train(
                 group["lr"] = _learning_rate(step, total_steps, settings)
             logits = model.forward_train(tokens[:, :-1], position_offset=offset)
             batch_sum, batch_count = loss_fn.sum_and_count(logits, tokens[:, :-1], tokens[:, 1:])
-            (batch_sum / max(batch_count, 1)).backward()
+            torch.autograd.backward(batch_sum / max(batch_count, 1))
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -256,7 +261,7 @@ class _Selection:
         self.model, self.valid_seqs, self.vocab, self.patience = model, valid_seqs, vocab, patience
         self.best_loss, self.best_step = math.inf, 0
         self.best_state = copy.deepcopy(model.state_dict())
-        self.history: list[dict] = []
+        self.history: list[dict[str, float]] = []
         self.evals_without_gain = 0
 
     @property

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from services.generate.music.tokens import Vocabulary
 
 # The ONNX graph's contract (services/generate/README.md, section 2).
 INPUT_NAMES = ("tokens", "positions", "attention_mask", "past_keys", "past_values")
 OUTPUT_NAMES = ("logits", "present_keys", "present_values")
+# Contract tensors by name; dtypes differ (int64 tokens, positions, mask; float32 the rest).
+Tensors = dict[str, npt.NDArray[Any]]
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,12 @@ class ModelSpec:
 
     @property
     def onnx_path(self) -> pathlib.Path:
+        """The model's ONNX file."""
         return self.folder / "model.onnx"
 
     @classmethod
     def load(cls, folder: pathlib.Path) -> ModelSpec:
+        """Reads the model.json of a model folder."""
         data = json.loads((folder / "model.json").read_text())
         vocabulary = Vocabulary.from_json(data["vocabulary"])
         return cls(name=str(data["name"]), version=str(data["version"]), folder=folder,
@@ -47,7 +52,8 @@ class ModelSpec:
                    steps_per_quarter=int(data["steps_per_quarter"]),
                    vocabulary=vocabulary, card=dict(data.get("card", {})))
 
-    def empty_cache(self, batch: int = 1) -> np.ndarray:
+    def empty_cache(self, batch: int = 1) -> npt.NDArray[np.float32]:
+        """A key or value cache with no past positions, [B, L, H, 0, D]."""
         return np.zeros((batch, self.n_layers, self.n_heads, 0, self.head_dim), np.float32)
 
 
@@ -59,7 +65,8 @@ class InferenceBackend(Protocol):
     async def load(self, model: ModelSpec) -> None:
         """Returns when the model is ready to serve."""
 
-    async def run(self, model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def run(self, model_name: str, inputs: Tensors) -> Tensors:
         """One call for the whole batch; raises cadenza.kit.errors on failure."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Releases the backend's sessions or connections."""

@@ -11,35 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from services.generate import metrics
-from services.generate.inference.backend import InferenceBackend, ModelSpec
+from services.generate.inference.backend import InferenceBackend, ModelSpec, Tensors
 
 
 @dataclass
 class Cache:
     """One generation's key/value cache, [L, H, P, D] each."""
 
-    keys: np.ndarray
-    values: np.ndarray
+    keys: npt.NDArray[np.float32]
+    values: npt.NDArray[np.float32]
 
     @property
     def length(self) -> int:
+        """Number of past positions held."""
         return int(self.keys.shape[2])
 
 
 @dataclass
 class _Step:
-    tokens: np.ndarray      # [T]
-    positions: np.ndarray   # [T]
+    tokens: npt.NDArray[np.int64]      # [T]
+    positions: npt.NDArray[np.int64]   # [T]
     cache: Cache
-    done: asyncio.Future[tuple[np.ndarray, Cache]] = field(repr=False)
+    done: asyncio.Future[tuple[npt.NDArray[np.float32], Cache]] = field(repr=False)
 
 
 class DecodeBatcher:
+    """Groups the decode steps of concurrent generations into shared backend calls."""
+
     def __init__(self, backend: InferenceBackend, model: ModelSpec, *, max_batch: int = 16,
                  max_wait_s: float = 0.005) -> None:
         self.backend = backend
@@ -51,12 +56,13 @@ class DecodeBatcher:
         self._worker: asyncio.Task[None] | None = None
 
     def empty_cache(self) -> Cache:
+        """A cache with no past positions, the start of a generation."""
         m = self.model
         empty = np.zeros((m.n_layers, m.n_heads, 0, m.head_dim), np.float32)
         return Cache(empty, empty)
 
     @contextlib.contextmanager
-    def session(self):  # type: ignore[no-untyped-def]
+    def session(self) -> Iterator[None]:
         """Counts a generation as active, so the batcher knows how many steps to wait for."""
         self._active += 1
         try:
@@ -65,19 +71,20 @@ class DecodeBatcher:
             self._active -= 1
 
     async def step(self, tokens: list[int], first_position: int,
-                   cache: Cache) -> tuple[np.ndarray, Cache]:
+                   cache: Cache) -> tuple[npt.NDArray[np.float32], Cache]:
         """Feeds tokens after the cache; returns the next-token logits [V] and the new cache."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name=f"batcher-{self.model.name}")
         array = np.asarray(tokens, np.int64)
         positions = np.arange(first_position, first_position + len(array), dtype=np.int64)
-        done: asyncio.Future[tuple[np.ndarray, Cache]] = (
+        done: asyncio.Future[tuple[npt.NDArray[np.float32], Cache]] = (
             asyncio.get_running_loop().create_future())
         await self._queue.put(_Step(array, positions, cache, done))
         metrics.QUEUE_DEPTH.labels(self.model.name).set(self._queue.qsize())
         return await done
 
     async def close(self) -> None:
+        """Stops the worker that makes the backend calls."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,7 +135,7 @@ class DecodeBatcher:
             step.done.set_result((outputs["logits"][row], cache))
 
 
-def _pad(group: list[_Step]) -> dict[str, np.ndarray]:
+def _pad(group: list[_Step]) -> Tensors:
     """The contract's inputs for rows of equal T, past caches left-padded to one length."""
     width = max(step.cache.length for step in group)
     n_new = len(group[0].tokens)

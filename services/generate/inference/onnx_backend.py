@@ -6,11 +6,10 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import onnxruntime as ort
 
 from cadenza.kit.errors import FailedPrecondition, NotFound
-from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES, ModelSpec
+from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES, ModelSpec, Tensors
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +31,8 @@ def choose_providers(requested: list[str]) -> list[str]:
 
 
 class OnnxRuntimeBackend:
+    """InferenceBackend running ONNX models in process with ONNX Runtime."""
+
     name = "onnxruntime"
 
     def __init__(self, providers: list[str], intra_op_threads: int = 0) -> None:
@@ -43,6 +44,7 @@ class OnnxRuntimeBackend:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxruntime")
 
     async def load(self, model: ModelSpec) -> None:
+        """Opens the model's session and checks its inputs and outputs against the contract."""
         session = await asyncio.get_running_loop().run_in_executor(
             self._executor, self._open, model)
         names = tuple(i.name for i in session.get_inputs())
@@ -58,7 +60,8 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = self._intra_op_threads
         return ort.InferenceSession(str(model.onnx_path), options, providers=self.providers)
 
-    async def run(self, model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def run(self, model_name: str, inputs: Tensors) -> Tensors:
+        """One decode call of a loaded model on the backend's executor."""
         session = self._sessions.get(model_name)
         if session is None:
             raise NotFound(f"model {model_name!r} is not loaded in onnxruntime")
@@ -67,5 +70,6 @@ class OnnxRuntimeBackend:
         return dict(zip(OUTPUT_NAMES, outputs, strict=True))
 
     async def close(self) -> None:
+        """Drops the sessions and stops the executor."""
         self._sessions.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
 class Sampling:
+    """How the next token is drawn: temperature, top-k and top-p."""
+
     temperature: float = 1.0
     top_k: int = 0      # 0: no cut
     top_p: float = 1.0
 
 
-def sample(logits: np.ndarray, allowed: np.ndarray, sampling: Sampling,
+def sample(logits: npt.NDArray[np.floating], allowed: npt.NDArray[np.bool_], sampling: Sampling,
            rng: np.random.Generator) -> int:
     """One token from the allowed ones. Same logits, mask and generator state: same token."""
     scores = np.where(allowed, logits.astype(np.float64) / sampling.temperature, -np.inf)

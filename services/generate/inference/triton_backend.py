@@ -18,7 +18,7 @@ from cadenza.kit.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES, ModelSpec
+from services.generate.inference.backend import INPUT_NAMES, OUTPUT_NAMES, ModelSpec, Tensors
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ def status_code(error: InferenceServerException) -> grpc.StatusCode | None:
 
 
 class TritonBackend:
+    """InferenceBackend sending every decode call to a Triton server over gRPC."""
+
     name = "triton"
 
     def __init__(self, url: str, timeout_s: float, load_timeout_s: float = 60.0) -> None:
@@ -97,7 +99,8 @@ class TritonBackend:
         _check_tensors(model, metadata, self.url)
         logger.info("triton at %s serves %s", self.url, model.name)
 
-    async def run(self, model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    async def run(self, model_name: str, inputs: Tensors) -> Tensors:
+        """One decode call on the Triton server; remote failures become domain errors."""
         padded = inputs["past_keys"].shape[3] == 0
         if padded:
             inputs = _pad_one_past_slot(inputs)
@@ -119,12 +122,13 @@ class TritonBackend:
         return outputs
 
     async def close(self) -> None:
+        """Closes the gRPC client."""
         if self._client is not None:
             await self._client.close()
             self._client = None
 
 
-def _pad_one_past_slot(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _pad_one_past_slot(inputs: Tensors) -> Tensors:
     """An empty cache (P == 0) as one masked-out slot: the contract's own left padding.
 
     Zero-size tensors do not survive PyTriton 0.7's shared-memory hand-off (memoryview

@@ -6,6 +6,7 @@ import argparse
 import json
 import pathlib
 import shutil
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DEPLOY_REPOSITORY = ROOT / "deploy" / "triton" / "model_repository"
@@ -18,9 +19,11 @@ MAX_BATCH_SIZE = 32
 MAX_QUEUE_DELAY_US = 500
 TRITON_VERSION = "1"  # Triton's version folders are integers; model.json holds ours.
 
+# (name, Triton data type, dims without the batch dimension)
+TensorSpec = tuple[str, str, list[int]]
 
-def contract_tensors(model_json: dict) -> tuple[list[tuple[str, str, list[int]]],
-                                                 list[tuple[str, str, list[int]]]]:
+
+def contract_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """(inputs, outputs) of the ONNX contract as (name, Triton type, dims without batch)."""
     cache = [int(model_json["n_layers"]), int(model_json["n_heads"]), -1,
              int(model_json["head_dim"])]
@@ -32,7 +35,7 @@ def contract_tensors(model_json: dict) -> tuple[list[tuple[str, str, list[int]]]
     return inputs, outputs
 
 
-def _tensor_block(kind: str, tensors: list[tuple[str, str, list[int]]]) -> list[str]:
+def _tensor_block(kind: str, tensors: list[TensorSpec]) -> list[str]:
     lines = [f"{kind} ["]
     for i, (name, data_type, dims) in enumerate(tensors):
         comma = "," if i < len(tensors) - 1 else ""
@@ -42,7 +45,7 @@ def _tensor_block(kind: str, tensors: list[tuple[str, str, list[int]]]) -> list[
     return lines
 
 
-def render_config(model_json: dict) -> str:
+def render_config(model_json: dict[str, Any]) -> str:
     """config.pbtxt text for the onnxruntime backend, dims from model.json."""
     inputs, outputs = contract_tensors(model_json)
     lines = [
@@ -66,7 +69,7 @@ def write_entry(model_dir: pathlib.Path, repository: pathlib.Path, *, with_model
                 link: bool = False) -> pathlib.Path:
     """Writes <repository>/<name>/config.pbtxt (and 1/model.onnx); returns the entry folder."""
     model_json = json.loads((model_dir / "model.json").read_text())
-    entry = repository / model_json["name"]
+    entry = repository / str(model_json["name"])
     entry.mkdir(parents=True, exist_ok=True)
     (entry / "config.pbtxt").write_text(render_config(model_json))
     if with_model:
@@ -82,6 +85,7 @@ def write_entry(model_dir: pathlib.Path, repository: pathlib.Path, *, with_model
 
 
 def main() -> None:
+    """Writes a Triton model repository for one model folder."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", type=pathlib.Path,
                         default=ROOT / "models" / "generate" / "cadenza-poly")

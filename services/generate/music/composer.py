@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from cadenza.kit.errors import InvalidArgument, ResourceExhausted
 from services.generate import metrics
@@ -40,6 +41,8 @@ PREAMBLE_TOKENS = 4    # BOS STYLE KEY TIME_SIGNATURE
 
 @dataclass(frozen=True)
 class Piece:
+    """A finished generation: MIDI, audio and what the originality check found."""
+
     model: str
     version: str
     seed: int
@@ -55,6 +58,8 @@ class Piece:
 
 
 class Composer:
+    """Turns a composition request into notes and a finished piece, within a concurrency cap."""
+
     def __init__(self, registry: ModelRegistry, max_concurrent: int) -> None:
         self.registry = registry
         self.max_concurrent = max_concurrent
@@ -171,7 +176,8 @@ class _Run:
         metrics.TOKENS.labels(self.model.batcher.backend.name, self.spec.name).inc(produced)
         yield await self._piece(context_notes, written, produced)
 
-    def _next(self, logits: np.ndarray, tracker: NoteTracker, first_new_step: int) -> int:
+    def _next(self, logits: npt.NDArray[np.float32], tracker: NoteTracker, first_new_step: int
+              ) -> int:
         vocab = self.vocab
         step = tracker.step
         in_step = tracker.pending
@@ -193,7 +199,7 @@ class _Run:
             allowed[vocab.STEP] = True
         return sample(logits, allowed, self.request.sampling, self.rng)
 
-    async def _slide(self, tokens: list[int]) -> tuple[np.ndarray, Cache, int]:
+    async def _slide(self, tokens: list[int]) -> tuple[npt.NDArray[np.float32], Cache, int]:
         """Past the context: keep the preamble and the latest half, from a bar line."""
         keep = self.spec.max_positions // 2
         tail = tokens[-keep:]
@@ -226,12 +232,13 @@ class _Run:
                      duration_s, produced, run, source, tuple(notes), spq)
 
 
-def _scale_mask(vocab: Vocabulary, tonic: int, minor: bool) -> np.ndarray:
+def _scale_mask(vocab: Vocabulary, tonic: int, minor: bool) -> npt.NDArray[np.bool_]:
     """Tokens allowed by the key: everything but ON tokens outside the scale."""
     pitch = vocab.pitch_table
     struck = (pitch >= 0) & ~vocab.hold_table
     degree = (pitch - tonic) % 12
-    return ~struck | np.isin(degree, SCALES[minor])
+    in_scale: npt.NDArray[np.bool_] = np.isin(degree, SCALES[minor])
+    return ~struck | in_scale
 
 
 def _max_primer_steps(spec: ModelSpec) -> int:

@@ -24,6 +24,8 @@ _KEY = re.compile(r"^\s*([A-Ga-g][#b]?)\s*(major|minor|maj|min|m)?\s*$", re.IGNO
 
 
 class Mode(enum.Enum):
+    """What a generation starts from: nothing, a primer to continue, or a melody to harmonise."""
+
     SCRATCH = "scratch"
     CONTINUE = "continue"
     HARMONIZE = "harmonize"

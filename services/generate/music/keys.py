@@ -7,6 +7,7 @@ function, or a primer's KEY token means something other than what the model lear
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 # Aarden-Essen key profiles (tonic first): music21's default key analysis. Measured by how
 # often the estimated tonic is the final bass note, they beat Krumhansl-Kessler on the
@@ -17,7 +18,7 @@ MINOR_PROFILE = np.array([18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362
                           18.6161, 4.56621, 1.93186, 7.37619, 1.75623])
 
 
-def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, bool]:
+def estimate_key(pitches: npt.ArrayLike, durations: npt.ArrayLike) -> tuple[int, bool]:
     """(tonic pitch class, minor): Krumhansl-Schmuckler correlation of the duration-weighted
     pitch classes with the Aarden-Essen profiles."""
     histogram = np.zeros(12)

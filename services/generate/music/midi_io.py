@@ -53,10 +53,11 @@ def read_primer(data: bytes, *, steps_per_quarter: int = STEPS_PER_QUARTER,
     if not data:
         raise InvalidArgument(PRIMER_FIELD, "is empty; upload a Standard MIDI File (.mid)")
     midi, tempo_bpm = _parse(data)
-    per_tick = steps_per_quarter / midi.resolution
+    per_tick: float = steps_per_quarter / midi.resolution
 
     def step_of(seconds: float) -> int:
-        return round(midi.time_to_tick(seconds) * per_tick)
+        ticks: int = midi.time_to_tick(seconds)  # pretty_midi is untyped
+        return round(ticks * per_tick)
 
     raw: list[Note] = []
     for instrument in midi.instruments:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from services.generate.music.tokens import Note
 
@@ -36,6 +37,8 @@ MAX_BLOCK_CANDIDATES = 20_000
 _CORPUS_END = -1  # sentinel after each corpus sequence
 _QUERY_END = -2  # sentinel after each voice of the piece; never equals a corpus symbol
 
+Int64s = npt.NDArray[np.int64]
+
 
 def write_index(path: str | os.PathLike[str],
                 sequences: Iterable[tuple[str, Sequence[tuple[int, int]]]]) -> None:
@@ -45,7 +48,7 @@ def write_index(path: str | os.PathLike[str],
     [N, 2], `offsets` int64 [S+1] (sequence boundaries in `notes`), `names` unicode [S].
     """
     names: list[str] = []
-    chunks: list[np.ndarray] = []
+    chunks: list[npt.NDArray[np.int32]] = []
     offsets = [0]
     for name, notes in sequences:
         array = np.asarray(notes, dtype=np.int32).reshape(-1, 2)
@@ -72,14 +75,17 @@ def voices_of(notes: Iterable[Note]) -> list[list[Note]]:
             for voice in sorted(by_voice)]
 
 
-def _pair_codes(pitches: np.ndarray, durations: np.ndarray) -> np.ndarray:
+def _pair_codes(pitches: npt.NDArray[np.integer], durations: npt.NDArray[np.integer]) -> Int64s:
     """Symbol of each note after the first: (previous duration, interval, duration)."""
-    durations = np.minimum(durations.astype(np.int64), MAX_DURATION_STEPS)
-    intervals = np.clip(np.diff(pitches.astype(np.int64)), -127, 127) + 128
-    return (durations[:-1] << 16) | (intervals << 8) | durations[1:]
+    capped: Int64s = np.minimum(durations.astype(np.int64), MAX_DURATION_STEPS)
+    wide = pitches.astype(np.int64)
+    intervals: Int64s = np.clip(wide[1:] - wide[:-1], -127, 127) + 128
+    return (capped[:-1] << 16) | (intervals << 8) | capped[1:]
 
 
 class CopiedRun(NamedTuple):
+    """The longest run copied from the corpus and the piece it came from."""
+
     length_notes: int
     source: str  # "" when shorter than SOURCE_MIN_RUN_NOTES
 
@@ -87,7 +93,8 @@ class CopiedRun(NamedTuple):
 class OriginalityIndex:
     """The training corpus's note sequences, searchable for the longest copied run."""
 
-    def __init__(self, notes: np.ndarray, offsets: np.ndarray, names: np.ndarray) -> None:
+    def __init__(self, notes: npt.ArrayLike, offsets: npt.ArrayLike, names: Iterable[str]
+                 ) -> None:
         notes = np.asarray(notes).reshape(-1, 2)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.names = [str(name) for name in names]
@@ -109,6 +116,7 @@ class OriginalityIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OriginalityIndex:
+        """Reads an index saved as originality.npz."""
         with np.load(path, allow_pickle=False) as data:
             return cls(data["notes"], data["offsets"], data["names"])
 
@@ -136,7 +144,7 @@ class OriginalityIndex:
         sequence = int(np.searchsorted(self.offsets, best_position, side="right")) - 1
         return CopiedRun(length, self.names[sequence])
 
-    def _matches(self, query: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _matches(self, query: Int64s, starts: Int64s) -> tuple[Int64s, Int64s]:
         """For each query position: longest common prefix with any corpus suffix, and where."""
         width = self.sorted_symbols
         span = np.arange(width)
@@ -171,8 +179,7 @@ class OriginalityIndex:
             lengths[full], positions[full] = self._extend(query, starts[full], low[full])
         return lengths, positions
 
-    def _extend(self, query: np.ndarray, starts: np.ndarray, firsts: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def _extend(self, query: Int64s, starts: Int64s, firsts: Int64s) -> tuple[Int64s, Int64s]:
         """Longest matches over the blocks of suffixes that share a whole sorted prefix.
 
         `firsts` are the first sorted slots of each query position's block; every
@@ -205,9 +212,9 @@ class OriginalityIndex:
         return lengths, positions
 
 
-def _query_text(voices: Sequence[Sequence[Note]]) -> tuple[np.ndarray, np.ndarray]:
+def _query_text(voices: Sequence[Sequence[Note]]) -> tuple[Int64s, Int64s]:
     """The piece's symbols, voice after voice, each voice ended by a sentinel."""
-    parts: list[np.ndarray] = []
+    parts: list[Int64s] = []
     for voice in voices:
         pitches = np.array([note.pitch for note in voice])
         durations = np.array([note.end - note.start for note in voice])
@@ -217,23 +224,24 @@ def _query_text(voices: Sequence[Sequence[Note]]) -> tuple[np.ndarray, np.ndarra
     return text, np.flatnonzero(text != _QUERY_END)
 
 
-def _common_prefix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _common_prefix(a: Int64s, b: Int64s) -> Int64s:
     """Per row, how many leading symbols are equal (sentinels never match)."""
-    differ = a != b
+    differ: npt.NDArray[np.bool_] = a != b
     first = np.argmax(differ, axis=1)
-    return np.where(differ.any(axis=1), first, a.shape[1])
+    prefix: Int64s = np.where(differ.any(axis=1), first, a.shape[1])
+    return prefix
 
 
-def _less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _less(a: Int64s, b: Int64s) -> npt.NDArray[np.bool_]:
     """Per row, whether a sorts before b (lexicographic; equal is not less)."""
-    differ = a != b
+    differ: npt.NDArray[np.bool_] = a != b
     first = np.argmax(differ, axis=1)
     rows = np.arange(len(a))
-    return differ.any(axis=1) & (a[rows, first] < b[rows, first])
+    before: npt.NDArray[np.bool_] = a[rows, first] < b[rows, first]
+    return differ.any(axis=1) & before
 
 
-def _suffix_array(text: np.ndarray, offsets: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _suffix_array(text: Int64s, offsets: Int64s) -> tuple[Int64s, Int64s, Int64s, int]:
     """Corpus suffixes sorted on their first `h >= SORTED_PREFIX_SYMBOLS` symbols.
 
     Prefix doubling, generalised: each round packs as many ranks of the current prefix
@@ -273,7 +281,7 @@ def _suffix_array(text: np.ndarray, offsets: np.ndarray
         rank[positions[order]] = blocks + 1
 
 
-def _symbol_ranks(codes: np.ndarray) -> np.ndarray:
+def _symbol_ranks(codes: Int64s) -> Int64s:
     """Dense ranks (from 1) of pair symbols, in the order of their codes.
 
     Ranked per component first (a few dozen durations and intervals occur), so the

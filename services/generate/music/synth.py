@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import soundfile
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class MidiRenderer:
             raise SynthUnavailableError(f"FluidSynth could not load soundfont {self.soundfont}")
         logger.info("FluidSynth ready: %s at %d Hz", self.soundfont.name, sample_rate_hz)
 
-    def render(self, midi: bytes, *, max_duration_s: float = 600.0) -> np.ndarray:
+    def render(self, midi: bytes, *, max_duration_s: float = 600.0) -> npt.NDArray[np.float32]:
         """Renders a Standard MIDI File to mono float32 samples at sample_rate_hz.
 
         Stops after `max_duration_s` of audio whatever the file says, then adds up to
@@ -104,7 +105,7 @@ class MidiRenderer:
                 if self._lib.fluid_player_play(player) != _FLUID_OK:
                     raise MidiRenderError("FluidSynth could not play the MIDI file")
                 max_blocks = int(max_duration_s * self.sample_rate_hz / _BLOCK_FRAMES) + 1
-                blocks = []
+                blocks: list[npt.NDArray[np.float32]] = []
                 while (
                     self._lib.fluid_player_get_status(player) == _PLAYER_PLAYING
                     and len(blocks) < max_blocks
@@ -154,7 +155,7 @@ class MidiRenderer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _write_block(self) -> np.ndarray:
+    def _write_block(self) -> npt.NDArray[np.float32]:
         left = np.zeros(_BLOCK_FRAMES, dtype=np.float32)
         right = np.zeros(_BLOCK_FRAMES, dtype=np.float32)
         self._lib.fluid_synth_write_float(
@@ -195,7 +196,7 @@ def render_midi(
     return renderer.render_to_bytes(midi, audio_format=audio_format, peak_dbfs=peak_dbfs)
 
 
-def normalise_peak(samples: np.ndarray, peak_dbfs: float) -> np.ndarray:
+def normalise_peak(samples: npt.NDArray[np.float32], peak_dbfs: float) -> npt.NDArray[np.float32]:
     """Scales samples so the largest magnitude is `peak_dbfs`; silence is returned as is."""
     peak = float(np.max(np.abs(samples), initial=0.0))
     if peak == 0.0:
@@ -203,7 +204,8 @@ def normalise_peak(samples: np.ndarray, peak_dbfs: float) -> np.ndarray:
     return samples * np.float32(10.0 ** (peak_dbfs / 20.0) / peak)
 
 
-def _trim_trailing_silence(samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+def _trim_trailing_silence(samples: npt.NDArray[np.float32], sample_rate_hz: int
+                           ) -> npt.NDArray[np.float32]:
     """Drops what follows the last sample above -80 dBFS, keeping 0.1 s of it.
 
     FluidSynth's player reports "playing" for a few seconds after the last MIDI event;
@@ -215,7 +217,8 @@ def _trim_trailing_silence(samples: np.ndarray, sample_rate_hz: int) -> np.ndarr
     return samples[: min(samples.size, int(audible[-1]) + 1 + sample_rate_hz // 10)]
 
 
-def encode_audio(samples: np.ndarray, sample_rate_hz: int, *, audio_format: str = "FLAC") -> bytes:
+def encode_audio(samples: npt.NDArray[np.float32], sample_rate_hz: int, *,
+                 audio_format: str = "FLAC") -> bytes:
     """Encodes mono float samples as 16-bit "WAV" or "FLAC" file bytes."""
     if audio_format not in ("WAV", "FLAC"):
         raise ValueError(f"audio_format must be WAV or FLAC, not {audio_format!r}")

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 STEPS_PER_QUARTER = 4
 TIME_SIGNATURES = ("4/4", "3/4", "2/4", "2/2", "3/2", "6/8", "3/8", "9/8", "12/8", "6/4",
@@ -43,6 +44,16 @@ class Vocabulary:
     BOS: int = field(default=1, init=False)
     EOS: int = field(default=2, init=False)
     STEP: int = field(default=3, init=False)
+    # Derived in __post_init__ from the fields above; left out of ==, hash and repr.
+    _bar: int = field(init=False, repr=False, compare=False)
+    _first_key: int = field(init=False, repr=False, compare=False)
+    _first_on: int = field(init=False, repr=False, compare=False)
+    _first_hold: int = field(init=False, repr=False, compare=False)
+    _size: int = field(init=False, repr=False, compare=False)
+    _pitches: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+    _holds: npt.NDArray[np.bool_] = field(init=False, repr=False, compare=False)
+    _at_start: npt.NDArray[np.bool_] = field(init=False, repr=False, compare=False)
+    _preamble: npt.NDArray[np.bool_] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_pitch <= self.high_pitch <= 127:
@@ -89,11 +100,13 @@ class Vocabulary:
     # -- ids ---------------------------------------------------------------------------
     @property
     def size(self) -> int:
-        return int(self._size)  # type: ignore[attr-defined]
+        """Number of token ids."""
+        return self._size
 
     @property
     def BAR(self) -> int:  # a token id, named like the other constants
-        return int(self._bar)  # type: ignore[attr-defined]
+        """The BAR token id."""
+        return self._bar
 
     @property
     def top(self) -> int:
@@ -101,12 +114,14 @@ class Vocabulary:
         return self.high_pitch + 1
 
     @property
-    def pitch_table(self) -> np.ndarray:
-        return self._pitches  # type: ignore[attr-defined,no-any-return]
+    def pitch_table(self) -> npt.NDArray[np.int64]:
+        """For each token id, its pitch, or -1 when it is not a pitch token."""
+        return self._pitches
 
     @property
-    def hold_table(self) -> np.ndarray:
-        return self._holds  # type: ignore[attr-defined,no-any-return]
+    def hold_table(self) -> npt.NDArray[np.bool_]:
+        """For each token id, whether it is a HOLD token."""
+        return self._holds
 
     def _check_pitch(self, pitch: int) -> int:
         if not self.low_pitch <= pitch <= self.high_pitch:
@@ -114,57 +129,66 @@ class Vocabulary:
         return pitch - self.low_pitch
 
     def on(self, pitch: int) -> int:
-        return int(self._first_on) + self._check_pitch(pitch)  # type: ignore[attr-defined]
+        """The token id that starts `pitch`."""
+        return self._first_on + self._check_pitch(pitch)
 
     def hold(self, pitch: int) -> int:
+        """The token id that holds `pitch` on from the step before."""
         if not self.holds:
             raise ValueError("this vocabulary has no HOLD tokens")
-        return int(self._first_hold) + self._check_pitch(pitch)  # type: ignore[attr-defined]
+        return self._first_hold + self._check_pitch(pitch)
 
     def key(self, tonic: int, minor: bool) -> int:
+        """The token id of a key."""
         self._need_conditioning()
-        return int(self._first_key) + tonic % 12 + (12 if minor else 0)  # type: ignore[attr-defined]
+        return self._first_key + tonic % 12 + (12 if minor else 0)
 
     def time_signature(self, text: str) -> int:
+        """The token id of a time signature (`other` outside the list)."""
         self._need_conditioning()
         index = TIME_SIGNATURES.index(text if text in TIME_SIGNATURES else "other")
-        return int(self._first_key) + 24 + index  # type: ignore[attr-defined]
+        return self._first_key + 24 + index
 
     def style(self, name: str) -> int:
+        """The token id of a style."""
         self._need_conditioning()
         if name not in STYLES:
             raise ValueError(f"unknown style {name!r}; one of {', '.join(STYLES)}")
-        return int(self._first_key) + 24 + len(TIME_SIGNATURES) + STYLES.index(name)  # type: ignore[attr-defined]
+        return self._first_key + 24 + len(TIME_SIGNATURES) + STYLES.index(name)
 
     def _need_conditioning(self) -> None:
         if not self.conditioning:
             raise ValueError("this vocabulary has no conditioning tokens")
 
     # -- grammar -------------------------------------------------------------------------
-    def ceilings(self, tokens: np.ndarray) -> np.ndarray:
+    def ceilings(self, tokens: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """For each position, the pitch the token after it must stay below."""
         pitch = self.pitch_table[np.asarray(tokens)]
         return np.where(pitch >= 0, pitch, self.top)
 
-    def allowed(self, ceilings: np.ndarray) -> np.ndarray:
+    def allowed(self, ceilings: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Grammar mask (..., size): which tokens may follow a position with that ceiling."""
-        ceilings = np.asarray(ceilings)[..., None]
+        column = np.asarray(ceilings, dtype=np.int64)[..., None]
         pitch = self.pitch_table
-        mask = (pitch >= 0) & (pitch < ceilings)
-        mask = mask | (np.arange(self.size) == self.STEP)
-        return mask | (self._at_start & (ceilings == self.top))  # type: ignore[attr-defined,no-any-return]
+        is_step: npt.NDArray[np.bool_] = np.arange(self.size) == self.STEP
+        at_top: npt.NDArray[np.bool_] = column == self.top
+        mask = (pitch >= 0) & (pitch < column)
+        mask = mask | is_step
+        return mask | (self._at_start & at_top)
 
-    def scored(self, targets: np.ndarray) -> np.ndarray:
+    def scored(self, targets: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Targets a loss or likelihood counts: everything but padding and the preamble."""
-        return ~self._preamble[np.asarray(targets)]  # type: ignore[attr-defined,no-any-return]
+        return ~self._preamble[np.asarray(targets, dtype=np.int64)]
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
+        """The vocabulary's settings, as model.json stores them."""
         return {"holds": self.holds, "conditioning": self.conditioning,
                 "low_pitch": self.low_pitch, "high_pitch": self.high_pitch, "size": self.size}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Vocabulary:
+        """The vocabulary model.json describes; fails when its size disagrees."""
         vocab = cls(holds=bool(data["holds"]), conditioning=bool(data["conditioning"]),
                     low_pitch=int(data["low_pitch"]), high_pitch=int(data["high_pitch"]))
         if "size" in data and int(data["size"]) != vocab.size:
@@ -253,6 +277,7 @@ class NoteTracker:
         self.bar_opened = False                        # a BAR token opened this step
 
     def feed(self, token: int) -> list[Note]:
+        """Reads one token; returns the notes it completes."""
         pitch = int(self.vocab.pitch_table[token])
         if pitch >= 0:
             self._current.append((pitch, bool(self.vocab.hold_table[token])))
@@ -307,4 +332,5 @@ def decode(tokens: Iterable[int], vocab: Vocabulary) -> list[Note]:
 
 
 def key_name(tonic: int, minor: bool) -> str:
+    """A key as text, e.g. `D minor`."""
     return f"{PITCH_NAMES[tonic % 12]} {'minor' if minor else 'major'}"
