@@ -37,10 +37,9 @@ lock: $(STAMP) ## Regenerate requirements/*.txt from pyproject.toml, keeping pin
 	$(COMPILE) -o $(TRITON_LOCK) requirements/triton.in
 	$(PY) deploy/docker/pins.py
 
-lock-upgrade: $(STAMP) ## Regenerate the locks with every package at its newest release
-	$(COMPILE) --upgrade --all-extras -o $(LOCK) pyproject.toml
-	$(COMPILE) --upgrade -o $(TRITON_LOCK) requirements/triton.in
-	$(PY) deploy/docker/pins.py
+# The same recipe, with --upgrade (a target-specific variable reaches `lock`'s recipe).
+lock-upgrade: COMPILE += --upgrade
+lock-upgrade: lock ## Regenerate the locks with every package at its newest release
 
 # PyTriton pins numpy<2, so the real Triton server used by tests and bench gets its own venv.
 TRITON_VENV := .venv-triton

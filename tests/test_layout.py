@@ -6,19 +6,16 @@ under TYPE_CHECKING, so a cycle cannot hide behind either.
 
 from __future__ import annotations
 
-import ast
 import pathlib
 
 import pytest
 
+from tests.support.scripts import load_script
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+pins = load_script(ROOT / "deploy/docker/pins.py", "docker_pins_for_layout")
 PACKAGES = ("cadenza", "services", "gateway", "training", "tools", "bench")
 SERVICES = ("retrieval", "recommend", "generate")
-
-
-def _module_name(path: pathlib.Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -26,7 +23,7 @@ def _modules() -> dict[str, pathlib.Path]:
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             if "_pb2" not in path.name:
-                found[_module_name(path)] = path
+                found[pins.module_name(path, ROOT)] = path
     return found
 
 
@@ -34,15 +31,8 @@ MODULES = _modules()
 
 
 def _imports(path: pathlib.Path) -> set[str]:
-    """Every dotted name imported, resolved to the longest known module it names."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    """Every dotted name the file's import statements mention (the images' walker's rule)."""
+    return pins.imported_names(path.read_text())
 
 
 def _local(name: str) -> str | None:

@@ -83,7 +83,8 @@ def entry_file(entry: str, root: pathlib.Path = ROOT) -> pathlib.Path:
     return package if package.is_file() else root.joinpath(*entry.split(".")).with_suffix(".py")
 
 
-def _module_name(path: pathlib.Path, root: pathlib.Path) -> str:
+def module_name(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
+    """The dotted module name of a repository file (a package's __init__.py: the package)."""
     parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -105,7 +106,7 @@ def import_graph(entry: str, root: pathlib.Path = ROOT) -> ImportGraph:
     if entry.endswith(".py"):
         visit(entry_file(entry, root))  # run by path: its parent packages are not imported
     else:
-        todo.append(_module_name(entry_file(entry, root), root))
+        todo.append(module_name(entry_file(entry, root), root))
     seen: set[str] = set()
     while todo:
         name = todo.pop()
