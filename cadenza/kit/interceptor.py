@@ -17,7 +17,7 @@ import grpc
 import grpc.aio
 
 from cadenza.kit import context, metrics
-from cadenza.kit.errors import CadenzaError
+from cadenza.kit.errors import CadenzaError, InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,10 @@ _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 class _MethodMetrics:
     """The metric children of one method, looked up once rather than on every call."""
 
-    __slots__ = ("handled", "handling", "labels", "received", "sent", "started")
+    __slots__ = ("handled", "handling", "labels", "method", "received", "sent", "started")
 
     def __init__(self, method: str, kind: str) -> None:
+        self.method = method
         service, name = metrics.split_method(method)
         self.labels = (kind, service, name)
         self.started = metrics.SERVER_STARTED.labels(*self.labels)
@@ -62,8 +63,12 @@ def _enter(ctx: Context) -> None:
     context.deadline.set(None if left is None else time.monotonic() + left)
 
 
-def _status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
+def _status_for(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     """The status a caller sees for an exception; internals never leak out."""
+    if isinstance(error, BadRequestBody):
+        # The caller's mistake, and cheap to send in bulk: one line, no traceback.
+        logger.warning("%s: %s (request id %s)", method, error.message,
+                       context.request_id.get())
     if isinstance(error, CadenzaError):
         return error.code, error.message
     logger.error("unhandled error", exc_info=error)
@@ -75,22 +80,59 @@ def _code_after_abort(ctx: Context) -> grpc.StatusCode:
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-async def _count(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[Any]:
-    async for request in requests:
+class BadRequestBody(InvalidArgument):
+    """A request message that does not decode as the method's request type."""
+
+    def __init__(self, type_name: str, error: Exception) -> None:
+        super().__init__("", f"the request body is not a valid {type_name} message "
+                             f"({error}); send one serialized by the method's stub")
+
+
+class RequestDecoder:
+    """The one place request bytes become a message, for every method and call shape.
+
+    grpcio would otherwise decode before any handler runs, so a body that does not parse
+    ended as UNKNOWN with a logged traceback, outside every metric. Generic handlers (the
+    gateway's forwarders) have no deserializer and take the bytes as they are.
+    """
+
+    __slots__ = ("decode", "type_name")
+
+    def __init__(self, decode: Callable[[bytes], Any] | None) -> None:
+        self.decode = decode
+        descriptor = getattr(getattr(decode, "__self__", None), "DESCRIPTOR", None)
+        self.type_name = getattr(descriptor, "full_name", "request")
+
+    def __call__(self, raw: bytes) -> Any:
+        """The decoded message; BadRequestBody (INVALID_ARGUMENT) when it does not parse."""
+        if self.decode is None:
+            return raw
+        try:
+            return self.decode(raw)
+        except Exception as error:  # DecodeError, or whatever a custom deserializer raises
+            raise BadRequestBody(self.type_name, error) from None
+
+
+async def _decode_each(requests: AsyncIterator[bytes], decode: RequestDecoder,
+                       counter: Any) -> AsyncIterator[Any]:
+    async for raw in requests:
         counter.inc()
-        yield request
+        yield decode(raw)
 
 
 def _wrap_unary_response(
     behavior: Callable[..., Awaitable[Any]], m: _MethodMetrics, streaming_in: bool,
+    decode: RequestDecoder,
 ) -> Callable[..., Awaitable[Any]]:
-    async def handler(request: Any, ctx: Context) -> Any:
+    method = m.method
+
+    async def handler(raw: Any, ctx: Context) -> Any:
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
-        if streaming_in:
-            request = _count(request, m.received)
         try:
+            request = (_decode_each(raw, decode, m.received) if streaming_in
+                       else decode(raw))
             response = await behavior(request, ctx)
         except grpc.aio.AbortError:
             m.finish(_code_after_abort(ctx), started)
@@ -99,7 +141,7 @@ def _wrap_unary_response(
             m.finish(grpc.StatusCode.CANCELLED, started)
             raise
         except Exception as error:
-            code, message = _status_for(error)
+            code, message = _status_for(error, method)
             m.finish(code, started)
             await ctx.abort(code, message)
         m.finish(grpc.StatusCode.OK, started)
@@ -110,14 +152,17 @@ def _wrap_unary_response(
 
 def _wrap_stream_response(
     behavior: Callable[..., Any], m: _MethodMetrics, streaming_in: bool,
+    decode: RequestDecoder,
 ) -> Callable[..., Any]:
-    async def handler(request: Any, ctx: Context) -> AsyncIterator[Any]:
+    method = m.method
+
+    async def handler(raw: Any, ctx: Context) -> AsyncIterator[Any]:
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
-        if streaming_in:
-            request = _count(request, m.received)
         try:
+            request = (_decode_each(raw, decode, m.received) if streaming_in
+                       else decode(raw))
             async for response in behavior(request, ctx):
                 m.sent.inc()
                 yield response
@@ -128,7 +173,7 @@ def _wrap_stream_response(
             m.finish(grpc.StatusCode.CANCELLED, started)
             raise
         except Exception as error:
-            code, message = _status_for(error)
+            code, message = _status_for(error, method)
             m.finish(code, started)
             await ctx.abort(code, message)
         m.finish(grpc.StatusCode.OK, started)
@@ -165,19 +210,20 @@ def _wrap(handler: Handler, method: str) -> Handler:
     """The handler with context, metrics and error mapping around its behaviour."""
     streaming_in = bool(handler.request_streaming)
     kind = metrics.rpc_type(streaming_in, bool(handler.response_streaming))
-    ser, de = handler.response_serializer, handler.request_deserializer
+    ser, de = handler.response_serializer, RequestDecoder(handler.request_deserializer)
     behavior: Any  # the stubs type behaviours as sync callables; ours are coroutines
     if handler.response_streaming:
         behavior = handler.stream_stream if streaming_in else handler.unary_stream
         if not inspect.isasyncgenfunction(behavior):
             # Handlers that write with ctx.write() are left as they are.
             return handler
-        wrapped = _wrap_stream_response(behavior, _MethodMetrics(method, kind), streaming_in)
+        wrapped = _wrap_stream_response(behavior, _MethodMetrics(method, kind), streaming_in, de)
         make = (grpc.stream_stream_rpc_method_handler if streaming_in
                 else grpc.unary_stream_rpc_method_handler)
     else:
         behavior = handler.stream_unary if streaming_in else handler.unary_unary
-        wrapped = _wrap_unary_response(behavior, _MethodMetrics(method, kind), streaming_in)
+        wrapped = _wrap_unary_response(behavior, _MethodMetrics(method, kind), streaming_in, de)
         make = (grpc.stream_unary_rpc_method_handler if streaming_in
                 else grpc.unary_unary_rpc_method_handler)
-    return make(wrapped, request_deserializer=de, response_serializer=ser)
+    # No request_deserializer: the wrapper decodes (see RequestDecoder).
+    return make(wrapped, request_deserializer=None, response_serializer=ser)
