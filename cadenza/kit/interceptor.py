@@ -26,6 +26,7 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 # Health and reflection are polled constantly by probes; counting them drowns the signal.
 _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_MAX_DETAILS = 1024  # characters of an error message sent to the caller
 
 
 class _MethodMetrics:
@@ -70,9 +71,15 @@ def _status_for(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
         logger.warning("%s: %s (request id %s)", method, error.message,
                        context.request_id.get())
     if isinstance(error, CadenzaError):
-        return error.code, error.message
+        return error.code, _capped(error.message)
     logger.error("unhandled error", exc_info=error)
     return grpc.StatusCode.INTERNAL, f"internal error (request id {context.request_id.get()})"
+
+
+def _capped(message: str) -> str:
+    # Status details travel in trailers, which clients cap (8 KiB by default); a message
+    # that echoes a huge input would otherwise become a transport error.
+    return message if len(message) <= _MAX_DETAILS else message[:_MAX_DETAILS] + "..."
 
 
 def _code_after_abort(ctx: Context) -> grpc.StatusCode:

@@ -8,18 +8,22 @@ import grpc.aio
 
 from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
+from cadenza.kit.validate import check_enum
 from services.generate.inference.sampling import Sampling
 from services.generate.music.composer import Composer, Piece
 from services.generate.music.composition import Composition, Mode, check, parse_key
 from services.generate.music.tokens import Note
 from services.generate.registry import ModelRegistry
 
-_MODES = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
+_MODES: dict[int, Mode] = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
           pb.GENERATION_MODE_FROM_SCRATCH: Mode.SCRATCH,
           pb.GENERATION_MODE_CONTINUE: Mode.CONTINUE,
           pb.GENERATION_MODE_HARMONIZE: Mode.HARMONIZE}
-_AUDIO = {pb.AUDIO_FORMAT_WAV: "wav", pb.AUDIO_FORMAT_FLAC: "flac"}
-_AUDIO_BACK = {v: k for k, v in _AUDIO.items()}
+_AUDIO: dict[int, str | None] = {pb.AUDIO_FORMAT_UNSPECIFIED: None,
+                                  pb.AUDIO_FORMAT_WAV: "wav", pb.AUDIO_FORMAT_FLAC: "flac"}
+_AUDIO_BACK = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC}
+_MODE_LABELS = {int(n): pb.GenerationMode.Name(n) for n in pb.GenerationMode.values()}
+_AUDIO_LABELS = {int(n): pb.AudioFormat.Name(n) for n in pb.AudioFormat.values()}
 _MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
                "CONTINUE": pb.GENERATION_MODE_CONTINUE,
                "HARMONIZE": pb.GENERATION_MODE_HARMONIZE}
@@ -31,7 +35,7 @@ def to_composition(request: pb.GenerateRequest) -> Composition:
     length = request.WhichOneof("length")
     return check(Composition(
         model=request.model,
-        mode=_MODES.get(request.mode, Mode.SCRATCH),
+        mode=check_enum("mode", request.mode, _MODES, _MODE_LABELS),
         primer_midi=request.primer_midi,
         bars=request.bars if length == "bars" else None,
         seconds=request.seconds if length == "seconds" else None,
@@ -42,7 +46,7 @@ def to_composition(request: pb.GenerateRequest) -> Composition:
         sampling=Sampling(temperature=s.temperature if s.HasField("temperature") else 1.0,
                           top_k=s.top_k, top_p=s.top_p if s.HasField("top_p") else 1.0),
         seed=request.seed if request.HasField("seed") else None,
-        audio_format=_AUDIO.get(request.audio_format)))
+        audio_format=check_enum("audio_format", request.audio_format, _AUDIO, _AUDIO_LABELS)))
 
 
 def to_event(note: Note, steps_per_quarter: int) -> pb.GenerateResponse:

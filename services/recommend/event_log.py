@@ -29,6 +29,7 @@ T = TypeVar("T")
 # zeros and other unset clocks).
 EARLIEST_UNIX_S = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC).timestamp()
 MAX_COUNT = 1_000_000
+MAX_LISTENED_MS = 86_400_000  # one play lasting over a day is a client bug
 CHUNK_EVENTS = 500
 MAX_BATCH_EVENTS = 100_000
 
@@ -58,8 +59,9 @@ def check_event(field: str, event: Event, now_unix_s: float, max_clock_skew_s: f
         raise InvalidArgument(f"{field}.occurred_at", (
             f"{_iso(at)} is before 2000-01-01; send when it happened, or leave it unset "
             "for now"))
-    if event.listened_ms < 0:
-        raise InvalidArgument(f"{field}.listened_ms", f"must be >= 0, got {event.listened_ms}")
+    if not 0 <= event.listened_ms <= MAX_LISTENED_MS:
+        raise InvalidArgument(f"{field}.listened_ms", f"must be 0-{MAX_LISTENED_MS} (a day), "
+                                                      f"got {event.listened_ms}")
     if event.completion is not None and not 0.0 <= event.completion <= 1.0:
         raise InvalidArgument(f"{field}.completion",
                               f"must be a fraction within [0, 1], got {event.completion}")
@@ -72,7 +74,7 @@ def check_event(field: str, event: Event, now_unix_s: float, max_clock_skew_s: f
 
 def unknown_track(field: str, track_id: str) -> str:
     """The rejection reason for an event whose track the catalog lacks."""
-    return (f"{field}.track_id: no track {track_id!r} in the catalog; ingest the track "
+    return (f"{field}.track_id: no track {track_id[:128]!r} in the catalog; ingest the track "
             "first or fix the id")
 
 

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_EXAMPLES = 100  # positive and negative example tracks in one query, in all
+MIN_YEAR, MAX_YEAR = 1, 9999  # a calendar year, as google.protobuf.Timestamp has them
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class Catalog:
         check_id("header.metadata.track_id", metadata.track_id)
         if not metadata.title.strip():
             raise InvalidArgument("header.metadata.title", "is required")
+        if metadata.year is not None and not MIN_YEAR <= metadata.year <= MAX_YEAR:
+            raise InvalidArgument("header.metadata.year", f"must be {MIN_YEAR}-{MAX_YEAR}, "
+                                  f"got {metadata.year} (leave it unset when unknown)")
         started = time.perf_counter()
         features = None
         vector = None
@@ -225,6 +229,12 @@ class Catalog:
                            ("examples.negative_track_ids", negative)):
             for i, track_id in enumerate(ids):
                 check_id(f"{field}[{i}]", track_id)
+        both = set(positive) & set(negative)
+        if both:
+            i = next(i for i, track_id in enumerate(negative) if track_id in both)
+            raise InvalidArgument(f"examples.negative_track_ids[{i}]", (
+                f"track '{negative[i]}' is also a positive example; a track can be one or "
+                "the other"))
         found = await self._in_store(self.store.get, [*positive, *negative],
                                      space is not ExampleSpace.TEXT)
         stored = {s.track.metadata.track_id: s for s in found}

@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 from cadenza.kit.errors import InvalidArgument
+from cadenza.kit.validate import check_enum, shown
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from services.retrieval.model import (
     AudioFeatures,
@@ -19,8 +20,10 @@ from services.retrieval.model import (
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
-_SPACES = {pb.EXAMPLE_SPACE_AUTO: ExampleSpace.AUTO, pb.EXAMPLE_SPACE_AUDIO: ExampleSpace.AUDIO,
-           pb.EXAMPLE_SPACE_TEXT: ExampleSpace.TEXT}
+_SPACES: dict[int, ExampleSpace] = {pb.EXAMPLE_SPACE_AUTO: ExampleSpace.AUTO,
+                                     pb.EXAMPLE_SPACE_AUDIO: ExampleSpace.AUDIO,
+                                     pb.EXAMPLE_SPACE_TEXT: ExampleSpace.TEXT}
+_SPACE_LABELS = {int(n): pb.ExampleSpace.Name(n) for n in pb.ExampleSpace.values()}
 
 
 def metadata_from_pb(m: pb.TrackMetadata) -> TrackMetadata:
@@ -79,7 +82,7 @@ def normalise_key(field: str, name: str) -> str:
     key = _FLATS.get(name.strip(), name.strip())
     key = key[:1].upper() + key[1:]
     if key not in PITCH_CLASSES:
-        raise InvalidArgument(field, f"{name!r} is not a pitch class; use one of "
+        raise InvalidArgument(field, f"{shown(name)} is not a pitch class; use one of "
                                      f"{', '.join(PITCH_CLASSES)} (or flats like Bb)")
     return key
 
@@ -88,7 +91,7 @@ def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
     """The domain filter, with ranges, keys and mode checked."""
     mode = f.mode.strip().lower()
     if mode not in ("", "major", "minor"):
-        raise InvalidArgument("filter.mode", f"{f.mode!r}: use 'major' or 'minor'")
+        raise InvalidArgument("filter.mode", f"{shown(f.mode)}: use 'major' or 'minor'")
     return TrackFilter(
         artists=tuple(f.artists), albums=tuple(f.albums), genres=tuple(f.genres),
         tags=tuple(f.tags), year=_range("filter.year", f.year),
@@ -102,6 +105,4 @@ def filter_from_pb(f: pb.TrackFilter) -> TrackFilter:
 
 def example_space_from_pb(space: pb.ExampleSpace.ValueType) -> ExampleSpace:
     """The domain ExampleSpace; InvalidArgument for a value this server does not know."""
-    if space not in _SPACES:
-        raise InvalidArgument("examples.space", f"{space} is not an ExampleSpace value")
-    return _SPACES[space]
+    return check_enum("examples.space", space, _SPACES, _SPACE_LABELS)

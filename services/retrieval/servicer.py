@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc.aio
 
@@ -30,6 +31,19 @@ from services.retrieval.similarity import resolve_weights
 Context = grpc.aio.ServicerContext
 
 MAX_CHUNK_BYTES = 1024 * 1024
+
+
+Paged = TypeVar("Paged", pb.ListTracksRequest, pb.SearchTracksRequest)
+
+
+def _query_of(request: Paged) -> bytes:
+    """What a page token is bound to: the request but for its paging fields (the page size
+    may change between pages)."""
+    query = type(request)()
+    query.CopyFrom(request)
+    query.ClearField("page_token")
+    query.ClearField("page_size")
+    return query.SerializeToString(deterministic=True)
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
@@ -91,10 +105,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                          ) -> pb.ListTracksResponse:
         """Pages through the tracks matching a filter, in storage order."""
         limit = check_page_size("page_size", request.page_size, 50, 500)
-        tracks, cursor = await self.catalog.list_tracks(filter_from_pb(request.filter), limit,
-                                                        cursor_from_token(request.page_token))
+        query = _query_of(request)
+        tracks, cursor = await self.catalog.list_tracks(
+            filter_from_pb(request.filter), limit, cursor_from_token(request.page_token, query))
         return pb.ListTracksResponse(tracks=[track_to_pb(t) for t in tracks],
-                                     next_page_token=cursor_token(cursor))
+                                     next_page_token=cursor_token(cursor, query))
 
     async def SearchTracks(self, request: pb.SearchTracksRequest,
                            context: Context[pb.SearchTracksRequest, pb.SearchTracksResponse],
@@ -104,13 +119,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         filter = filter_from_pb(request.filter)
         exclude = list(request.exclude_track_ids)
         mode = request.WhichOneof("query")
+        query = _query_of(request)
         if mode is None:
             tracks, cursor = await self.catalog.search_metadata(
-                filter, limit, cursor_from_token(request.page_token))
+                filter, limit, cursor_from_token(request.page_token, query))
             return pb.SearchTracksResponse(
                 hits=[pb.SearchHit(track=track_to_pb(t)) for t in tracks],
-                next_page_token=cursor_token(cursor))
-        offset = offset_from_token(request.page_token)
+                next_page_token=cursor_token(cursor, query))
+        offset = offset_from_token(request.page_token, query)
         page: SearchPage
         if mode == "text":
             page = await self.catalog.search_text(request.text, filter, limit, offset, exclude)
@@ -131,7 +147,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     offset, exclude)
         return pb.SearchTracksResponse(hits=[hit_to_pb(h) for h in page.hits],
                                        weights=page.weights,
-                                       next_page_token=offset_token(page.next_offset))
+                                       next_page_token=offset_token(page.next_offset, query))
 
     async def ListFeatureGroups(self, request: pb.ListFeatureGroupsRequest,
                                 context: Context[pb.ListFeatureGroupsRequest,

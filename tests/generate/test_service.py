@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import os
 import pathlib
 from collections.abc import AsyncIterator
@@ -176,6 +177,29 @@ BAD_REQUESTS = [
     ("bad key", {"key": "H minor"}, grpc.StatusCode.INVALID_ARGUMENT, "key"),
     ("bad time signature", {"time_signature": "7/5"},
      grpc.StatusCode.INVALID_ARGUMENT, "time_signature"),
+    # What an outside probe found (issue 13): each once ran, or did something unasked.
+    ("unknown mode", {"mode": 99}, grpc.StatusCode.INVALID_ARGUMENT, "mode: unknown value 99"),
+    ("unknown audio format", {"audio_format": 9}, grpc.StatusCode.INVALID_ARGUMENT,
+     "audio_format: unknown value 9"),
+    ("a bar of 99 whole notes", {"bars": 2, "time_signature": "99/1"},
+     grpc.StatusCode.INVALID_ARGUMENT, "time_signature: a bar of 99/1 is 396 quarter notes"),
+    ("a huge bar, 128 times", {"bars": 128, "time_signature": "9999/1"},
+     grpc.StatusCode.INVALID_ARGUMENT, "time_signature"),
+    ("non-ASCII digits", {"time_signature": "\u0664/\u0664"},
+     grpc.StatusCode.INVALID_ARGUMENT, "time_signature"),
+    ("128 bars of 16/4", {"bars": 128, "time_signature": "16/4"},
+     grpc.StatusCode.INVALID_ARGUMENT, "2048 quarter notes"),
+    ("ten minutes at 300 bpm", {"seconds": 600, "tempo_bpm": 300},
+     grpc.StatusCode.INVALID_ARGUMENT, "3000 quarter notes"),
+    ("128 bars at 20 bpm", {"bars": 128, "tempo_bpm": 20},
+     grpc.StatusCode.INVALID_ARGUMENT, "(1536 s) of music"),
+    ("infinite temperature", {"sampling": pb.Sampling(temperature=math.inf)},
+     grpc.StatusCode.INVALID_ARGUMENT, "sampling.temperature: must be in (0, 10]"),
+    ("NaN temperature", {"sampling": pb.Sampling(temperature=math.nan)},
+     grpc.StatusCode.INVALID_ARGUMENT, "sampling.temperature"),
+    ("200 programs", {"programs": [0] * 200}, grpc.StatusCode.INVALID_ARGUMENT,
+     "programs: at most 16"),
+    ("long key", {"key": "C" * 100_000}, grpc.StatusCode.INVALID_ARGUMENT, "'... is not a key"),
 ]
 
 

@@ -136,3 +136,18 @@ async def test_an_expired_caller_deadline_cancels_the_downstream_call() -> None:
     await channel.close()
     await upstream.server.stop(None)
     await downstream.server.stop(None)
+
+
+async def test_long_error_messages_are_cut_to_fit_in_trailers() -> None:
+    async def echo(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        raise InvalidArgument("name", f"{'x' * 100_000!r} is not a name")
+
+    server = await serve_in_process(_app(Echo=echo))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary("/test.Kit/Echo")(b"")
+    await server.server.stop(None)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details()
+    assert details.startswith("name: 'xxx") and details.endswith("...")
+    assert len(details) <= 1024 + 3

@@ -269,7 +269,14 @@ SEARCH_ERRORS = [
         negative_track_ids=[f"n{i}" for i in range(41)])),
      "examples: at most 100 example tracks in all (positive and negative), got 101"),
     (pb.SearchTracksRequest(examples=pb.TrackExamples(positive_track_ids=["x"], space=9)),
-     "examples.space"),
+     "examples.space: unknown value 9"),
+    (pb.SearchTracksRequest(examples=pb.TrackExamples(positive_track_ids=["a", "b"],
+                                                      negative_track_ids=["c", "b"])),
+     "examples.negative_track_ids[1]: track 'b' is also a positive example"),
+    # Made-up cursors and offsets (one with Arabic-Indic digits, which int() accepts).
+    (pb.SearchTracksRequest(page_token="c:garbage"), "page_token: is not a token"),
+    (pb.SearchTracksRequest(text="x", page_token="o:\u0661\u0662"), "page_token"),
+    (pb.SearchTracksRequest(text="x", page_token="o:12"), "page_token"),
 ]
 
 
@@ -411,3 +418,54 @@ async def test_loudness_and_brightness_filters(service: Service) -> None:
         like_track_id="lvl-mid", filter=pb.TrackFilter(
             genres=["levels"], loudness_db=pb.FloatRange(min=loudness[2] - 1))), timeout=10)
     assert [h.track.metadata.track_id for h in reply.hits] == ["lvl-loud-bright"]
+
+
+async def test_weights_of_any_finite_size_are_relative(service: Service) -> None:
+    await service.ingest("huge-base", wav(8, freq=220, bpm=120))
+    await service.ingest("huge-near", wav(8, freq=230, bpm=118))
+    groups = await service.stub.ListFeatureGroups(pb.ListFeatureGroupsRequest(), timeout=10)
+    relative = {g.name: float(i + 1) for i, g in enumerate(groups.groups)}
+    unit = await service.stub.SearchTracks(pb.SearchTracksRequest(
+        like_track_id="huge-base", weights=relative), timeout=10)
+    # Scaled so that their sum overflows (28e307) or each weight is near the bottom of the
+    # doubles (1e-300): the same ranking, scores and resolved weights.
+    for scale in (1e307, 1e-300):
+        scaled = await service.stub.SearchTracks(pb.SearchTracksRequest(
+            like_track_id="huge-base", weights={k: v * scale for k, v in relative.items()}),
+            timeout=10)
+        assert dict(scaled.weights) == pytest.approx(dict(unit.weights))
+        assert [h.score for h in scaled.hits] == pytest.approx([h.score for h in unit.hits])
+        assert all(h.score != 0 for h in scaled.hits)
+
+
+async def test_page_tokens_work_only_for_the_query_that_issued_them(service: Service) -> None:
+    for i in range(3):
+        await service.ingest(f"tok-{i}", None, title=f"Token piece {i}", genre="tokens")
+    first = await service.stub.ListTracks(pb.ListTracksRequest(
+        filter=pb.TrackFilter(genres=["tokens"]), page_size=2), timeout=10)
+    assert first.next_page_token
+    # The same query may change its page size; the next page follows on.
+    second = await service.stub.ListTracks(pb.ListTracksRequest(
+        filter=pb.TrackFilter(genres=["tokens"]), page_size=5,
+        page_token=first.next_page_token), timeout=10)
+    ids = {t.metadata.track_id for t in [*first.tracks, *second.tracks]}
+    assert ids == {"tok-0", "tok-1", "tok-2"} and not second.next_page_token
+    for request_ in (
+            pb.ListTracksRequest(filter=pb.TrackFilter(genres=["other"]),
+                                 page_token=first.next_page_token),
+            pb.ListTracksRequest(page_token=first.next_page_token[:-2]),
+            pb.ListTracksRequest(page_token="c:garbage")):
+        await service.expect(grpc.StatusCode.INVALID_ARGUMENT,
+                             service.stub.ListTracks(request_, timeout=10),
+                             "page_token: is not a token from a previous response")
+    # A listing token is no search offset.
+    await service.expect(grpc.StatusCode.INVALID_ARGUMENT, service.stub.SearchTracks(
+        pb.SearchTracksRequest(text="token", page_token=first.next_page_token), timeout=10),
+        "page_token")
+
+
+@pytest.mark.parametrize("year", [0, -2**31, 10_000, 2**31 - 1])
+async def test_years_outside_the_calendar_are_rejected(service: Service, year: int) -> None:
+    await service.expect(grpc.StatusCode.INVALID_ARGUMENT,
+                         service.ingest(f"year-{abs(year)}", None, year=year),
+                         "header.metadata.year: must be 1-9999")

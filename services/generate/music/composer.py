@@ -23,7 +23,13 @@ from services.generate.inference.backend import ModelSpec
 from services.generate.inference.batcher import Cache
 from services.generate.inference.sampling import sample
 from services.generate.music.audio import render
-from services.generate.music.composition import DEFAULT_TEMPO_BPM, Composition, Mode
+from services.generate.music.composition import (
+    DEFAULT_TEMPO_BPM,
+    Composition,
+    Mode,
+    check_bar,
+    check_cost,
+)
 from services.generate.music.keys import estimate_key
 from services.generate.music.midi_io import melody_of, read_primer, write_midi
 from services.generate.music.originality import voices_of
@@ -106,6 +112,8 @@ class _Run:
         self.primer = primer
         self.time_signature = (request.time_signature
                                or (primer.time_signature if primer else None) or "4/4")
+        check_bar("time_signature" if request.time_signature else "primer_midi",
+                  self.time_signature)
         self.bar_steps = steps_per_bar(self.time_signature, spq)
         self.tempo_bpm = (request.tempo_bpm or (primer.tempo_bpm if primer else None)
                           or DEFAULT_TEMPO_BPM)
@@ -121,6 +129,10 @@ class _Run:
             self.n_new = primer.n_steps
         else:
             self.n_new = request.steps(self.tempo_bpm, spq, self.bar_steps)
+        check_cost(self.n_new, spq, self.tempo_bpm)
+        # Each step takes at most MAX_VOICES pitch tokens, a STEP and a BAR: a run that
+        # somehow stops advancing ends here rather than running on.
+        self.token_budget = self.n_new * (MAX_VOICES + 2) + self.spec.max_positions
 
     def _prefix(self) -> list[int]:
         context = self.primer if self.request.mode is Mode.CONTINUE else None
@@ -163,7 +175,7 @@ class _Run:
                                 time.perf_counter() - started)
                             first_event = False
                         yield note
-                if tracker.step - first_new_step >= self.n_new:
+                if tracker.step - first_new_step >= self.n_new or produced >= self.token_budget:
                     break
                 if position + 1 >= self.spec.max_positions:
                     logits, cache, position = await self._slide(tokens)

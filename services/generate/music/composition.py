@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from cadenza.kit.errors import InvalidArgument
+from cadenza.kit.validate import shown
 from services.generate.inference.sampling import Sampling
-from services.generate.music.tokens import PITCH_NAMES, steps_per_bar
+from services.generate.music.tokens import PITCH_NAMES, parse_time_signature, steps_per_bar
 
 MAX_BARS = 128
 MAX_SECONDS = 600.0
@@ -16,6 +17,12 @@ DEFAULT_BARS = 8
 DEFAULT_TEMPO_BPM = 100.0
 MIN_TEMPO_BPM, MAX_TEMPO_BPM = 20.0, 300.0
 MAX_TOP_K = 1000
+MAX_TEMPERATURE = 10.0   # already near uniform sampling; above it only noise
+MAX_PROGRAMS = 16        # one per MIDI channel
+# What one generation may cost, however the controls combine: every step is decoded, so
+# steps bound the tokens and the time; seconds bound the audio rendered. 128 bars of 4/4.
+MAX_BAR_QUARTERS = 16
+MAX_MUSIC_QUARTERS = 512
 
 _TONICS = {name.lower(): index for index, name in enumerate(PITCH_NAMES)}
 _TONICS.update({"db": 1, "d#": 3, "gb": 6, "g#": 8, "a#": 10, "cb": 11, "e#": 5, "fb": 4,
@@ -62,7 +69,7 @@ def parse_key(text: str) -> tuple[int, bool] | None:
         return None
     match = _KEY.match(text)
     if not match or match.group(1).lower() not in _TONICS:
-        raise InvalidArgument("key", f"{text!r} is not a key; write e.g. 'C', 'F# minor', "
+        raise InvalidArgument("key", f"{shown(text)} is not a key; write e.g. 'C', 'F# minor', "
                               "'Bb major'")
     mode = (match.group(2) or "major").lower()
     return _TONICS[match.group(1).lower()], mode in ("minor", "min", "m")
@@ -85,15 +92,44 @@ def check(composition: Composition) -> Composition:
             steps_per_bar(c.time_signature)
         except ValueError as error:
             raise InvalidArgument("time_signature", f"{error}; write e.g. 4/4, 3/4, 6/8") from None
+        check_bar("time_signature", c.time_signature)
+    if len(c.programs) > MAX_PROGRAMS:
+        raise InvalidArgument("programs", f"at most {MAX_PROGRAMS} (one per MIDI channel), "
+                                          f"got {len(c.programs)}")
     for index, program in enumerate(c.programs):
         if not 0 <= program <= 127:
             raise InvalidArgument(f"programs[{index}]", f"General MIDI programs are 0-127, "
                                   f"got {program}")
     s = c.sampling
-    if not s.temperature > 0:
-        raise InvalidArgument("sampling.temperature", f"must be > 0, got {s.temperature}")
+    if not 0 < s.temperature <= MAX_TEMPERATURE:
+        raise InvalidArgument("sampling.temperature", f"must be in (0, {MAX_TEMPERATURE:g}], "
+                                                      f"got {s.temperature}")
     if not 0 < s.top_p <= 1:
         raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {s.top_p}")
     if not 0 <= s.top_k <= MAX_TOP_K:
         raise InvalidArgument("sampling.top_k", f"must be 0 (off) to {MAX_TOP_K}, got {s.top_k}")
     return c
+
+
+def check_bar(field: str, time_signature: str) -> None:
+    """Raises InvalidArgument when one bar of the metre is longer than MAX_BAR_QUARTERS."""
+    numerator, denominator = parse_time_signature(time_signature)
+    if numerator * 4 > MAX_BAR_QUARTERS * denominator:
+        raise InvalidArgument(field, f"a bar of {time_signature} is {numerator * 4 / denominator:g}"
+                                     f" quarter notes; at most {MAX_BAR_QUARTERS} (e.g. 16/4)")
+
+
+def check_cost(n_steps: int, steps_per_quarter: int, tempo_bpm: float) -> None:
+    """Raises InvalidArgument when the music to write is over the per-generation bound.
+
+    Called once tempo and metre are known (the primer may supply them), so no combination
+    of bars, seconds, time signature, tempo and primer can ask for more.
+    """
+    quarters = n_steps / steps_per_quarter
+    seconds = quarters * 60.0 / tempo_bpm
+    if quarters > MAX_MUSIC_QUARTERS or seconds > MAX_SECONDS:
+        raise InvalidArgument("bars", (
+            f"this asks for {quarters:g} quarter notes ({seconds:.0f} s) of music; one "
+            f"generation writes at most {MAX_MUSIC_QUARTERS} quarter notes and "
+            f"{MAX_SECONDS:g} s: ask for fewer bars or seconds, a shorter bar or a faster "
+            "tempo"))

@@ -7,6 +7,7 @@ then STEP. BAR opens each bar; a preamble names style, key and time signature.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+_TIME_SIGNATURE = re.compile(r"\A([0-9]{1,3})/([0-9]{1,2})\Z")
 
 STEPS_PER_QUARTER = 4
 TIME_SIGNATURES = ("4/4", "3/4", "2/4", "2/2", "3/2", "6/8", "3/8", "9/8", "12/8", "6/4",
@@ -201,19 +204,19 @@ SERVED_VOCABULARY = Vocabulary()
 
 
 def parse_time_signature(time_signature: str) -> tuple[int, int]:
-    """"6/8" -> (6, 8); ValueError for anything else."""
-    try:
-        numerator, denominator = (int(part) for part in time_signature.split("/"))
-    except ValueError:
-        raise ValueError(f"time signature must look like 3/4, got {time_signature!r}") from None
-    return numerator, denominator
+    """"6/8" -> (6, 8); ValueError for anything else (ASCII digits only: int() would take
+    "٦/٨" and "1_000/4" too)."""
+    match = _TIME_SIGNATURE.match(time_signature)
+    if match is None:
+        raise ValueError(f"time signature must look like 3/4, got {time_signature[:40]!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def steps_per_bar(time_signature: str, steps_per_quarter: int = STEPS_PER_QUARTER) -> int:
     """Steps in one bar of e.g. "3/4" (12 at 4 steps per quarter) or "6/8" (12)."""
     numerator, denominator = parse_time_signature(time_signature)
     if numerator <= 0 or denominator not in (1, 2, 4, 8, 16, 32):
-        raise ValueError(f"unsupported time signature {time_signature!r}")
+        raise ValueError(f"unsupported time signature {time_signature[:40]!r}")
     steps = Fraction(numerator * 4, denominator) * steps_per_quarter
     if steps.denominator != 1:
         raise ValueError(f"{time_signature} is not a whole number of steps at "

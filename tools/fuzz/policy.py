@@ -1,0 +1,168 @@
+"""What the fuzzer may send to a shared mesh: no lasting state, no minutes of work.
+
+The mesh under test is shared (the tests' session mesh, or someone's `make up`), so a
+body that the server would accept must not change what other callers see, nor make the
+mesh work for long. Each rule below reads a body as the server will decode it and says
+whether it may be sent; a body it refuses is redrawn. Bodies that do not decode, and
+requests outside the documented contract (which a correct server refuses at once), always
+pass: those are what the fuzzer is for. A method without a rule is fuzzed freely, so a new
+RPC is covered the day it is served (and a costly one shows up as DEADLINE_EXCEEDED).
+
+Why these methods:
+- IngestTrack: a stored track appears in everyone's searches and recommendations, and
+  accepted audio costs seconds of analysis. Headers must carry a track_id that is not a
+  valid id, so the stream is read and then refused.
+- DeleteTrack: deleting another test's track breaks it. Only invalid ids, or valid ids
+  under the never-ingested prefix (reaching the NOT_FOUND path).
+- RecordEvent(s): a stored event changes what the recommender learns. Events must name a
+  track that cannot be in the catalog (invalid, or the never-ingested prefix).
+- TrainModel: a run fits models for seconds on every core and publishes a new model
+  version that other tests read; an empty algorithm means the default one. The algorithm
+  must contain a character no algorithm name has, so it is always refused.
+- Generate: each bar costs ~0.4 s of CPU on a small machine (the default 8 bars ~3 s,
+  the maximum 128 bars over a minute). Requests within the contract may ask for at most
+  CHEAP_QUARTERS quarter notes of music.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import Message
+
+from tools.fuzz.values import ABSENT_ID_PREFIX
+
+Rule = Callable[[Any], bool]
+
+# The documented id form (TrackMetadata.track_id); anything else is refused by the server.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Algorithm names are of these characters (as are any a later release may add).
+_NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]*$")
+_TIME_SIGNATURE = re.compile(r"^\s*([0-9]+)\s*/\s*([0-9]+)\s*$")
+
+CHEAP_QUARTERS = 16.0
+# GenerateRequest's documented ranges (protos/cadenza/generate/v1/generate.proto).
+MAX_BARS = 128
+MAX_SECONDS = 600.0
+MIN_TEMPO_BPM, MAX_TEMPO_BPM = 20.0, 300.0
+DEFAULT_BARS = 8
+DEFAULT_TEMPO_BPM = 100.0
+WORST_PRIMER_QUARTERS_PER_BAR = 16.0
+WORST_PRIMER_TEMPO_BPM = MAX_TEMPO_BPM
+
+
+def harmless_id(track_id: str) -> bool:
+    """True for an id no catalog track can have: invalid, or under the absent prefix."""
+    return not _VALID_ID.match(track_id) or track_id.startswith(ABSENT_ID_PREFIX)
+
+
+def _ingest(request: Any) -> bool:
+    return not request.HasField("header") or harmless_id(request.header.metadata.track_id)
+
+
+def _delete(request: Any) -> bool:
+    return harmless_id(request.track_id)
+
+
+def _record(request: Any) -> bool:
+    return harmless_id(request.event.track_id)
+
+
+def _train(request: Any) -> bool:
+    return not _NAME_CHARS.match(request.algorithm)
+
+
+def _enum_number(message: Any, field: str, name: str) -> int:
+    return int(message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_name[name].number)
+
+
+def _quarters_per_bar(time_signature: str) -> float | None:
+    """Quarter notes per bar of "n/d"; None for a signature the contract cannot mean."""
+    match = _TIME_SIGNATURE.match(time_signature)
+    if not match:
+        return None
+    numerator, denominator = int(match.group(1)), int(match.group(2))
+    if numerator <= 0 or denominator <= 0:
+        return None
+    return numerator * 4 / denominator
+
+
+def primer_quarters(data: bytes) -> float | None:
+    """How long a MIDI file runs, in quarter notes (its longest track); None if unreadable.
+
+    Read with mido as the generate service reads primers: a file mido refuses is refused
+    by the service too.
+    """
+    import mido  # only Generate bodies with primers need it
+
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data))
+        ticks = max((sum(message.time for message in track) for track in midi.tracks),
+                    default=0)
+        return float(ticks) / midi.ticks_per_beat
+    except Exception:  # mido raises many types for bad bytes
+        return None
+
+
+def _generate(request: Any) -> bool:
+    """True when the request is outside the contract or asks for little music."""
+    primed = request.mode in (_enum_number(request, "mode", "GENERATION_MODE_CONTINUE"),
+                              _enum_number(request, "mode", "GENERATION_MODE_HARMONIZE"))
+    if primed and not request.primer_midi:
+        return True  # a primer is required
+    if request.HasField("tempo_bpm") and not MIN_TEMPO_BPM <= request.tempo_bpm <= MAX_TEMPO_BPM:
+        return True
+    per_bar: float | None = 4.0
+    if request.time_signature:
+        per_bar = _quarters_per_bar(request.time_signature)
+        if per_bar is None:
+            return True
+    elif primed:
+        per_bar = WORST_PRIMER_QUARTERS_PER_BAR  # the primer's metre is not known here
+    assert per_bar is not None
+    if primed and primer_quarters(request.primer_midi) is None:
+        return True  # the service cannot read it either
+    if request.mode == _enum_number(request, "mode", "GENERATION_MODE_HARMONIZE"):
+        quarters = primer_quarters(request.primer_midi)
+        return quarters is not None and quarters <= CHEAP_QUARTERS
+    length = request.WhichOneof("length")
+    if length == "bars":
+        if not 1 <= request.bars <= MAX_BARS:
+            return True
+        return request.bars * per_bar <= CHEAP_QUARTERS
+    if length == "seconds":
+        if not 0 < request.seconds <= MAX_SECONDS:  # NaN too
+            return True
+        if request.HasField("tempo_bpm"):
+            tempo = request.tempo_bpm
+        else:
+            tempo = WORST_PRIMER_TEMPO_BPM if primed else DEFAULT_TEMPO_BPM
+        return math.isfinite(request.seconds) and request.seconds * tempo / 60 <= CHEAP_QUARTERS
+    return DEFAULT_BARS * per_bar <= CHEAP_QUARTERS
+
+
+# "Service/Method" (without the package, so the rules survive a v2) -> rule.
+RULES: dict[str, Rule] = {
+    "RetrievalService/IngestTrack": _ingest,
+    "RetrievalService/DeleteTrack": _delete,
+    "RecommendService/RecordEvent": _record,
+    "RecommendService/RecordEvents": _record,
+    "RecommendService/TrainModel": _train,
+    "GenerateService/Generate": _generate,
+}
+
+
+def allows(short_name: str, request_class: type[Message], data: bytes) -> bool:
+    """Whether this body may be sent to the method ("Service/Method")."""
+    rule = RULES.get(short_name)
+    if rule is None:
+        return True
+    try:
+        request = request_class.FromString(data)
+    except Exception:  # DecodeError and friends: the server refuses it before any work
+        return True
+    return rule(request)
