@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import check_id, check_weights
 from cadenza.recommend.v1 import recommend_pb2 as pb
@@ -21,9 +19,12 @@ from services.recommend.training import ModelStatus, TrainingRun
 DEFAULT_LIMIT = 20
 DEFAULT_MAX_PER_ARTIST = 2
 MAX_SEEDS = 20
-# (proto prefix, domain name, lowest sensible value)
-_RANGED = (("tempo_bpm", "tempo_bpm", 1.0), ("loudness_db", "loudness_db", -120.0),
-           ("brightness_hz", "brightness_hz", 1.0), ("duration_s", "duration_s", 0.0))
+# (proto suffix, domain name, lowest and highest sensible value): a target far outside
+# what audio can measure only pushes scores towards overflow.
+_RANGED = (("tempo_bpm", "tempo_bpm", 1.0, 1000.0),
+           ("loudness_db", "loudness_db", -120.0, 0.0),
+           ("brightness_hz", "brightness_hz", 1.0, 50_000.0),
+           ("duration_s", "duration_s", 0.0, 86_400.0))
 
 
 def limit_from_pb(request: pb.RecommendRequest | pb.SimilarTracksRequest
@@ -72,15 +73,15 @@ def _targets_from_pb(t: pb.AudioTargets) -> tuple[CandidateFilter, dict[str, flo
     targets: dict[str, float] = {}
     # The optional fields that were sent (HasField wants each name as a literal).
     present = {descriptor.name for descriptor, _ in t.ListFields()}
-    for prefix, name, lowest in _RANGED:
+    for prefix, name, lowest, highest in _RANGED:
         values = {}
         for kind in ("min", "max", "target"):
             field = f"{kind}_{prefix}"
             if field in present:
                 value = getattr(t, field)
-                if not math.isfinite(value) or value < lowest:
-                    raise InvalidArgument(f"targets.{field}", f"must be a finite number >= "
-                                                              f"{lowest:g}, got {value}")
+                if not lowest <= value <= highest:  # False for NaN too
+                    raise InvalidArgument(f"targets.{field}", f"must be {lowest:g} to "
+                                                              f"{highest:g}, got {value}")
                 values[kind] = value
         if "min" in values and "max" in values and values["min"] > values["max"]:
             raise InvalidArgument(f"targets.min_{prefix}", f"is above max_{prefix} "

@@ -61,6 +61,17 @@ class SearchPage:
     weights: dict[str, float]
 
 
+def check_metadata(metadata: TrackMetadata) -> None:
+    """Raises InvalidArgument naming the first field of an ingest header that is not
+    acceptable."""
+    check_id("header.metadata.track_id", metadata.track_id)
+    if not metadata.title.strip():
+        raise InvalidArgument("header.metadata.title", "is required")
+    if metadata.year is not None and not MIN_YEAR <= metadata.year <= MAX_YEAR:
+        raise InvalidArgument("header.metadata.year", f"must be {MIN_YEAR}-{MAX_YEAR}, "
+                              f"got {metadata.year} (leave it unset when unknown)")
+
+
 class Catalog:
     """Owns the store. Store calls run on one thread (embedded Qdrant is not
     thread-safe); feature extraction and text encoding on a small pool."""
@@ -107,12 +118,7 @@ class Catalog:
 
         Returns the stored track and whether it replaced one with the same id.
         """
-        check_id("header.metadata.track_id", metadata.track_id)
-        if not metadata.title.strip():
-            raise InvalidArgument("header.metadata.title", "is required")
-        if metadata.year is not None and not MIN_YEAR <= metadata.year <= MAX_YEAR:
-            raise InvalidArgument("header.metadata.year", f"must be {MIN_YEAR}-{MAX_YEAR}, "
-                                  f"got {metadata.year} (leave it unset when unknown)")
+        check_metadata(metadata)
         started = time.perf_counter()
         features = None
         vector = None

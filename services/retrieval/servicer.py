@@ -31,6 +31,9 @@ from services.retrieval.similarity import resolve_weights
 Context = grpc.aio.ServicerContext
 
 MAX_CHUNK_BYTES = 1024 * 1024
+# (default, maximum) page sizes; 0 asks for the default.
+LIST_PAGE_SIZE = (50, 500)
+SEARCH_PAGE_SIZE = (10, 100)
 
 
 Paged = TypeVar("Paged", pb.ListTracksRequest, pb.SearchTracksRequest)
@@ -104,7 +107,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                          context: Context[pb.ListTracksRequest, pb.ListTracksResponse],
                          ) -> pb.ListTracksResponse:
         """Pages through the tracks matching a filter, in storage order."""
-        limit = check_page_size("page_size", request.page_size, 50, 500)
+        limit = check_page_size("page_size", request.page_size, *LIST_PAGE_SIZE)
         query = _query_of(request)
         tracks, cursor = await self.catalog.list_tracks(
             filter_from_pb(request.filter), limit, cursor_from_token(request.page_token, query))
@@ -115,7 +118,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                            context: Context[pb.SearchTracksRequest, pb.SearchTracksResponse],
                            ) -> pb.SearchTracksResponse:
         """Ranks tracks by text, an example track, a clip or example sets; or filters only."""
-        limit = check_page_size("page_size", request.page_size, 10, 100)
+        limit = check_page_size("page_size", request.page_size, *SEARCH_PAGE_SIZE)
         filter = filter_from_pb(request.filter)
         exclude = list(request.exclude_track_ids)
         mode = request.WhichOneof("query")

@@ -76,9 +76,9 @@ class Sampling(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     TOP_P_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
-    """> 0; 1.0 when unset."""
+    """In (0, 10]; 1.0 when unset."""
     top_k: _builtins.int
-    """0 = no top-k cut."""
+    """0-1000; 0 = no top-k cut."""
     top_p: _builtins.float
     """In (0, 1]; 1.0 when unset."""
     def __init__(
@@ -125,7 +125,9 @@ class GenerateRequest(_message.Message):
     primer_midi: _builtins.bytes
     """Standard MIDI file; required for CONTINUE and HARMONIZE."""
     bars: _builtins.int
+    """1-128."""
     seconds: _builtins.float
+    """In (0, 600], within the 512 quarter notes at the tempo (307.2 s at 100 bpm)."""
     tempo_bpm: _builtins.float
     """20-300; 100 when unset."""
     key: _builtins.str
@@ -134,15 +136,15 @@ class GenerateRequest(_message.Message):
     estimated key, else one chosen with the seed.
     """
     time_signature: _builtins.str
-    """e.g. "4/4", "3/4"; 4/4 when empty."""
+    """e.g. "4/4", "3/4", "6/8"; 4/4 when empty. A bar is at most 16 quarter notes."""
     seed: _builtins.int
-    """Absent: the service picks one and reports it in the result."""
+    """Any uint64. Absent: the service picks one and reports it in the result."""
     audio_format: Global___AudioFormat.ValueType
     """Render audio too."""
     @_builtins.property
     def programs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """General MIDI program (0-127) per voice, highest voice first; piano for all when
-        empty.
+        """General MIDI program (0-127) per voice, highest voice first, at most 16; piano for
+        all when empty.
         """
 
     @_builtins.property

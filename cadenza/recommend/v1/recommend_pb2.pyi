@@ -70,12 +70,15 @@ class Event(_message.Message):
     """Must be a catalog track."""
     kind: Global___EventKind.ValueType
     listened_ms: _builtins.int
-    """Plays and skips: how long the listener stayed, and that as a fraction of the track."""
+    """Plays and skips: how long the listener stayed, 0-86400000 (a day), and that as a
+    fraction of the track, in [0, 1].
+    """
     completion: _builtins.float
+    """In [0, 1]; absent when unknown."""
     playlist_id: _builtins.str
     """Playlist adds: which playlist."""
     count: _builtins.int
-    """How many times this event happened (aggregated play counts); 1 when unset."""
+    """How many times this event happened (aggregated play counts), 1-1000000; 1 when unset."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When it happened; unset means when the server received it. Not before 2000-01-01
@@ -259,6 +262,7 @@ Global___Seeds: _TypeAlias = Seeds  # noqa: Y015
 class AudioTargets(_message.Message):
     """Spotify-style tunable attributes over the retrieval audio features: min_ and max_
     bound the candidates, target_ ranks those closest first. Absent means no preference.
+    Each value must lie in the range its comment gives; min_ <= max_.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -278,22 +282,37 @@ class AudioTargets(_message.Message):
     MAX_DURATION_S_FIELD_NUMBER: _builtins.int
     TARGET_DURATION_S_FIELD_NUMBER: _builtins.int
     min_tempo_bpm: _builtins.float
+    """1-1000"""
     max_tempo_bpm: _builtins.float
+    """1-1000"""
     target_tempo_bpm: _builtins.float
+    """1-1000"""
     target_key: _builtins.int
     """Pitch class of the key, 0 = C ... 11 = B."""
     target_mode: _builtins.int
     """1 = major, 0 = minor."""
     min_loudness_db: _builtins.float
+    """Mean RMS loudness in dB.
+    -120 to 0
+    """
     max_loudness_db: _builtins.float
+    """-120 to 0"""
     target_loudness_db: _builtins.float
+    """-120 to 0"""
     min_brightness_hz: _builtins.float
-    """Spectral centroid in Hz."""
+    """Spectral centroid in Hz.
+    1-50000
+    """
     max_brightness_hz: _builtins.float
+    """1-50000"""
     target_brightness_hz: _builtins.float
+    """1-50000"""
     min_duration_s: _builtins.float
+    """0-86400"""
     max_duration_s: _builtins.float
+    """0-86400"""
     target_duration_s: _builtins.float
+    """0-86400"""
     def __init__(
         self,
         *,
@@ -410,13 +429,14 @@ class RecommendRequest(_message.Message):
     limit: _builtins.int
     """1-100; 20 when unset."""
     max_per_artist: _builtins.int
-    """At most this many items by one artist; 2 when unset, 0 = no cap."""
+    """At most this many items by one artist, >= 0; 2 when unset, 0 = no cap."""
     include_heard: _builtins.bool
     """Also return tracks the user already played (never ones they disliked)."""
     @_builtins.property
     def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Weight per signal source ("collaborative", "content", "seeds", "popularity"); the
-        ones not named keep their defaults (see GetModelStatus). Finite, >= 0, not all zero.
+        ones not named keep their defaults (see GetModelStatus). Relative: finite and >= 0,
+        of any size, not all zero.
         """
 
     @_builtins.property

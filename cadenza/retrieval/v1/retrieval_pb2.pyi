@@ -97,7 +97,7 @@ class TrackMetadata(_message.Message):
     artist: _builtins.str
     album: _builtins.str
     year: _builtins.int
-    """Release or composition year; absent when unknown."""
+    """Release or composition year, 1-9999; absent when unknown."""
     genre: _builtins.str
     description: _builtins.str
     """Free text searched by text queries (liner notes, mood, instrumentation ...)."""
@@ -586,14 +586,16 @@ Global___TrackFilter: _TypeAlias = TrackFilter  # noqa: Y015
 
 @_typing.final
 class IntRange(_message.Message):
-    """Inclusive bounds; an absent bound is open."""
+    """Inclusive bounds; an absent bound is open; min <= max."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MIN_FIELD_NUMBER: _builtins.int
     MAX_FIELD_NUMBER: _builtins.int
     min: _builtins.int
+    """Any int32."""
     max: _builtins.int
+    """Any int32."""
     def __init__(
         self,
         *,
@@ -617,12 +619,16 @@ Global___IntRange: _TypeAlias = IntRange  # noqa: Y015
 
 @_typing.final
 class FloatRange(_message.Message):
+    """Inclusive bounds; an absent bound is open; min <= max."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MIN_FIELD_NUMBER: _builtins.int
     MAX_FIELD_NUMBER: _builtins.int
     min: _builtins.float
+    """Any finite number."""
     max: _builtins.float
+    """Any finite number."""
     def __init__(
         self,
         *,

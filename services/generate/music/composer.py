@@ -29,6 +29,7 @@ from services.generate.music.composition import (
     Mode,
     check_bar,
     check_cost,
+    length_field,
 )
 from services.generate.music.keys import estimate_key
 from services.generate.music.midi_io import melody_of, read_primer, write_midi
@@ -129,7 +130,8 @@ class _Run:
             self.n_new = primer.n_steps
         else:
             self.n_new = request.steps(self.tempo_bpm, spq, self.bar_steps)
-        check_cost(self.n_new, spq, self.tempo_bpm)
+        check_cost("primer_midi" if request.mode is Mode.HARMONIZE else length_field(request),
+                   self.n_new / spq, self.tempo_bpm)
         # Each step takes at most MAX_VOICES pitch tokens, a STEP and a BAR: a run that
         # somehow stops advancing ends here rather than running on.
         self.token_budget = self.n_new * (MAX_VOICES + 2) + self.spec.max_positions

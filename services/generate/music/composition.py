@@ -108,28 +108,44 @@ def check(composition: Composition) -> Composition:
         raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {s.top_p}")
     if not 0 <= s.top_k <= MAX_TOP_K:
         raise InvalidArgument("sampling.top_k", f"must be 0 (off) to {MAX_TOP_K}, got {s.top_k}")
+    if c.mode is Mode.SCRATCH:  # else the primer may set tempo and metre: see the composer
+        tempo = c.tempo_bpm or DEFAULT_TEMPO_BPM
+        quarters = (c.seconds * tempo / 60.0 if c.seconds is not None
+                    else (c.bars or DEFAULT_BARS) * bar_quarters(c.time_signature or "4/4"))
+        check_cost(length_field(c), quarters, tempo)
     return c
 
 
 def check_bar(field: str, time_signature: str) -> None:
     """Raises InvalidArgument when one bar of the metre is longer than MAX_BAR_QUARTERS."""
-    numerator, denominator = parse_time_signature(time_signature)
-    if numerator * 4 > MAX_BAR_QUARTERS * denominator:
-        raise InvalidArgument(field, f"a bar of {time_signature} is {numerator * 4 / denominator:g}"
-                                     f" quarter notes; at most {MAX_BAR_QUARTERS} (e.g. 16/4)")
+    quarters = bar_quarters(time_signature)
+    if quarters > MAX_BAR_QUARTERS:
+        raise InvalidArgument(field, f"a bar of {time_signature} is {quarters:g} quarter notes; "
+                                     f"at most {MAX_BAR_QUARTERS} (e.g. 16/4)")
 
 
-def check_cost(n_steps: int, steps_per_quarter: int, tempo_bpm: float) -> None:
+def check_cost(field: str, quarters: float, tempo_bpm: float) -> None:
     """Raises InvalidArgument when the music to write is over the per-generation bound.
 
-    Called once tempo and metre are known (the primer may supply them), so no combination
-    of bars, seconds, time signature, tempo and primer can ask for more.
+    check() applies it when the request alone fixes the length; the composer applies it
+    again once a primer has supplied tempo and metre, so no combination of bars, seconds,
+    time signature, tempo and primer can ask for more.
     """
-    quarters = n_steps / steps_per_quarter
     seconds = quarters * 60.0 / tempo_bpm
     if quarters > MAX_MUSIC_QUARTERS or seconds > MAX_SECONDS:
-        raise InvalidArgument("bars", (
+        raise InvalidArgument(field, (
             f"this asks for {quarters:g} quarter notes ({seconds:.0f} s) of music; one "
             f"generation writes at most {MAX_MUSIC_QUARTERS} quarter notes and "
             f"{MAX_SECONDS:g} s: ask for fewer bars or seconds, a shorter bar or a faster "
             "tempo"))
+
+
+def bar_quarters(time_signature: str) -> float:
+    """Quarter notes in one bar: 4 for 4/4, 3 for 6/8."""
+    numerator, denominator = parse_time_signature(time_signature)
+    return numerator * 4 / denominator
+
+
+def length_field(composition: Composition) -> str:
+    """The control that sets the length, for messages about it."""
+    return "seconds" if composition.seconds is not None else "bars"

@@ -1,0 +1,204 @@
+"""Every numeric field a caller can send: its documented range and the validator that
+enforces it.
+
+The numbers here are written out, not imported from the services, so the tests check the
+validators against the documented contract rather than against themselves. Each entry's
+`doc` must appear in the field's comment in the .proto file (test_ranges_documented.py),
+and every numeric field reachable from a request message must have an entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message
+
+from cadenza.generate.v1 import generate_pb2 as gen
+from cadenza.kit.validate import check_page_size
+from cadenza.recommend.v1 import recommend_pb2 as rec
+from cadenza.retrieval.v1 import retrieval_pb2 as ret
+from services.generate.servicer import to_composition
+from services.recommend import convert as rec_convert
+from services.recommend.event_convert import event_from_pb
+from services.recommend.event_log import check_event
+from services.retrieval.catalog import check_metadata
+from services.retrieval.convert import example_space_from_pb, filter_from_pb, metadata_from_pb
+from services.retrieval.servicer import LIST_PAGE_SIZE, SEARCH_PAGE_SIZE
+from services.retrieval.similarity import resolve_weights
+
+Check = Callable[[Any], object]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One numeric field: where it sits in a request, its range and how errors name it."""
+
+    field: str            # the field's proto full name (a map's value: the map field)
+    root: type[Message]   # a request message the field is reached from
+    path: str             # from the root: "sampling.top_p", "weights[timbre]", "programs[0]"
+    name: str             # the field as InvalidArgument names it
+    low: float | None     # None: no bound on that side (but finite, for doubles)
+    high: float | None
+    doc: str              # text the .proto comment of the field must contain
+    check: Check          # the validator the servicer runs on this request
+    low_open: bool = False
+    high_open: bool = False
+    zero_ok: bool = False  # 0 means "the default", accepted though outside [low, high]
+    base: Callable[[], Message] | None = None  # a valid request to set the field in
+
+
+def _generate(r: gen.GenerateRequest) -> object:
+    return to_composition(r)
+
+
+def _ingest(r: ret.IngestTrackRequest) -> object:
+    check_metadata(metadata_from_pb(r.header.metadata))
+    return None
+
+
+def _list(r: ret.ListTracksRequest) -> object:
+    filter_from_pb(r.filter)
+    return check_page_size("page_size", r.page_size, *LIST_PAGE_SIZE)
+
+
+def _search(r: ret.SearchTracksRequest) -> object:
+    filter_from_pb(r.filter)
+    check_page_size("page_size", r.page_size, *SEARCH_PAGE_SIZE)
+    if r.WhichOneof("query") == "examples":
+        example_space_from_pb(r.examples.space)
+    return resolve_weights(dict(r.weights))
+
+
+def _event(r: rec.RecordEventRequest) -> object:
+    check_event("event", event_from_pb(r.event), time.time(), 300.0)
+    return None
+
+
+def _ingest_base() -> Message:
+    return ret.IngestTrackRequest(header=ret.IngestHeader(
+        metadata=ret.TrackMetadata(track_id="t1", title="A title")))
+
+
+def _event_base() -> Message:
+    return rec.RecordEventRequest(event=rec.Event(event_id="e1", user_id="u1", track_id="t1",
+                                                  kind=rec.EVENT_KIND_PLAY))
+
+
+def _user_base() -> Message:
+    return rec.RecommendRequest(user_id="u1")
+
+
+def _similar_tracks(r: rec.SimilarTracksRequest) -> object:
+    return rec_convert.limit_from_pb(r)
+
+
+G, RT, RC = "cadenza.generate.v1", "cadenza.retrieval.v1", "cadenza.recommend.v1"
+_FILTERS = [
+    Bound(f"{RT}.FloatRange.{side}", ret.ListTracksRequest, f"filter.{name}.{side}",
+          f"filter.{name}.{side}", None, None, "any finite number", _list)
+    for name in ("tempo_bpm", "duration_s", "loudness_db", "brightness_hz")
+    for side in ("min", "max")
+] + [
+    Bound(f"{RT}.IntRange.{side}", ret.ListTracksRequest, f"filter.year.{side}",
+          f"filter.year.{side}", None, None, "any int32", _list)
+    for side in ("min", "max")
+]
+_TARGETS = [
+    Bound(f"{RC}.AudioTargets.{kind}_{name}", rec.RecommendRequest, f"targets.{kind}_{name}",
+          f"targets.{kind}_{name}", low, high, doc, rec_convert.recommend_query_from_pb,
+          base=_user_base)
+    for name, low, high, doc in (("tempo_bpm", 1.0, 1000.0, "1-1000"),
+                                 ("loudness_db", -120.0, 0.0, "-120 to 0"),
+                                 ("brightness_hz", 1.0, 50_000.0, "1-50000"),
+                                 ("duration_s", 0.0, 86_400.0, "0-86400"))
+    for kind in ("min", "max", "target")
+]
+
+BOUNDS: list[Bound] = [
+    # -- generate
+    Bound(f"{G}.GenerateRequest.bars", gen.GenerateRequest, "bars", "bars", 1, 128, "1-128",
+          _generate),
+    # 600 s is the cap on any length, but at the default 100 bpm the cap of 512 quarter
+    # notes comes first: 307.2 s.
+    Bound(f"{G}.GenerateRequest.seconds", gen.GenerateRequest, "seconds", "seconds", 0,
+          307.2, "(0, 600]", _generate, low_open=True),
+    Bound(f"{G}.GenerateRequest.tempo_bpm", gen.GenerateRequest, "tempo_bpm", "tempo_bpm",
+          20, 300, "20-300", _generate),
+    Bound(f"{G}.GenerateRequest.programs", gen.GenerateRequest, "programs[0]",
+          "programs[0]", 0, 127, "0-127", _generate),
+    Bound(f"{G}.GenerateRequest.seed", gen.GenerateRequest, "seed", "seed", None, None,
+          "any uint64", _generate),
+    Bound(f"{G}.Sampling.temperature", gen.GenerateRequest, "sampling.temperature",
+          "sampling.temperature", 0, 10, "(0, 10]", _generate, low_open=True),
+    Bound(f"{G}.Sampling.top_k", gen.GenerateRequest, "sampling.top_k", "sampling.top_k",
+          0, 1000, "0-1000", _generate),
+    Bound(f"{G}.Sampling.top_p", gen.GenerateRequest, "sampling.top_p", "sampling.top_p",
+          0, 1, "(0, 1]", _generate, low_open=True),
+    # -- retrieval
+    Bound(f"{RT}.TrackMetadata.year", ret.IngestTrackRequest, "header.metadata.year",
+          "header.metadata.year", 1, 9999, "1-9999", _ingest, base=_ingest_base),
+    Bound(f"{RT}.ListTracksRequest.page_size", ret.ListTracksRequest, "page_size",
+          "page_size", 1, 500, "1-500", _list, zero_ok=True),
+    Bound(f"{RT}.SearchTracksRequest.page_size", ret.SearchTracksRequest, "page_size",
+          "page_size", 1, 100, "1-100", _search, zero_ok=True),
+    Bound(f"{RT}.SearchTracksRequest.weights", ret.SearchTracksRequest, "weights[timbre]",
+          "weights[timbre]", 0, None, "finite and >= 0", _search),
+    *_FILTERS,
+    # -- recommend
+    Bound(f"{RC}.Event.listened_ms", rec.RecordEventRequest, "event.listened_ms",
+          "event.listened_ms", 0, 86_400_000, "0-86400000", _event, base=_event_base),
+    Bound(f"{RC}.Event.completion", rec.RecordEventRequest, "event.completion",
+          "event.completion", 0, 1, "[0, 1]", _event, base=_event_base),
+    Bound(f"{RC}.Event.count", rec.RecordEventRequest, "event.count", "event.count",
+          1, 1_000_000, "1-1000000", _event, zero_ok=True, base=_event_base),
+    Bound(f"{RC}.RecommendRequest.limit", rec.RecommendRequest, "limit", "limit", 1, 100,
+          "1-100", rec_convert.recommend_query_from_pb, base=_user_base),
+    Bound(f"{RC}.RecommendRequest.weights", rec.RecommendRequest, "weights[collaborative]",
+          "weights[collaborative]", 0, None, "finite and >= 0",
+          rec_convert.recommend_query_from_pb, base=_user_base),
+    Bound(f"{RC}.RecommendRequest.max_per_artist", rec.RecommendRequest, "max_per_artist",
+          "max_per_artist", 0, None, ">= 0", rec_convert.recommend_query_from_pb,
+          base=_user_base),
+    Bound(f"{RC}.SimilarTracksRequest.limit", rec.SimilarTracksRequest, "limit", "limit",
+          1, 100, "1-100", _similar_tracks),
+    Bound(f"{RC}.SimilarUsersRequest.limit", rec.SimilarUsersRequest, "limit", "limit",
+          1, 100, "1-100", _similar_tracks),
+    *_TARGETS,
+    Bound(f"{RC}.AudioTargets.target_key", rec.RecommendRequest, "targets.target_key",
+          "targets.target_key", 0, 11, "0 = C ... 11 = B", rec_convert.recommend_query_from_pb,
+          base=_user_base),
+    Bound(f"{RC}.AudioTargets.target_mode", rec.RecommendRequest, "targets.target_mode",
+          "targets.target_mode", 0, 1, "1 = major, 0 = minor",
+          rec_convert.recommend_query_from_pb, base=_user_base),
+]
+
+
+@dataclass(frozen=True)
+class EnumField:
+    """One enum field of a request: unknown numbers must be rejected naming it."""
+
+    field: str
+    root: type[Message]
+    path: str
+    name: str
+    check: Check
+    base: Callable[[], Message] | None = None
+    required: bool = False  # the UNSPECIFIED value (0) is rejected too
+
+
+def _examples_base() -> Message:
+    return ret.SearchTracksRequest(examples=ret.TrackExamples(positive_track_ids=["t1"]))
+
+
+ENUMS: list[EnumField] = [
+    EnumField(f"{G}.GenerateRequest.mode", gen.GenerateRequest, "mode", "mode", _generate),
+    EnumField(f"{G}.GenerateRequest.audio_format", gen.GenerateRequest, "audio_format",
+              "audio_format", _generate),
+    EnumField(f"{RT}.TrackExamples.space", ret.SearchTracksRequest, "examples.space",
+              "examples.space", _search, base=_examples_base),
+    EnumField(f"{RC}.Event.kind", rec.RecordEventRequest, "event.kind", "event.kind", _event,
+              base=_event_base, required=True),
+]
