@@ -90,9 +90,10 @@ def _code_after_abort(ctx: Context) -> grpc.StatusCode:
 class BadRequestBody(InvalidArgument):
     """A request message that does not decode as the method's request type."""
 
-    def __init__(self, type_name: str, error: Exception) -> None:
-        super().__init__("", f"the request body is not a valid {type_name} message "
-                             f"({error}); send one serialized by the method's stub")
+    def __init__(self, type_name: str, error: Exception, index: int | None = None) -> None:
+        where = "the request body" if index is None else f"message {index} of the request stream"
+        super().__init__("", f"{where} is not a valid {type_name} message ({error}); send "
+                             "one serialized by the method's stub")
 
 
 class RequestDecoder:
@@ -110,21 +111,25 @@ class RequestDecoder:
         descriptor = getattr(getattr(decode, "__self__", None), "DESCRIPTOR", None)
         self.type_name = getattr(descriptor, "full_name", "request")
 
-    def __call__(self, raw: bytes) -> Any:
-        """The decoded message; BadRequestBody (INVALID_ARGUMENT) when it does not parse."""
+    def __call__(self, raw: bytes, index: int | None = None) -> Any:
+        """The decoded message; BadRequestBody (INVALID_ARGUMENT) when it does not parse.
+
+        `index` is the message's 0-based place in a request stream, for the error."""
         if self.decode is None:
             return raw
         try:
             return self.decode(raw)
         except Exception as error:  # DecodeError, or whatever a custom deserializer raises
-            raise BadRequestBody(self.type_name, error) from None
+            raise BadRequestBody(self.type_name, error, index) from None
 
 
 async def _decode_each(requests: AsyncIterator[bytes], decode: RequestDecoder,
                        counter: Any) -> AsyncIterator[Any]:
+    index = 0
     async for raw in requests:
         counter.inc()
-        yield decode(raw)
+        yield decode(raw, index)
+        index += 1
 
 
 def _wrap_unary_response(

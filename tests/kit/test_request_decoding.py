@@ -89,6 +89,8 @@ async def test_an_undecodable_body_is_invalid_argument_counted_and_logged_once(
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid google.protobuf.StringValue message" in caught.value.details()
+    if _SHAPES[method][0]:
+        assert caught.value.details().startswith("message 1 of the request stream")
     assert _handled(method, "INVALID_ARGUMENT") == before + 1
     lines = [r for r in caplog.records if "not a valid" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.WARNING
