@@ -27,6 +27,9 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 # Health and reflection are polled constantly by probes; counting them drowns the signal.
 _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 _MAX_DETAILS = 1024  # characters of an error message sent to the caller
+# How much of a failed call's request stream to read before answering (RequestStream).
+_DRAIN_S = 2.0
+_DRAIN_BYTES = 32 * 1024 * 1024
 
 
 class _MethodMetrics:
@@ -123,13 +126,56 @@ class RequestDecoder:
             raise BadRequestBody(self.type_name, error, index) from None
 
 
-async def _decode_each(requests: AsyncIterator[bytes], decode: RequestDecoder,
-                       counter: Any) -> AsyncIterator[Any]:
-    index = 0
-    async for raw in requests:
-        counter.inc()
-        yield decode(raw, index)
-        index += 1
+class RequestStream:
+    """A client stream as the behaviour sees it: decoded, counted, and drainable.
+
+    When a call fails before its request stream ended, drain() reads what is left before
+    the status goes out. A grpc.aio client that is still writing when the status arrives
+    reports its own INTERNAL instead of it (grpc/grpc#36066), and the gateway is such a
+    client; read to the end, the caller's status arrives intact.
+    """
+
+    __slots__ = ("_counter", "_decode", "_raw", "ended", "index")
+
+    def __init__(self, raw: AsyncIterator[bytes], decode: RequestDecoder, counter: Any) -> None:
+        self._raw = raw.__aiter__()
+        self._decode = decode
+        self._counter = counter
+        self.index = 0
+        self.ended = False
+
+    def __aiter__(self) -> RequestStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next decoded message; BadRequestBody names its index when it does not parse."""
+        try:
+            raw = await self._raw.__anext__()
+        except StopAsyncIteration:
+            self.ended = True
+            raise
+        self._counter.inc()
+        message = self._decode(raw, self.index)
+        self.index += 1
+        return message
+
+    async def drain(self, ctx: Context) -> None:
+        """Reads and drops the rest of the stream, for at most _DRAIN_S and _DRAIN_BYTES."""
+        if self.ended:
+            return
+        deadline = time.monotonic() + _DRAIN_S
+        size = 0
+        try:
+            while size < _DRAIN_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                message = await asyncio.wait_for(ctx.read(), left)
+                if message is grpc.aio.EOF:
+                    return
+                size += len(message)
+        except Exception:  # the peer left, or the stream is unreadable: stop
+            return
 
 
 def _wrap_unary_response(
@@ -142,11 +188,12 @@ def _wrap_unary_response(
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
+        stream = RequestStream(raw, decode, m.received) if streaming_in else None
         try:
-            request = (_decode_each(raw, decode, m.received) if streaming_in
-                       else decode(raw))
-            response = await behavior(request, ctx)
+            response = await behavior(stream if stream is not None else decode(raw), ctx)
         except grpc.aio.AbortError:
+            if stream is not None:
+                await stream.drain(ctx)
             m.finish(_code_after_abort(ctx), started)
             raise
         except asyncio.CancelledError:
@@ -154,6 +201,8 @@ def _wrap_unary_response(
             raise
         except Exception as error:
             code, message = _status_for(error, method)
+            if stream is not None:
+                await stream.drain(ctx)
             m.finish(code, started)
             await ctx.abort(code, message)
         m.finish(grpc.StatusCode.OK, started)
@@ -172,13 +221,15 @@ def _wrap_stream_response(
         _enter(ctx)
         started = time.perf_counter()
         m.started.inc()
+        stream = RequestStream(raw, decode, m.received) if streaming_in else None
         try:
-            request = (_decode_each(raw, decode, m.received) if streaming_in
-                       else decode(raw))
-            async for response in behavior(request, ctx):
+            async for response in behavior(stream if stream is not None else decode(raw),
+                                           ctx):
                 m.sent.inc()
                 yield response
         except grpc.aio.AbortError:
+            if stream is not None:
+                await stream.drain(ctx)
             m.finish(_code_after_abort(ctx), started)
             raise
         except (asyncio.CancelledError, GeneratorExit):
@@ -186,6 +237,8 @@ def _wrap_stream_response(
             raise
         except Exception as error:
             code, message = _status_for(error, method)
+            if stream is not None:
+                await stream.drain(ctx)
             m.finish(code, started)
             await ctx.abort(code, message)
         m.finish(grpc.StatusCode.OK, started)

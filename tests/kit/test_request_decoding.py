@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 from prometheus_client import REGISTRY
 
+from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.server import App, Binding, serve_in_process
 
 # Field 1 of StringValue as a length-delimited string that is not UTF-8: protobuf refuses it.
@@ -95,3 +96,30 @@ async def test_an_undecodable_body_is_invalid_argument_counted_and_logged_once(
     lines = [r for r in caplog.records if "not a valid" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.WARNING
     assert all(r.exc_info is None for r in caplog.records), "a traceback was logged"
+
+
+async def test_a_client_still_writing_when_the_call_fails_gets_the_real_status() -> None:
+    # The handler rejects the first message; the client has 40 more to write. A grpc.aio
+    # client mid-write when the status arrives reports INTERNAL (grpc/grpc#36066) unless
+    # the server reads the rest first.
+    async def reject_first(requests: AsyncIterator[wrappers_pb2.StringValue],
+                           ctx: object) -> wrappers_pb2.StringValue:
+        async for _ in requests:
+            raise InvalidArgument("value", "not this one")
+        return wrappers_pb2.StringValue()
+
+    de, ser = wrappers_pb2.StringValue.FromString, wrappers_pb2.StringValue.SerializeToString
+    handler = grpc.method_handlers_generic_handler("test.Early", {
+        "Reject": grpc.stream_unary_rpc_method_handler(reject_first, de, ser)})
+    server = await serve_in_process(App(bindings=[Binding(
+        "test.Early", lambda s: s.add_generic_rpc_handlers((handler,)))]))
+    chunk = wrappers_pb2.StringValue(value="x" * 16_384).SerializeToString()
+    codes = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = channel.stream_unary("/test.Early/Reject")
+        for _ in range(30):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(iter([chunk] * 41), timeout=10)
+            codes.append(caught.value.code())
+    await server.server.stop(None)
+    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT}, codes

@@ -21,8 +21,10 @@ from tools.fuzz.mutate import mutate
 # single body costs the mesh more than a moment to read and reject.
 MESSAGE_BUDGET_BYTES = 256 * 1024
 MAX_DEPTH = 4
+# The chance that each field of a message is set, chosen per message.
+SET_FIELD_PROBABILITIES = (0.1, 0.2, 0.5, 0.85)
 # How often each generator is used (random bytes, valid message, mutated message).
-KIND_WEIGHTS = {"random": 0.3, "valid": 0.35, "mutated": 0.35}
+KIND_WEIGHTS = {"random": 0.25, "valid": 0.4, "mutated": 0.35}
 
 _UNKNOWN_ENUM_NUMBERS = (-1, 4, 7, 99, 2**31 - 1, -(2**31))
 
@@ -53,10 +55,17 @@ class MessageBuilder:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self._budget = MESSAGE_BUDGET_BYTES
+        self._density = 0.5
 
     def build(self, descriptor: Descriptor) -> Message:
-        """A new message of this type; every field set or not at random, oneofs at most once."""
+        """A new message of this type; each field set or not at random, oneofs at most once.
+
+        How many fields are set varies per message: sparse ones (one or two fields, the
+        rest defaults) get past the other fields' checks to the one they probe; dense ones
+        combine many odd values at once.
+        """
         self._budget = MESSAGE_BUDGET_BYTES
+        self._density = self.rng.choice(SET_FIELD_PROBABILITIES)
         message = message_factory.GetMessageClass(descriptor)()
         self._fill(message, descriptor, 0)
         return message
@@ -73,7 +82,7 @@ class MessageBuilder:
                 continue  # another member of its oneof was picked
             in_oneof = field.containing_oneof is not None and not _is_synthetic(
                 field.containing_oneof)
-            if not in_oneof and self.rng.random() < 0.5:
+            if not in_oneof and self.rng.random() >= self._density:
                 continue
             if field.type == FieldDescriptor.TYPE_MESSAGE and depth >= MAX_DEPTH:
                 continue
@@ -81,26 +90,24 @@ class MessageBuilder:
 
     def _set(self, message: Any, field: FieldDescriptor, depth: int) -> None:
         target = getattr(message, field.name)
-        is_map = field.type == FieldDescriptor.TYPE_MESSAGE and \
-            field.message_type.GetOptions().map_entry
-        if is_map:
-            key_field = field.message_type.fields_by_name["key"]
-            value_field = field.message_type.fields_by_name["value"]
+        entry: Any = field.message_type  # None unless a message (or map) field
+        if entry is not None and entry.GetOptions().map_entry:
+            key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
             for _ in range(self._count()):
                 key = self._scalar(key_field)
                 if value_field.type == FieldDescriptor.TYPE_MESSAGE:
                     self._fill(target[key], value_field.message_type, depth + 1)
                 else:
                     target[key] = self._scalar(value_field)
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             for _ in range(self._count()):
-                if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    self._fill(target.add(), field.message_type, depth + 1)
+                if entry is not None:
+                    self._fill(target.add(), entry, depth + 1)
                 else:
                     target.append(self._scalar(field))
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+        elif entry is not None:
             target.SetInParent()
-            self._fill(target, field.message_type, depth + 1)
+            self._fill(target, entry, depth + 1)
         else:
             setattr(message, field.name, self._scalar(field))
 
@@ -120,7 +127,8 @@ class MessageBuilder:
         if kind == FieldDescriptor.TYPE_BOOL:
             return self.rng.random() < 0.5
         if kind == FieldDescriptor.TYPE_ENUM:
-            return self._enum(field.enum_type)
+            enum: Any = field.enum_type
+            return self._enum(enum)
         if kind == FieldDescriptor.TYPE_STRING:
             text = values.text(self.rng, max(self._budget, 0))
             self._budget -= len(text.encode())

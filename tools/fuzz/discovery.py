@@ -7,6 +7,7 @@ RPC added later joins the suite by being served.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from google.protobuf import descriptor_pool, message_factory
@@ -49,7 +50,7 @@ class Method:
     @property
     def request_descriptor(self) -> Descriptor:
         """The request message's descriptor."""
-        return self.request_class.DESCRIPTOR
+        return cast(Descriptor, self.request_class.DESCRIPTOR)  # upb's class, typed apart
 
 
 def _ready(channel: grpc.Channel, address: str, timeout_s: float) -> None:

@@ -27,7 +27,6 @@ Why these methods:
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -103,7 +102,7 @@ def primer_quarters(data: bytes) -> float | None:
         midi = mido.MidiFile(file=io.BytesIO(data))
         ticks = max((sum(message.time for message in track) for track in midi.tracks),
                     default=0)
-        return float(ticks) / midi.ticks_per_beat
+        return float(ticks) / float(midi.ticks_per_beat)
     except Exception:  # mido raises many types for bad bytes
         return None
 
@@ -133,7 +132,7 @@ def _generate(request: Any) -> bool:
     if length == "bars":
         if not 1 <= request.bars <= MAX_BARS:
             return True
-        return request.bars * per_bar <= CHEAP_QUARTERS
+        return bool(request.bars * per_bar <= CHEAP_QUARTERS)
     if length == "seconds":
         if not 0 < request.seconds <= MAX_SECONDS:  # NaN too
             return True
@@ -141,7 +140,7 @@ def _generate(request: Any) -> bool:
             tempo = request.tempo_bpm
         else:
             tempo = WORST_PRIMER_TEMPO_BPM if primed else DEFAULT_TEMPO_BPM
-        return math.isfinite(request.seconds) and request.seconds * tempo / 60 <= CHEAP_QUARTERS
+        return bool(request.seconds * tempo / 60 <= CHEAP_QUARTERS)
     return DEFAULT_BARS * per_bar <= CHEAP_QUARTERS
 
 
@@ -165,4 +164,4 @@ def allows(short_name: str, request_class: type[Message], data: bytes) -> bool:
         request = request_class.FromString(data)
     except Exception:  # DecodeError and friends: the server refuses it before any work
         return True
-    return rule(request)
+    return bool(rule(request))

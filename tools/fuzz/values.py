@@ -10,7 +10,7 @@ import struct
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from tools.fuzz.mutate import mutate, varint
+from tools.fuzz.mutate import mutate
 
 _INT_RANGES = {
     FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
@@ -29,6 +29,8 @@ _EDGE_INTS = (
     -1, 99, 100, 101, 127, 128, 129, 255, 256, 300, 500, 501, 600, 601, 1000, 1001, 1024,
     2**15, 2**16, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**32 - 1, 2**32, 2**53,
     2**53 + 1, 2**63 - 1, -(2**63), 2**64 - 1,
+    # Unix times: 2000-01-01 and the second before, late 2023, the end of year 9999.
+    946_684_800, 946_684_799, 1_700_000_000, 253_402_300_799, 253_402_300_800,
 )
 _EDGE_DOUBLES = (
     0.0, -0.0, 1.0, -1.0, 0.5, 1e-9, math.nan, -math.nan, math.inf, -math.inf, 1e308,
@@ -61,7 +63,7 @@ def integer(rng: random.Random, field_type: int) -> int:
     if roll < 0.4:
         value = rng.choice(_SMALL_INTS)
     elif roll < 0.75:
-        value = rng.choice(_EDGE_INTS + (low, high, low + 1, high - 1))
+        value = rng.choice((*_EDGE_INTS, low, high, low + 1, high - 1))
     else:
         bits = rng.randint(1, 64)
         value = rng.getrandbits(bits) * rng.choice((1, -1))
@@ -100,8 +102,18 @@ def text(rng: random.Random, budget: int) -> str:
     return rng.choice(("a", "\u00e9", "\U0001f3b5", "x y")) * max(length // 4, 1)
 
 
-def _midi(rng: random.Random) -> bytes:
-    """A small Standard MIDI File: one track, 1-8 notes, at most ~8 quarter notes long."""
+def _midi_quantity(value: int) -> bytes:
+    """A MIDI variable-length quantity: base 128, most significant group first."""
+    groups = [value & 0x7F]
+    while value > 0x7F:
+        value >>= 7
+        groups.append(value & 0x7F | 0x80)
+    return bytes(reversed(groups))
+
+
+def small_midi(rng: random.Random) -> bytes:
+    """A small Standard MIDI File: one track, 1-8 notes of at most a quarter note each."""
+    ticks_per_quarter = rng.choice((480, 96, 1, 0x7FFF))
     events = bytearray()
     if rng.random() < 0.5:
         tempo = rng.choice((500_000, 250_000, 1, 0xFFFFFF))
@@ -112,14 +124,15 @@ def _midi(rng: random.Random) -> bytes:
     channel = rng.choice((0, 0, 0, 9))  # 9 is the drum channel
     for _ in range(rng.randint(1, 8)):
         pitch = rng.choice((rng.randint(0, 127), 60, 72))
+        length = max(ticks_per_quarter * rng.randint(1, 4) // 4, 1)
         events += b"\x00" + bytes((0x90 | channel, pitch, rng.randint(1, 127)))
-        events += varint(rng.choice((120, 240, 480))) + bytes((0x80 | channel, pitch, 0))
+        events += _midi_quantity(length) + bytes((0x80 | channel, pitch, 0))
     events += b"\x00\xff\x2f\x00"
-    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, rng.choice((480, 96, 1, 0x7FFF)))
+    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_quarter)
     return header + b"MTrk" + struct.pack(">I", len(events)) + bytes(events)
 
 
-def _wav(rng: random.Random) -> bytes:
+def small_wav(rng: random.Random) -> bytes:
     """A small PCM WAV; odd sample rates make a few hundred samples last 5-60 s or more."""
     rate = rng.choice((22_050, 8_000, 44_100, 100, 20, 1, 0, 2**32 - 1))
     channels = rng.choice((1, 1, 2, 0))
@@ -145,5 +158,5 @@ def blob(rng: random.Random, budget: int) -> bytes:
         return rng.randbytes(min(budget, rng.randint(65, 8192)))
     if roll < 0.7:
         return rng.choice(_MAGIC) + rng.randbytes(rng.randint(0, 64))
-    data = _midi(rng) if rng.random() < 0.5 else _wav(rng)
+    data = small_midi(rng) if rng.random() < 0.5 else small_wav(rng)
     return mutate(rng, data)[0] if rng.random() < 0.5 else data
