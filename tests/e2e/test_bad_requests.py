@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import math
-import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soundfile
 from google.protobuf.message import Message
-from prometheus_client.parser import text_string_to_metric_families
 
 from cadenza.generate.v1 import generate_pb2 as gen
 from cadenza.recommend.v1 import recommend_pb2 as rec
 from cadenza.retrieval.v1 import retrieval_pb2 as ret
 from tools.devmesh import Mesh
+from tools.fuzz.prom import scrape
 
 IA, NF = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 RT, RC = "/cadenza.retrieval.v1.RetrievalService", "/cadenza.recommend.v1.RecommendService"
@@ -139,15 +139,11 @@ def _call(channel: grpc.Channel, case: Bad) -> grpc.RpcError | None:
     return None
 
 
-def _handled(mesh: Mesh, process: str) -> dict[tuple[str, str], float]:
-    url = f"http://127.0.0.1:{mesh.endpoints.metrics_ports[process]}/metrics"
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    counts: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "grpc_server_handled_total":
-                key = (sample.labels["grpc_method"], sample.labels["grpc_code"])
-                counts[key] = counts.get(key, 0.0) + sample.value
+def _handled(mesh: Mesh, process: str) -> Counter[tuple[str, str]]:
+    """grpc_server_handled_total per (method, code) on one process."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for (_, method, code), n in scrape(mesh.endpoints.metrics_ports[process]).items():
+        counts[method, code] += n
     return counts
 
 
@@ -171,7 +167,7 @@ def test_every_bad_request_gets_its_status_and_is_counted(mesh: Mesh,
     for case in CASES:
         key = (case.method.rsplit("/", 1)[1], case.code.name)
         expected = sum(1 for c in CASES if (c.method.rsplit("/", 1)[1], c.code.name) == key)
-        assert after.get(key, 0) - before.get(key, 0) == expected, key
+        assert after[key] - before[key] == expected, key
 
 
 def _wav(freq: float) -> bytes:
