@@ -32,7 +32,13 @@ $(STAMP): $(LOCK) pyproject.toml
 
 install: $(STAMP) system-deps ## Create .venv from requirements/lock.txt, and install Debian dependencies
 
-lock: $(STAMP) ## Regenerate requirements/*.txt from pyproject.toml, keeping pins that still fit
+# The lock's own tools come from the current lock, not $(STAMP): pyproject.toml may already
+# ask for packages the lock does not have yet, which is why the lock is being remade.
+$(VENV)/bin/pip-compile:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r $(LOCK)
+
+lock: | $(VENV)/bin/pip-compile ## Regenerate requirements/*.txt from pyproject.toml, keeping pins that still fit
 	$(COMPILE) --all-extras -o $(LOCK) pyproject.toml
 	$(COMPILE) -o $(TRITON_LOCK) requirements/triton.in
 	$(PY) deploy/docker/pins.py
