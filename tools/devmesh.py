@@ -81,10 +81,11 @@ class Endpoints:
         return f"127.0.0.1:{self.grpc_ports[name]}"
 
     def peer_env(self) -> dict[str, str]:
-        """Where the gateway finds its backends and recommend finds retrieval."""
+        """Where the gateway finds its backends, and recommend and generate find retrieval."""
         env = {f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS": self.address(backend)
                for backend in ("retrieval", "recommend", "generate")}
         env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.address("retrieval")
+        env["CADENZA_GENERATE_RETRIEVAL_ADDRESS"] = self.address("retrieval")
         return env
 
 

@@ -168,19 +168,21 @@ def run_models(args: argparse.Namespace, conn: Connection) -> int:
     if args.json:
         print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
         return 0
-    rows = [("NAME", "VERSION", "BACKEND", "STATUS", "PARAMS", "METRICS")]
+    rows = [("NAME", "MODALITY", "VERSION", "BACKEND", "STATUS", "PARAMS", "METRICS")]
     for info in reply.models:
         card = info.card
-        name = card.name + (" *" if card.name == reply.default_model else "")
+        default = card.name in (reply.default_model, reply.default_text_model)
+        name = card.name + (" *" if default else "")
+        modality = pb.Modality.Name(info.modality).removeprefix("MODALITY_").lower()
         metrics = ", ".join(f"{key}={value:.4g}" for key, value in sorted(card.metrics.items()))
-        rows.append((name, card.version, info.backend, info.status,
+        rows.append((name, modality, card.version, info.backend, info.status,
                      _count(card.parameters), metrics))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
         print("  ".join(cells) + "  " + row[-1])
     if reply.default_model:
-        print("* default model")
+        print("* default model of its modality")
     return 0
 
 

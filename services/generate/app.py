@@ -6,11 +6,13 @@ import pathlib
 
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.server import App, Binding
+from services.generate.catalog_client import RetrievalTracks
 from services.generate.inference.backend import InferenceBackend
 from services.generate.music.composer import Composer
 from services.generate.registry import ModelRegistry
 from services.generate.servicer import GenerateServicer
 from services.generate.settings import GenerateSettings
+from services.generate.slots import Slots
 
 SERVICE = "cadenza.generate.v1.GenerateService"
 
@@ -28,9 +30,16 @@ async def build_generate(settings: GenerateSettings) -> App:
     """Builds the generate service's gRPC binding, warm-up and close hooks."""
     registry = ModelRegistry(make_backend(settings), pathlib.Path(settings.models_dir),
                              settings.default_model, max_batch=settings.max_batch,
-                             max_wait_s=settings.batch_wait_ms / 1000)
-    composer = Composer(registry, settings.max_concurrent)
-    servicer = GenerateServicer(composer, registry)
+                             max_wait_s=settings.batch_wait_ms / 1000,
+                             default_text_model=settings.default_text_model)
+    slots = Slots(settings.max_concurrent)
+    tracks = RetrievalTracks(settings.retrieval_address)
+    servicer = GenerateServicer(Composer(registry, slots), registry, slots, tracks)
+
+    async def close() -> None:
+        await tracks.close()
+        await registry.close()
+
     return App(bindings=[Binding(SERVICE, lambda server: generate_pb2_grpc.
                                  add_GenerateServiceServicer_to_server(servicer, server))],
-               warmup=registry.load_all, close=registry.close)
+               warmup=registry.load_all, close=close)

@@ -7,10 +7,11 @@ import logging
 import pathlib
 from dataclasses import dataclass
 
-from cadenza.kit.errors import NotFound, Unavailable
+from cadenza.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.generate.inference.backend import InferenceBackend, ModelSpec
 from services.generate.inference.batcher import DecodeBatcher
 from services.generate.music.originality import OriginalityIndex
+from services.generate.text.model import TextModel
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class LoadedModel:
     spec: ModelSpec
     batcher: DecodeBatcher
     originality: OriginalityIndex | None = None
+    text: TextModel | None = None      # a text model's tokenizer and template
     status: str = "loading"
 
 
@@ -29,9 +31,10 @@ class ModelRegistry:
     """The models this process serves, by name, with the default model."""
 
     def __init__(self, backend: InferenceBackend, models_dir: pathlib.Path, default_model: str,
-                 *, max_batch: int, max_wait_s: float) -> None:
+                 *, max_batch: int, max_wait_s: float, default_text_model: str = "") -> None:
         self.backend = backend
         self.default_model = default_model
+        self.default_text_model = default_text_model
         self.models: dict[str, LoadedModel] = {}
         for folder in sorted(p.parent for p in models_dir.glob("*/model.json")):
             spec = ModelSpec.load(folder)
@@ -60,20 +63,36 @@ class ModelRegistry:
     async def _load(self, model: LoadedModel) -> None:
         await self.backend.load(model.spec)
         # One real call, so the first caller does not pay for the session's warm-up.
-        await model.batcher.step([model.spec.vocabulary.BOS], 0, model.batcher.empty_cache())
+        await model.batcher.step([model.spec.warmup_token], 0, model.batcher.empty_cache())
+        if model.spec.modality == "text":
+            model.text = await asyncio.to_thread(TextModel, model.spec, model.batcher)
         corpus = model.spec.folder / "originality.npz"
         if corpus.is_file():
             model.originality = await asyncio.to_thread(OriginalityIndex.load, corpus)
 
-    def get(self, name: str) -> LoadedModel:
-        """The ready model of that name (the default when empty)."""
-        model = self.models.get(name or self.default_model)
+    def get(self, name: str, modality: str = "music") -> LoadedModel:
+        """The ready model of that name (the modality's default when empty)."""
+        default = self.default_text_model if modality == "text" else self.default_model
+        model = self.models.get(name or default)
         if model is None:
+            if not name and modality == "text":
+                raise FailedPrecondition(
+                    f"no text model is served here (default {default!r} is not under "
+                    "the models folder); run `make text-llm` and restart")
             raise NotFound(f"model {name!r} does not exist; ListModels shows the available "
                            f"ones ({', '.join(sorted(self.models))})")
+        if model.spec.modality != modality:
+            raise InvalidArgument("model", f"{model.spec.name!r} is a {model.spec.modality} "
+                                           f"model; this call needs a {modality} model")
         if model.status != "ready":
             raise Unavailable(f"model {model.spec.name!r} is {model.status}")
         return model
+
+    def text(self, name: str) -> TextModel:
+        """The ready text model of that name (the default text model when empty)."""
+        text = self.get(name, "text").text
+        assert text is not None  # set by _load for every text model
+        return text
 
     async def close(self) -> None:
         """Stops every batcher and closes the backend."""

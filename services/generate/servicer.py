@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 
 import grpc.aio
 
 from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
-from cadenza.kit.validate import check_enum
+from cadenza.kit.errors import InvalidArgument
+from cadenza.kit.validate import check_enum, check_id
+from services.generate import text_convert
+from services.generate.catalog_client import RetrievalTracks
 from services.generate.inference.sampling import Sampling
 from services.generate.music.composer import Composer, Piece
 from services.generate.music.composition import Composition, Mode, check, parse_key
 from services.generate.music.tokens import Note
 from services.generate.registry import ModelRegistry
+from services.generate.slots import Slots
+from services.generate.text.completion import Completion, complete
+from services.generate.text.describe import check_title_count, describe
+from services.generate.text.facts import midi_facts
+from services.generate.text.lyrics.writer import write_lyrics
 
 _MODES: dict[int, Mode] = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
           pb.GENERATION_MODE_FROM_SCRATCH: Mode.SCRATCH,
@@ -24,6 +33,7 @@ _AUDIO: dict[int, str | None] = {pb.AUDIO_FORMAT_UNSPECIFIED: None,
 _AUDIO_BACK = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC}
 _MODE_LABELS = {int(n): pb.GenerationMode.Name(n) for n in pb.GenerationMode.values()}
 _AUDIO_LABELS = {int(n): pb.AudioFormat.Name(n) for n in pb.AudioFormat.values()}
+_MODALITIES = {"music": pb.MODALITY_MUSIC, "text": pb.MODALITY_TEXT}
 _MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
                "CONTINUE": pb.GENERATION_MODE_CONTINUE,
                "HARMONIZE": pb.GENERATION_MODE_HARMONIZE}
@@ -68,11 +78,14 @@ def to_result(piece: Piece) -> pb.GenerateResponse:
 
 
 class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
-    """The GenerateService RPCs over the composer and the model registry."""
+    """The GenerateService RPCs over the composer, the text room and the model registry."""
 
-    def __init__(self, composer: Composer, registry: ModelRegistry) -> None:
+    def __init__(self, composer: Composer, registry: ModelRegistry, slots: Slots,
+                 tracks: RetrievalTracks) -> None:
         self.composer = composer
         self.registry = registry
+        self.slots = slots
+        self.tracks = tracks
 
     async def Generate(
         self, request: pb.GenerateRequest,
@@ -80,20 +93,66 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> AsyncIterator[pb.GenerateResponse]:
         """Streams the notes of a generation, then its result."""
         composition = to_composition(request)
-        spq = self.registry.get(composition.model).spec.steps_per_quarter
+        spq = self.registry.get(composition.model, "music").spec.steps_per_quarter
         async for item in self.composer.compose(composition):
             yield to_result(item) if isinstance(item, Piece) else to_event(item, spq)
+
+    async def GenerateText(
+        self, request: pb.GenerateTextRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateTextRequest, pb.GenerateTextResponse],
+    ) -> AsyncIterator[pb.GenerateTextResponse]:
+        """Streams the completion's text as it is decoded, then the result."""
+        text_request = text_convert.text_request_from_pb(request)
+        model = self.registry.text(text_request.model)
+        with self.slots.take(model.name, "text"):
+            async for item in complete(model, text_request):
+                yield (text_convert.text_result_to_pb(item) if isinstance(item, Completion)
+                       else pb.GenerateTextResponse(delta=item))
+
+    async def DescribeMusic(
+        self, request: pb.DescribeMusicRequest,
+        context: grpc.aio.ServicerContext[pb.DescribeMusicRequest, pb.DescribeMusicResponse],
+    ) -> pb.DescribeMusicResponse:
+        """Titles and a grounded description of a catalog track or a MIDI file."""
+        count = check_title_count(request.title_count)
+        subject = request.WhichOneof("subject")
+        if subject is None:
+            raise InvalidArgument("track_id", "give a track_id or a midi file to describe")
+        model = self.registry.text(request.model)
+        facts = (await self.tracks.facts(check_id("track_id", request.track_id))
+                 if subject == "track_id" else midi_facts(request.midi))
+        seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+        with self.slots.take(model.name, "describe"):
+            description = await describe(model, facts, count, seed)
+        return text_convert.description_to_pb(description, model.name, model.spec.version, seed)
+
+    async def WriteLyrics(
+        self, request: pb.WriteLyricsRequest,
+        context: grpc.aio.ServicerContext[pb.WriteLyricsRequest, pb.WriteLyricsResponse],
+    ) -> pb.WriteLyricsResponse:
+        """Lyrics for a melody or a structure of sections."""
+        seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+        lyrics_request = text_convert.lyrics_request_from_pb(request, seed)
+        model = self.registry.text(request.model)
+        with self.slots.take(model.name, "lyrics"):
+            lyrics = await write_lyrics(model, lyrics_request)
+        return text_convert.lyrics_to_pb(lyrics, model.name, model.spec.version, seed)
 
     async def ListModels(
         self, request: pb.ListModelsRequest,
         context: grpc.aio.ServicerContext[pb.ListModelsRequest, pb.ListModelsResponse],
     ) -> pb.ListModelsResponse:
         """The served models with their cards and status."""
-        response = pb.ListModelsResponse(default_model=self.registry.default_model)
+        response = pb.ListModelsResponse(default_model=self.registry.default_model,
+                                         default_text_model=self.registry.default_text_model)
         for model in self.registry.models.values():
             card = model.spec.card
+            metrics = {k: float(v) for k, v in card.get("metrics", {}).items()}
+            if model.spec.modality == "text":
+                metrics["context_tokens"] = float(model.spec.max_positions)
             response.models.add(
                 backend=self.registry.backend.name, status=model.status,
+                modality=_MODALITIES.get(model.spec.modality, pb.MODALITY_UNSPECIFIED),
                 card=pb.ModelCard(
                     name=model.spec.name, version=model.spec.version,
                     description=card.get("description", ""),
@@ -101,7 +160,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                     representation=card.get("representation", ""),
                     parameters=int(card.get("parameters", 0)),
                     training_time_s=float(card.get("training_time_s", 0.0)),
-                    metrics={k: float(v) for k, v in card.get("metrics", {}).items()},
+                    metrics=metrics,
                     licence=card.get("licence", ""),
                     modes=[_MODE_NAMES[m] for m in card.get("modes", []) if m in _MODE_NAMES]))
         return response

@@ -22,6 +22,11 @@ class GenerateSettings(ServerSettings):
     # Model folders (services/generate/README.md, section 3), one per model.
     models_dir: str = "models/generate"
     default_model: str = "cadenza-poly"
+    # The text model GenerateText, WriteLyrics and DescribeMusic use by default (built by
+    # `make text-llm`; the text RPCs answer FAILED_PRECONDITION while it is absent).
+    default_text_model: str = "smollm2-135m-instruct"
+    # Where DescribeMusic reads catalog tracks (the retrieval service, or the gateway).
+    retrieval_address: str = "127.0.0.1:50052"
     # "onnxruntime" runs the models in process; "triton" sends every decode call to a
     # Triton server at triton_url that serves the same model names.
     backend: Literal["onnxruntime", "triton"] = "onnxruntime"

@@ -51,7 +51,7 @@ def server(model_dir: pathlib.Path, spec: ModelSpec,
 
 def left_padded_prompt(spec: ModelSpec) -> dict[str, np.ndarray]:
     """Two prompts, 3 and 5 tokens long, in one call: row 0 left-padded by 2, empty cache."""
-    vocab = spec.vocabulary
+    vocab = spec.music
     short = [vocab.BOS, vocab.on(67), vocab.STEP]
     long = [vocab.BOS, vocab.on(72), vocab.on(64), vocab.STEP, vocab.hold(72)]
     tokens = np.array([[vocab.PAD, vocab.PAD, *short], long], np.int64)
@@ -65,7 +65,7 @@ def left_padded_prompt(spec: ModelSpec) -> dict[str, np.ndarray]:
 def next_step(spec: ModelSpec, outputs: dict[str, np.ndarray],
               previous: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One decode step after `previous`: one new token per row, the cache passed back."""
-    step = spec.vocabulary.on(55)
+    step = spec.music.on(55)
     last = previous["positions"][:, -1:]
     return {"tokens": np.array([[step], [step]], np.int64), "positions": last + 1,
             "attention_mask": np.concatenate(

@@ -85,7 +85,14 @@ def set_path(request: Message, path: str, value: object) -> None:
     *parents, last = path.split(".")
     target = request
     for step in parents:
-        target = getattr(target, step)
+        match = _STEP.match(step)
+        assert match, path
+        name, index = match.groups()
+        target = getattr(target, name)
+        if index is not None:  # "messages[0]": that item of a repeated message field
+            while len(target) <= int(index):
+                target.add()
+            target = target[int(index)]
     match = _STEP.match(last)
     assert match, path
     name, key = match.groups()

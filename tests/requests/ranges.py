@@ -21,6 +21,8 @@ from cadenza.kit.validate import check_page_size
 from cadenza.recommend.v1 import recommend_pb2 as rec
 from cadenza.retrieval.v1 import retrieval_pb2 as ret
 from services.generate.servicer import to_composition
+from services.generate.text.describe import check_title_count
+from services.generate.text_convert import lyrics_request_from_pb, text_request_from_pb
 from services.recommend import convert as rec_convert
 from services.recommend.event_convert import event_from_pb
 from services.recommend.event_log import check_event
@@ -52,6 +54,32 @@ class Bound:
 
 def _generate(r: gen.GenerateRequest) -> object:
     return to_composition(r)
+
+
+def _text(r: gen.GenerateTextRequest) -> object:
+    return text_request_from_pb(r)
+
+
+def _text_base() -> Message:
+    return gen.GenerateTextRequest(prompt="Once upon a time")
+
+
+def _chat_base() -> Message:
+    return gen.GenerateTextRequest(chat=gen.Chat(messages=[
+        gen.ChatMessage(role=gen.CHAT_ROLE_USER, content="Hello")]))
+
+
+def _lyrics(r: gen.WriteLyricsRequest) -> object:
+    return lyrics_request_from_pb(r, 0)
+
+
+def _lyrics_base() -> Message:
+    return gen.WriteLyricsRequest(theme="rain", structure=gen.LyricStructure(sections=[
+        gen.LyricSection(name="verse", lines=4, syllables_per_line=8)]))
+
+
+def _describe(r: gen.DescribeMusicRequest) -> object:
+    return check_title_count(r.title_count)
 
 
 def _ingest(r: ret.IngestTrackRequest) -> object:
@@ -137,6 +165,30 @@ BOUNDS: list[Bound] = [
           0, 1000, "0-1000", _generate),
     Bound(f"{G}.Sampling.top_p", gen.GenerateRequest, "sampling.top_p", "sampling.top_p",
           0, 1, "(0, 1]", _generate, low_open=True),
+    Bound(f"{G}.GenerateTextRequest.max_tokens", gen.GenerateTextRequest, "max_tokens",
+          "max_tokens", 1, 1024, "1-1024", _text, zero_ok=True, base=_text_base),
+    Bound(f"{G}.GenerateTextRequest.seed", gen.GenerateTextRequest, "seed", "seed", None,
+          None, "any uint64", _text, base=_text_base),
+    Bound(f"{G}.TextSampling.temperature", gen.GenerateTextRequest, "sampling.temperature",
+          "sampling.temperature", 0, 2, "[0, 2]", _text, base=_text_base),
+    Bound(f"{G}.TextSampling.top_k", gen.GenerateTextRequest, "sampling.top_k",
+          "sampling.top_k", 0, 1000, "0-1000", _text, base=_text_base),
+    Bound(f"{G}.TextSampling.top_p", gen.GenerateTextRequest, "sampling.top_p",
+          "sampling.top_p", 0, 1, "(0, 1]", _text, low_open=True, base=_text_base),
+    Bound(f"{G}.LyricSection.lines", gen.WriteLyricsRequest, "structure.sections[0].lines",
+          "structure.sections[0].lines", 1, 16, "1-16 lines", _lyrics, base=_lyrics_base),
+    Bound(f"{G}.LyricSection.syllables_per_line", gen.WriteLyricsRequest,
+          "structure.sections[0].syllables_per_line",
+          "structure.sections[0].syllables_per_line", 1, 16, "1-16 syllables", _lyrics,
+          base=_lyrics_base),
+    Bound(f"{G}.WriteLyricsRequest.temperature", gen.WriteLyricsRequest, "temperature",
+          "temperature", 0, 2, "(0, 2]", _lyrics, low_open=True, base=_lyrics_base),
+    Bound(f"{G}.WriteLyricsRequest.seed", gen.WriteLyricsRequest, "seed", "seed", None, None,
+          "any uint64", _lyrics, base=_lyrics_base),
+    Bound(f"{G}.DescribeMusicRequest.title_count", gen.DescribeMusicRequest, "title_count",
+          "title_count", 1, 10, "1-10", _describe, zero_ok=True),
+    Bound(f"{G}.DescribeMusicRequest.seed", gen.DescribeMusicRequest, "seed", "seed", None,
+          None, "any uint64", _describe),
     # -- retrieval
     Bound(f"{RT}.TrackMetadata.year", ret.IngestTrackRequest, "header.metadata.year",
           "header.metadata.year", 1, 9999, "1-9999", _ingest, base=_ingest_base),
@@ -197,6 +249,10 @@ ENUMS: list[EnumField] = [
     EnumField(f"{G}.GenerateRequest.mode", gen.GenerateRequest, "mode", "mode", _generate),
     EnumField(f"{G}.GenerateRequest.audio_format", gen.GenerateRequest, "audio_format",
               "audio_format", _generate),
+    EnumField(f"{G}.ChatMessage.role", gen.GenerateTextRequest, "chat.messages[0].role",
+              "chat.messages[0].role", _text, base=_chat_base, required=True),
+    EnumField(f"{G}.WriteLyricsRequest.rhyme_scheme", gen.WriteLyricsRequest, "rhyme_scheme",
+              "rhyme_scheme", _lyrics, base=_lyrics_base),
     EnumField(f"{RT}.TrackExamples.space", ret.SearchTracksRequest, "examples.space",
               "examples.space", _search, base=_examples_base),
     EnumField(f"{RC}.Event.kind", rec.RecordEventRequest, "event.kind", "event.kind", _event,

@@ -39,6 +39,21 @@ class GenerateServiceStub(object):
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.GenerateText = channel.unary_stream(
+                '/cadenza.generate.v1.GenerateService/GenerateText',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextResponse.FromString,
+                _registered_method=True)
+        self.WriteLyrics = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/WriteLyrics',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsResponse.FromString,
+                _registered_method=True)
+        self.DescribeMusic = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/DescribeMusic',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/cadenza.generate.v1.GenerateService/ListModels',
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.ListModelsRequest.SerializeToString,
@@ -58,8 +73,34 @@ class GenerateServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateText(self, request, context):
+        """Text from the language model, for a chat or a raw prompt. The stream carries the text
+        as it is decoded (TextDelta), then exactly one TextResult with the finish reason and
+        the token usage. Cancelling stops the decoding and frees the slot. Same model, seed
+        and inputs give the same text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteLyrics(self, request, context):
+        """Lyrics for a melody (one line per phrase, one syllable per note, rhymes as the scheme
+        says), or for a structure of sections when no melody is given.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeMusic(self, request, context):
+        """Title suggestions and a one-paragraph description of a catalog track or a generated
+        piece, grounded in its metadata and audio features.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
-        """The models this service can run, with their cards and load status.
+        """The models this service can run, with their cards, modality and load status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,6 +113,21 @@ def add_GenerateServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateRequest.FromString,
                     response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateText': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateText,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextResponse.SerializeToString,
+            ),
+            'WriteLyrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteLyrics,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsResponse.SerializeToString,
+            ),
+            'DescribeMusic': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeMusic,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -106,6 +162,87 @@ class GenerateService(object):
             '/cadenza.generate.v1.GenerateService/Generate',
             cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateRequest.SerializeToString,
             cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/GenerateText',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateTextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteLyrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/WriteLyrics',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.WriteLyricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeMusic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/DescribeMusic',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,19 +20,49 @@ Tensors = dict[str, npt.NDArray[Any]]
 
 
 @dataclass(frozen=True)
+class TextSpec:
+    """What a text model adds to its spec: tokenizer file, chat template, special ids."""
+
+    tokenizer_file: pathlib.Path
+    chat_template: str
+    bos_token_id: int | None
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int | None
+
+    @classmethod
+    def from_json(cls, folder: pathlib.Path, data: dict[str, Any]) -> TextSpec:
+        """The "text" section of a text model's model.json."""
+        return cls(tokenizer_file=folder / str(data["tokenizer"]),
+                   chat_template=str(data["chat_template"]),
+                   bos_token_id=_optional_int(data.get("bos_token_id")),
+                   eos_token_ids=tuple(int(i) for i in data["eos_token_ids"]),
+                   pad_token_id=_optional_int(data.get("pad_token_id")))
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """A model folder's model.json: shapes the batcher needs and the card ListModels shows."""
+    """A model folder's model.json: shapes the batcher needs and the card ListModels shows.
+
+    Every model speaks the same ONNX contract; what its tokens mean depends on the
+    modality: music models carry a Vocabulary, text models a TextSpec.
+    """
 
     name: str
     version: str
     folder: pathlib.Path
     n_layers: int
-    n_heads: int
+    n_heads: int          # heads of the key/value cache (the KV heads of a GQA model)
     head_dim: int
     vocab_size: int
     max_positions: int
-    steps_per_quarter: int
-    vocabulary: Vocabulary
+    modality: str = "music"   # "music" | "text"
+    steps_per_quarter: int = 0
+    vocabulary: Vocabulary | None = None
+    text: TextSpec | None = None
     card: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -40,17 +70,38 @@ class ModelSpec:
         """The model's ONNX file."""
         return self.folder / "model.onnx"
 
+    @property
+    def music(self) -> Vocabulary:
+        """The music vocabulary; ValueError for a model of another modality."""
+        if self.vocabulary is None:
+            raise ValueError(f"model {self.name} is a {self.modality} model, not a music one")
+        return self.vocabulary
+
+    @property
+    def warmup_token(self) -> int:
+        """A token that starts every sequence, for the warm-up call."""
+        if self.vocabulary is not None:
+            return self.vocabulary.BOS
+        text = self.text
+        return 0 if text is None or text.bos_token_id is None else text.bos_token_id
+
     @classmethod
     def load(cls, folder: pathlib.Path) -> ModelSpec:
         """Reads the model.json of a model folder."""
         data = json.loads((folder / "model.json").read_text())
-        vocabulary = Vocabulary.from_json(data["vocabulary"])
+        modality = str(data.get("modality", "music"))
+        vocabulary = None if modality == "text" else Vocabulary.from_json(data["vocabulary"])
         return cls(name=str(data["name"]), version=str(data["version"]), folder=folder,
                    n_layers=int(data["n_layers"]), n_heads=int(data["n_heads"]),
-                   head_dim=int(data["head_dim"]), vocab_size=vocabulary.size,
-                   max_positions=int(data["max_positions"]),
-                   steps_per_quarter=int(data["steps_per_quarter"]),
-                   vocabulary=vocabulary, card=dict(data.get("card", {})))
+                   head_dim=int(data["head_dim"]),
+                   vocab_size=(vocabulary.size if vocabulary is not None
+                               else int(data["vocab_size"])),
+                   max_positions=int(data["max_positions"]), modality=modality,
+                   steps_per_quarter=int(data.get("steps_per_quarter", 0)),
+                   vocabulary=vocabulary,
+                   text=(TextSpec.from_json(folder, data["text"]) if modality == "text"
+                         else None),
+                   card=dict(data.get("card", {})))
 
     def empty_cache(self, batch: int = 1) -> npt.NDArray[np.float32]:
         """A key or value cache with no past positions, [B, L, H, 0, D]."""

@@ -30,7 +30,9 @@ def contract_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list
     inputs = [("tokens", "TYPE_INT64", [-1]), ("positions", "TYPE_INT64", [-1]),
               ("attention_mask", "TYPE_INT64", [-1]), ("past_keys", "TYPE_FP32", cache),
               ("past_values", "TYPE_FP32", cache)]
-    outputs = [("logits", "TYPE_FP32", [int(model_json["vocabulary"]["size"])]),
+    vocab_size = (int(model_json["vocab_size"]) if "vocabulary" not in model_json
+                  else int(model_json["vocabulary"]["size"]))
+    outputs = [("logits", "TYPE_FP32", [vocab_size]),
                ("present_keys", "TYPE_FP32", cache), ("present_values", "TYPE_FP32", cache)]
     return inputs, outputs
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from cadenza.kit.errors import InvalidArgument, ResourceExhausted
+from cadenza.kit.errors import InvalidArgument
 from services.generate import metrics
 from services.generate.inference.backend import ModelSpec
 from services.generate.inference.batcher import Cache
@@ -36,6 +36,7 @@ from services.generate.music.midi_io import melody_of, read_primer, write_midi
 from services.generate.music.originality import voices_of
 from services.generate.music.tokens import Note, NoteTracker, Vocabulary, encode, steps_per_bar
 from services.generate.registry import LoadedModel, ModelRegistry
+from services.generate.slots import Slots
 
 STYLE = "chorale"      # the corpus family with four-part writing
 MAX_VOICES = 6         # pitches per step; more makes mud, and the corpus rarely has them
@@ -65,35 +66,18 @@ class Piece:
 
 
 class Composer:
-    """Turns a composition request into notes and a finished piece, within a concurrency cap."""
+    """Turns a composition request into notes and a finished piece, within the shared slots."""
 
-    def __init__(self, registry: ModelRegistry, max_concurrent: int) -> None:
+    def __init__(self, registry: ModelRegistry, slots: Slots) -> None:
         self.registry = registry
-        self.max_concurrent = max_concurrent
-        self._running = 0
-        metrics.CAPACITY.set(max_concurrent)
+        self.slots = slots
 
     async def compose(self, request: Composition) -> AsyncIterator[Note | Piece]:
         """Yields notes as they end, then exactly one Piece. Closing it frees the slot."""
-        model = self.registry.get(request.model)
-        if self._running >= self.max_concurrent:
-            raise ResourceExhausted(f"all {self.max_concurrent} generation slots are busy; "
-                                    "retry with backoff")
-        self._running += 1
-        name = model.spec.name
-        metrics.IN_FLIGHT.labels(name).inc()
-        outcome = "cancelled"
-        try:
+        model = self.registry.get(request.model, "music")
+        with self.slots.take(model.spec.name, request.mode.value):
             async for item in _Run(model, request).notes():
                 yield item
-            outcome = "ok"
-        except Exception:
-            outcome = "error"
-            raise
-        finally:
-            self._running -= 1
-            metrics.IN_FLIGHT.labels(name).dec()
-            metrics.GENERATIONS.labels(name, request.mode.value, outcome).inc()
 
 
 class _Run:
@@ -102,7 +86,7 @@ class _Run:
     def __init__(self, model: LoadedModel, request: Composition) -> None:
         self.model = model
         self.spec = model.spec
-        self.vocab = model.spec.vocabulary
+        self.vocab = model.spec.music
         self.request = request
         self.seed = request.seed if request.seed is not None else secrets.randbits(63)
         self.rng = np.random.default_rng(self.seed)

@@ -1,0 +1,1 @@
+"""Text generation: the instruction-tuned language model, lyrics, titles and descriptions."""

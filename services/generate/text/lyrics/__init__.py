@@ -1,0 +1,1 @@
+"""Lyrics that fit a melody: phrases, prosody, constrained decoding, karaoke MIDI."""

@@ -1,0 +1,1 @@
+"""Eval of the lyrics writer (`python -m tools.lyrics.eval_lyrics`)."""
