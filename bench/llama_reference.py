@@ -21,7 +21,7 @@ def main(argv: list[str]) -> None:
     gguf, prompt_json, new_tokens, threads = argv[0], argv[1], int(argv[2]), int(argv[3])
     prompt: list[int] = json.loads(prompt_json)
     llm: Any = Llama(model_path=gguf, n_ctx=2048, n_threads=threads, n_batch=512,
-                     logits_all=False, verbose=False)
+                     logits_all=True, verbose=False)  # else llm.scores stays empty
     llm.eval(prompt[:8])  # warm-up, then start clean
     llm.reset()
     started = time.perf_counter()

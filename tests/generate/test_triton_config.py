@@ -90,3 +90,20 @@ def test_committed_config_is_what_triton_repo_writes_for_the_served_model() -> N
     assert COMMITTED.read_text() == render_config(model_json), \
         "stale: run `python services/generate/inference/triton_repo.py --config-only`"
     assert_fits_onnx(parse(COMMITTED.read_text()), SERVED_MODEL / "model.onnx")
+
+
+TEXT_MODEL = ROOT / "models" / "generate" / "smollm2-135m-instruct"
+TEXT_COMMITTED = DEPLOY_REPOSITORY / "smollm2-135m-instruct" / "config.pbtxt"
+
+
+@pytest.mark.skipif(not (TEXT_MODEL / "model.onnx").exists(),
+                    reason="the text model is not converted yet (`make text-llm`)")
+def test_the_text_models_committed_config_fits_its_converted_graph() -> None:
+    model_json = json.loads((TEXT_MODEL / "model.json").read_text())
+    assert TEXT_COMMITTED.read_text() == render_config(model_json), \
+        "stale: run `python services/generate/inference/triton_repo.py --model-dir " \
+        "models/generate/smollm2-135m-instruct --config-only`"
+    config = parse(TEXT_COMMITTED.read_text())
+    assert [(g.kind, g.count) for g in config.instance_group] == [
+        (model_config_pb2.ModelInstanceGroup.KIND_GPU, 1)]
+    assert_fits_onnx(config, TEXT_MODEL / "model.onnx")
