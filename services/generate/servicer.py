@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,8 @@ from services.generate.slots import Slots
 from services.generate.text.completion import Completion, complete
 from services.generate.text.describe import check_title_count, describe
 from services.generate.text.facts import midi_facts
-from services.generate.text.lyrics.writer import write_lyrics
+from services.generate.text.lyrics.writer import LyricsWriter
+from services.generate.text.model import TextModel
 
 _MODES: dict[int, Mode] = {pb.GENERATION_MODE_UNSPECIFIED: Mode.SCRATCH,
           pb.GENERATION_MODE_FROM_SCRATCH: Mode.SCRATCH,
@@ -86,6 +88,14 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         self.registry = registry
         self.slots = slots
         self.tracks = tracks
+        # One lyrics writer per text model, made at first use (its lexicon takes ~2 s).
+        self._writers: dict[str, asyncio.Task[LyricsWriter]] = {}
+
+    async def _writer(self, model: TextModel) -> LyricsWriter:
+        task = self._writers.get(model.name)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._writers[model.name] = asyncio.create_task(LyricsWriter.create(model))
+        return await asyncio.shield(task)
 
     async def Generate(
         self, request: pb.GenerateRequest,
@@ -135,7 +145,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         lyrics_request = text_convert.lyrics_request_from_pb(request, seed)
         model = self.registry.text(request.model)
         with self.slots.take(model.name, "lyrics"):
-            lyrics = await write_lyrics(model, lyrics_request)
+            lyrics = await (await self._writer(model)).write(lyrics_request)
         return text_convert.lyrics_to_pb(lyrics, model.name, model.spec.version, seed)
 
     async def ListModels(

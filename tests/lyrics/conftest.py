@@ -7,7 +7,7 @@ import pathlib
 import pytest
 from tokenizers import Tokenizer
 
-from services.generate.text.lyrics.constrained import Lexicon, lexicon_for
+from services.generate.text.lyrics.lexicon import Lexicon, lexicon_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LLM_DIR = ROOT / "models" / "generate" / "smollm2-135m-instruct"

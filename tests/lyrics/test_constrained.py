@@ -1,12 +1,8 @@
 import numpy as np
 import pytest
 
-from services.generate.text.lyrics.constrained import (
-    NOT_AT_LINE_END,
-    LineSpec,
-    LineState,
-    LineTargets,
-)
+from services.generate.text.lyrics.constrained import LineSpec, LineState, LineTargets
+from services.generate.text.lyrics.lexicon import NOT_AT_LINE_END
 from services.generate.text.lyrics.phrases import Strength
 from services.generate.text.lyrics.prosody import pronounce, rhymes, words_of
 

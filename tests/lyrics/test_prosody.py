@@ -65,3 +65,9 @@ def test_every_split_joins_back_to_the_word():
 
 def test_words_of_a_line_drop_punctuation_and_keep_apostrophes():
     assert words_of("Don't go, my love!") == ["don't", "go", "my", "love"]
+
+
+def test_words_pyphen_leaves_whole_are_cut_at_their_vowel_groups():
+    assert hyphenate("about", 2) == ["a", "bout"]
+    assert hyphenate("above", 2) == ["a", "bove"]  # the final e is silent
+    assert hyphenate("kitchen", 2) == ["kit", "chen"]

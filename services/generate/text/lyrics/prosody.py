@@ -13,8 +13,10 @@ never written by the constrained decoder.
   stressed vowel to the end) are equal and the words themselves differ: "night" and
   "light" rhyme, "night" and "night" do not (an identity rhyme is not a rhyme).
 - Display hyphenation uses pyphen's `en_US` patterns when they give as many pieces as
-  CMUdict has syllables, and otherwise splits the letters evenly, so a word always has
-  exactly one piece per syllable (one piece per sung note).
+  CMUdict has syllables; pyphen leaves many short words whole ("about", "open"), so next
+  comes a split at the spelling's vowel groups when they are as many as the syllables
+  ("a-bout", "o-pen", "kit-chen"); last, an even split of the letters. A word always
+  has exactly one piece per syllable (one piece per sung note).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pyphen
 
 _VOWEL = re.compile(r"[012]$")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_VOWELS = re.compile("[aeiouy]+")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def hyphenate(word: str, syllables: int) -> list[str]:
     if syllables <= 1:
         return [word]
     positions = list(_hyphenator().positions(word))
+    if len(positions) != syllables - 1:
+        positions = _vowel_cuts(word, syllables)
     if len(positions) == syllables - 1:
         cuts = [0, *positions, len(word)]
         return [word[a:b] for a, b in itertools.pairwise(cuts)]
@@ -120,6 +125,23 @@ def hyphenate(word: str, syllables: int) -> list[str]:
         pieces.append(word[start:end])
         start = end
     return pieces
+
+
+def _vowel_cuts(word: str, syllables: int) -> list[int]:
+    """Cuts between vowel groups (V-CV, VC-CV), or [] when the groups are not as many."""
+    lower = word.lower()
+    spans = [[m.start(), m.end()] for m in _VOWELS.finditer(lower)]
+    if spans and lower.startswith("y"):  # a leading y is a consonant ("young")
+        spans[0][0] += 1
+        if spans[0][0] == spans[0][1]:
+            spans.pop(0)
+    if len(spans) > syllables and lower.endswith("e") and spans[-1] == [len(lower) - 1,
+                                                                          len(lower)]:
+        spans.pop()  # a silent final e ("a-bove")
+    if len(spans) != syllables:
+        return []
+    return [end if start - end <= 1 else end + 1
+            for (_, end), (start, _) in itertools.pairwise(spans)]
 
 
 def words_of(text: str) -> list[str]:

@@ -8,6 +8,8 @@ request's temperature, top-p 0.95), and keeps the candidate with the best score:
     + stress_weight * stress score per syllable
     + rhyme_weight * log(1 + rhymes of the end word)   (only for a line that opens a rhyme)
     - repeat_penalty                                   (a line already written)
+    - Penalties.ranking * repeated words in the line - Penalties.ranking_bigram * word
+      pairs already sung in an earlier line
 
 Sampling also subtracts repetition penalties from the first tokens of words already used
 in the line (and, less, in the song): a 135M model otherwise loops. The winner's
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -36,13 +39,7 @@ import numpy.typing as npt
 
 from cadenza.kit.errors import InvalidArgument
 from services.generate.inference.sampling import Sampling, sample
-from services.generate.text.lyrics.constrained import (
-    Lexicon,
-    LineSpec,
-    LineState,
-    LineTargets,
-    lexicon_for,
-)
+from services.generate.text.lyrics.constrained import LineSpec, LineState, LineTargets
 from services.generate.text.lyrics.domain import (
     LyricLine,
     Lyrics,
@@ -52,6 +49,7 @@ from services.generate.text.lyrics.domain import (
     plan,
 )
 from services.generate.text.lyrics.karaoke import lyric_events, write_karaoke
+from services.generate.text.lyrics.lexicon import Lexicon, lexicon_for
 from services.generate.text.lyrics.prompt import lyrics_messages
 from services.generate.text.lyrics.prosody import hyphenate
 from services.generate.text.model import Decoding, TextModel
@@ -66,9 +64,10 @@ class Penalties:
 
     in_line: float = 2.0            # per earlier use of a word in the same line
     in_line_function: float = 0.5   # the same for function words ("the", "a", "and")
-    in_song: float = 0.4            # per earlier use in the song (not function words)
-    in_song_max: float = 1.6
+    in_song: float = 0.8            # per earlier use in the song (not function words)
+    in_song_max: float = 2.4
     ranking: float = 0.5            # re-ranking: per repeated non-function word in a line
+    ranking_bigram: float = 0.3     # re-ranking: per word pair already in an earlier line
 
 
 @dataclass
@@ -98,7 +97,7 @@ class LyricsWriter:
     """Writes lyrics with one text model; `create` it at start-up (it takes ~2 s)."""
 
     @classmethod
-    async def create(cls, model: TextModel, *, rhyme_weight: float = 0.1,
+    async def create(cls, model: TextModel, *, rhyme_weight: float = 0.03,
                      repeat_penalty: float = 2.0,
                      penalties: Penalties | None = None) -> LyricsWriter:
         """A writer whose lexicon knows which words the model finds common in songs.
@@ -113,7 +112,7 @@ class LyricsWriter:
         writer.lexicon.rank_words(decoding.logits)
         return writer
 
-    def __init__(self, model: TextModel, *, rhyme_weight: float = 0.1,
+    def __init__(self, model: TextModel, *, rhyme_weight: float = 0.03,
                  repeat_penalty: float = 2.0, penalties: Penalties | None = None) -> None:
         self.model = model
         self.lexicon: Lexicon = lexicon_for(model.tokenizer, model.spec.vocab_size)
@@ -174,6 +173,7 @@ class LyricsWriter:
                               song_penalty, feed_last)
             for k in range(request.candidates)))
         earlier = {w.spellings for w in written}
+        old_pairs = {pair for w in written for pair in itertools.pairwise(w.spellings)}
         partners = (self.lexicon.partners(line.partner_syllables)
                     if line.partner_syllables else None)
 
@@ -188,6 +188,9 @@ class LyricsWriter:
             content = [r for r in state.words if not self.lexicon.function_word[r]]
             spellings = [self.lexicon.spellings[r] for r in content]
             value -= self.penalties.ranking * (len(spellings) - len(set(spellings)))
+            words = [self.lexicon.spellings[r] for r in state.words]
+            value -= self.penalties.ranking_bigram * sum(
+                pair in old_pairs for pair in itertools.pairwise(words))
             return value
 
         scores = [score(c) for c in candidates]
