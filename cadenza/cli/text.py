@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
     text.add_argument("--system", default="", help="a system message before the prompt")
     text.add_argument("--raw", action="store_true",
                       help="continue the prompt as raw text, without the chat template")
-    text.add_argument("--max-tokens", type=int, default=0)
+    text.add_argument("--max-tokens", type=int, help="default: the service's (256)")
     text.add_argument("--temperature", type=float, help="0 = greedy")
     text.add_argument("--top-k", type=int, default=0)
     text.add_argument("--top-p", type=float)
@@ -80,8 +80,9 @@ def _seed(args: argparse.Namespace, message: pb.GenerateTextRequest | pb.WriteLy
 
 def text_request(args: argparse.Namespace) -> pb.GenerateTextRequest:
     """The GenerateTextRequest the arguments describe."""
-    request = pb.GenerateTextRequest(model=args.model, max_tokens=args.max_tokens,
-                                     stop=args.stop)
+    request = pb.GenerateTextRequest(model=args.model, stop=args.stop)
+    if args.max_tokens is not None:
+        request.max_tokens = args.max_tokens
     if args.raw:
         request.prompt = args.prompt
     else:

@@ -38,7 +38,7 @@ def text_request_from_pb(request: pb.GenerateTextRequest) -> TextRequest:
     return check(TextRequest(
         model=request.model, messages=messages,
         prompt=request.prompt if which == "prompt" else None,
-        max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=request.max_tokens if request.HasField("max_tokens") else DEFAULT_MAX_TOKENS,
         sampling=Sampling(temperature=s.temperature if s.HasField("temperature") else 1.0,
                           top_k=s.top_k, top_p=s.top_p if s.HasField("top_p") else 1.0),
         stop=tuple(request.stop), seed=request.seed if request.HasField("seed") else None))

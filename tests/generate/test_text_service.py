@@ -118,6 +118,7 @@ BAD = [
      "max_tokens"),
     ("negative max_tokens", pb.GenerateTextRequest(prompt="hi", max_tokens=-1), IA,
      "max_tokens"),
+    ("zero max_tokens", pb.GenerateTextRequest(prompt="hi", max_tokens=0), IA, "max_tokens"),
     ("hot", pb.GenerateTextRequest(prompt="hi", sampling=pb.TextSampling(temperature=3)), IA,
      "sampling.temperature"),
     ("NaN", pb.GenerateTextRequest(prompt="hi", sampling=pb.TextSampling(

@@ -166,7 +166,7 @@ BOUNDS: list[Bound] = [
     Bound(f"{G}.Sampling.top_p", gen.GenerateRequest, "sampling.top_p", "sampling.top_p",
           0, 1, "(0, 1]", _generate, low_open=True),
     Bound(f"{G}.GenerateTextRequest.max_tokens", gen.GenerateTextRequest, "max_tokens",
-          "max_tokens", 1, 1024, "1-1024", _text, zero_ok=True, base=_text_base),
+          "max_tokens", 1, 1024, "1-1024", _text, base=_text_base),
     Bound(f"{G}.GenerateTextRequest.seed", gen.GenerateTextRequest, "seed", "seed", None,
           None, "any uint64", _text, base=_text_base),
     Bound(f"{G}.TextSampling.temperature", gen.GenerateTextRequest, "sampling.temperature",

@@ -76,8 +76,8 @@ def check(request: TextRequest) -> TextRequest:
     elif not r.prompt.strip():
         raise InvalidArgument("prompt", "is empty")
     if not 1 <= r.max_tokens <= MAX_TOKENS:
-        raise InvalidArgument("max_tokens", f"must be 1-{MAX_TOKENS} (0 = {DEFAULT_MAX_TOKENS})"
-                                            f", got {r.max_tokens}")
+        raise InvalidArgument("max_tokens", f"must be 1-{MAX_TOKENS} (unset: "
+                                            f"{DEFAULT_MAX_TOKENS}), got {r.max_tokens}")
     s = r.sampling
     if not 0 <= s.temperature <= MAX_TEMPERATURE:  # False for NaN
         raise InvalidArgument("sampling.temperature", f"must be in [0, {MAX_TEMPERATURE:g}] "
