@@ -28,6 +28,8 @@ COPY services/__init__.py services/
 COPY services/generate/ services/generate/
 # The served model: model.json, model.onnx and the originality index of its corpus.
 COPY models/generate/cadenza-poly/ models/generate/cadenza-poly/
+# The text LLM, converted by `make text-llm` (which `make images` runs first): 540 MB.
+COPY models/generate/smollm2-135m-instruct/ models/generate/smollm2-135m-instruct/
 RUN python -m compileall -q /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
