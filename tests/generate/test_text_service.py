@@ -203,3 +203,67 @@ async def test_bad_describe_requests(stub, case: str, request_: pb.DescribeMusic
         await stub.DescribeMusic(request_, timeout=30)
     assert failure.value.code() == code, failure.value.details()
     assert fragment in (failure.value.details() or ""), failure.value.details()
+
+
+def _lyrics(**fields: object) -> pb.WriteLyricsRequest:
+    return pb.WriteLyricsRequest(theme="a walk in the rain", **fields)  # type: ignore[arg-type]
+
+
+def _verse(lines: int = 4, syllables: int = 6, name: str = "verse") -> pb.LyricStructure:
+    return pb.LyricStructure(sections=[pb.LyricSection(name=name, lines=lines,
+                                                       syllables_per_line=syllables)])
+
+
+async def test_lyrics_without_a_melody_keep_count_and_rhyme(stub) -> None:  # type: ignore[no-untyped-def]
+    from services.generate.text.lyrics.prosody import rhymes
+
+    reply = await stub.WriteLyrics(_lyrics(structure=_verse(), seed=2,
+                                           rhyme_scheme=pb.RHYME_SCHEME_AABB), timeout=120)
+    assert [len(line.syllables) for line in reply.lines] == [6, 6, 6, 6]
+    ends = [re.findall(r"[a-z']+", line.text.lower())[-1] for line in reply.lines]
+    assert rhymes(ends[0], ends[1]) and rhymes(ends[2], ends[3]), ends
+    assert reply.seed == 2 and reply.text and not reply.midi
+    again = await stub.WriteLyrics(_lyrics(structure=_verse(), seed=2,
+                                           rhyme_scheme=pb.RHYME_SCHEME_AABB), timeout=120)
+    assert again.text == reply.text
+
+
+def _long_melody() -> bytes:
+    from tests.lyrics.midi_builder import midi_bytes
+
+    return midi_bytes([(i * 0.5, 0.5, 60 + i % 12) for i in range(300)])
+
+
+def _no_notes() -> bytes:
+    from tests.lyrics.midi_builder import midi_bytes
+
+    return midi_bytes([])
+
+
+BAD_LYRICS = [
+    ("no melody or structure", _lyrics(), IA, "melody_midi"),
+    ("empty theme", pb.WriteLyricsRequest(theme=" ", structure=_verse()), IA, "theme"),
+    ("long theme", pb.WriteLyricsRequest(theme="x" * 301, structure=_verse()), IA, "theme"),
+    ("unknown scheme", _lyrics(structure=_verse(), rhyme_scheme=99), IA,
+     "rhyme_scheme: unknown value 99"),
+    ("French", _lyrics(structure=_verse(), language="fr"), IA, "language"),
+    ("corrupt melody", _lyrics(melody_midi=b"MThd garbage"), IA, "melody_midi"),
+    ("empty melody", _lyrics(melody_midi=b""), IA, "melody_midi"),
+    ("a melody with no notes", _lyrics(melody_midi=_no_notes()), IA, "melody_midi"),
+    ("a melody too long", _lyrics(melody_midi=_long_melody()), IA, "melody_midi"),
+    ("a solo section", _lyrics(structure=_verse(name="solo")), IA,
+     "structure.sections[0].name"),
+    ("17 syllables", _lyrics(structure=_verse(syllables=17)), IA,
+     "structure.sections[0].syllables_per_line"),
+    ("hot", _lyrics(structure=_verse(), temperature=5), IA, "temperature"),
+]
+
+
+@pytest.mark.parametrize(("case", "request_", "code", "fragment"), BAD_LYRICS,
+                         ids=[b[0] for b in BAD_LYRICS])
+async def test_bad_lyrics_requests(stub, case: str, request_: pb.WriteLyricsRequest,  # type: ignore[no-untyped-def]
+                                   code: grpc.StatusCode, fragment: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await stub.WriteLyrics(request_, timeout=60)
+    assert failure.value.code() == code, failure.value.details()
+    assert (failure.value.details() or "").startswith(fragment), failure.value.details()
