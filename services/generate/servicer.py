@@ -157,7 +157,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                                          default_text_model=self.registry.default_text_model)
         for model in self.registry.models.values():
             card = model.spec.card
-            metrics = {k: float(v) for k, v in card.get("metrics", {}).items()}
+            # A figure not measured yet is null in model.json; it is left out, not 0.
+            metrics = {k: float(v) for k, v in card.get("metrics", {}).items()
+                       if isinstance(v, int | float)}
             if model.spec.modality == "text":
                 metrics["context_tokens"] = float(model.spec.max_positions)
             response.models.add(
