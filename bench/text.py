@@ -5,8 +5,10 @@ calls) against torch eager without a cache and against llama.cpp on the same GGU
   all of them. Time to first token: from the request to the first token, median.
 - torch eager, no cache: our torch network (training/llm) re-running the whole sequence
   for every new token, the N sequences in one batch.
-- llama.cpp (llama-cpp-python, built from source in .venv-llama): the GGUF as shipped
-  (Q4_1 kernels), one sequence at a time; also the greedy tokens compared with ours.
+- llama.cpp (llama-cpp-python, built from source in .venv-llama), one sequence at a time:
+  speed on the GGUF as shipped (Q4_1 kernels), and exactness on the same weights
+  dequantised to an F32 GGUF (bench/gguf_f32.py): greedy tokens compared with ours on
+  three prompts.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "generate" / "smollm2-135m-instruct"
 LLAMA_PYTHON = ROOT / ".venv-llama" / "bin" / "python"
 GGUF = ROOT / ".cache" / "llm" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_F32 = GGUF.with_name("SmolLM2-135M-Instruct.F32.gguf")
+PARITY_QUESTIONS = (QUESTION := "Write a short poem about the sea at night.",
+                    "What is a fugue?", "List three colours.")
 NEW_TOKENS = 64
 CONCURRENCY = (1, 16)
 THREADS = 2
-QUESTION = "Write a short poem about the sea at night."
 
 
 async def _ours(model: TextModel, concurrency: int) -> tuple[float, float]:
@@ -95,14 +99,32 @@ def _torch_no_cache(prompt: list[int], concurrency: int, new_tokens: int) -> tup
     return concurrency * new_tokens / (time.perf_counter() - started), first
 
 
-def _llama_cpp(prompt: list[int]) -> dict[str, object] | None:
-    if not LLAMA_PYTHON.exists() or not GGUF.exists():
+def _llama_cpp(prompt: list[int], gguf: pathlib.Path = GGUF) -> dict[str, object] | None:
+    if not LLAMA_PYTHON.exists() or not gguf.exists():
         return None
-    out = subprocess.run([str(LLAMA_PYTHON), "-m", "bench.llama_reference", str(GGUF),
+    out = subprocess.run([str(LLAMA_PYTHON), "-m", "bench.llama_reference", str(gguf),
                           json.dumps(prompt), str(NEW_TOKENS), str(THREADS)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _exactness(greedy: dict[tuple[int, ...], list[int]]) -> Row:
+    """Greedy tokens of ours vs llama.cpp on the same weights (the F32 GGUF)."""
+    from bench.gguf_f32 import write_f32
+
+    write_f32(GGUF, GGUF_F32)
+    equal = total = 0
+    for prompt, ours in greedy.items():
+        reference = _llama_cpp(list(prompt), GGUF_F32)
+        assert reference is not None
+        theirs = [int(t) for t in reference["tokens"]]  # type: ignore[attr-defined]
+        equal += next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b),
+                      len(ours))
+        total += len(ours)
+    return Row("greedy tokens vs llama.cpp", f"{len(greedy)} prompts x {NEW_TOKENS}, same "
+               "weights (F32 GGUF)", f"{equal} of {total} equal", "llama.cpp F32",
+               f"{equal / total:.0%}", "equal prefix per prompt, summed")
 
 
 def run() -> None:
@@ -114,18 +136,21 @@ def run() -> None:
     spec = ModelSpec.load(MODEL)
     rows: list[Row] = []
 
-    async def measure() -> tuple[list[int], list[int], dict[int, tuple[float, float]]]:
+    async def measure() -> tuple[list[int], dict[int, tuple[float, float]]]:
         backend = OnnxRuntimeBackend([], THREADS)
         await backend.load(spec)
         model = TextModel(spec, DecodeBatcher(backend, spec, max_batch=16))
         prompt = model.chat_prompt([Message("user", QUESTION)])
         results = {n: await _ours(model, n) for n in CONCURRENCY}
-        greedy = await _greedy_ids(model, prompt, NEW_TOKENS)
+        for question in PARITY_QUESTIONS:
+            ids = model.chat_prompt([Message("user", question)])
+            greedy[tuple(ids)] = await _greedy_ids(model, ids, NEW_TOKENS)
         await model.batcher.close()
         await backend.close()
-        return prompt, greedy, results
+        return prompt, results
 
-    prompt, our_tokens, ours = asyncio.run(measure())
+    greedy: dict[tuple[int, ...], list[int]] = {}
+    prompt, ours = asyncio.run(measure())
     for n in CONCURRENCY:
         tokens_s, first_s = ours[n]
         # A full recompute per token is slow: 16 tokens are enough to measure it.
@@ -140,18 +165,15 @@ def run() -> None:
     else:
         theirs = float(str(reference["tokens_per_s"]))
         ours_one, first_one = ours[1]
-        their_tokens = [int(t) for t in reference["tokens"]]  # type: ignore[attr-defined]
-        same = next((i for i, (a, b) in enumerate(zip(our_tokens, their_tokens, strict=False))
-                     if a != b), min(len(our_tokens), len(their_tokens)))
         rows.append(Row("tokens/s vs llama.cpp", f"1 concurrent, {NEW_TOKENS} tokens",
-                        f"{ours_one:.0f}", f"{theirs:.0f} (llama.cpp Q4_1)",
+                        f"{ours_one:.0f}", f"{theirs:.0f} (llama.cpp, Q4_1 as shipped)",
                         f"{ours_one / theirs:.2f}x",
                         f"first token {first_one * 1000:.0f} ms vs "
-                        f"{float(str(reference['first_token_s'])) * 1000:.0f} ms; greedy "
-                        f"tokens equal for the first {same} of {len(their_tokens)}"))
+                        f"{float(str(reference['first_token_s'])) * 1000:.0f} ms"))
         rows.append(Row("tokens/s vs llama.cpp", "16 concurrent", f"{ours[16][0]:.0f}",
                         f"{theirs:.0f} (one sequence at a time)",
                         f"{ours[16][0] / theirs:.1f}x", "llama-cpp-python serves one "
                         "sequence per model instance"))
+        rows.append(_exactness(greedy))
     print_table(f"Text generation, {spec.name} {spec.version} ({THREADS} threads each)", rows,
                 "ONNX Runtime + cache (ours)", "reference")
