@@ -22,6 +22,9 @@ Why these methods:
 - Generate: each bar costs ~0.4 s of CPU on a small machine (the default 8 bars ~3 s,
   the maximum 128 bars over a minute). Requests within the contract may ask for at most
   CHEAP_QUARTERS quarter notes of music.
+- GenerateText, WriteLyrics, DescribeMusic: the text model writes ~10 tokens a second on
+  two busy cores, so accepted requests must be tiny (CHEAP_TEXT_TOKENS, a few syllables
+  of lyrics); DescribeMusic samples a dozen completions, so only refused ones are sent.
 """
 
 from __future__ import annotations
@@ -144,6 +147,52 @@ def _generate(request: Any) -> bool:
     return DEFAULT_BARS * per_bar <= CHEAP_QUARTERS
 
 
+CHEAP_TEXT_TOKENS = 8       # a 135M model on two busy cores writes ~10 tokens a second
+CHEAP_LYRIC_SYLLABLES = 8
+
+
+def _generate_text(request: Any) -> bool:
+    """True when max_tokens is set and either tiny or out of range (refused at once)."""
+    return bool(request.HasField("max_tokens")
+                and (request.max_tokens <= CHEAP_TEXT_TOKENS or request.max_tokens > 1024))
+
+
+def _write_lyrics(request: Any) -> bool:
+    """True when the service refuses the request, or it asks for a few syllables only."""
+    from cadenza.kit.errors import InvalidArgument
+    from services.generate.text_convert import lyrics_request_from_pb
+
+    try:
+        lyrics = lyrics_request_from_pb(request, 0)
+    except InvalidArgument:
+        return True
+    return lyrics.melody_midi is None and sum(
+        s.lines * s.syllables_per_line for s in lyrics.sections) <= CHEAP_LYRIC_SYLLABLES
+
+
+def _describe(request: Any) -> bool:
+    """True when the request is refused before the model writes (each accepted one samples
+    about a dozen completions)."""
+    from cadenza.kit.errors import InvalidArgument
+    from services.generate.text.describe import check_title_count
+    from services.generate.text.facts import midi_facts
+
+    try:
+        check_title_count(request.title_count)
+    except InvalidArgument:
+        return True
+    subject = request.WhichOneof("subject")
+    if subject is None:
+        return True
+    if subject == "track_id":
+        return harmless_id(request.track_id)
+    try:
+        midi_facts(request.midi)
+    except InvalidArgument:
+        return True
+    return False
+
+
 # "Service/Method" (without the package, so the rules survive a v2) -> rule.
 RULES: dict[str, Rule] = {
     "RetrievalService/IngestTrack": _ingest,
@@ -152,6 +201,9 @@ RULES: dict[str, Rule] = {
     "RecommendService/RecordEvents": _record,
     "RecommendService/TrainModel": _train,
     "GenerateService/Generate": _generate,
+    "GenerateService/GenerateText": _generate_text,
+    "GenerateService/WriteLyrics": _write_lyrics,
+    "GenerateService/DescribeMusic": _describe,
 }
 
 
