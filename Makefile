@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lock-upgrade triton-env system-deps protos models text-model text-llm text-llm-parity llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
+.PHONY: help install lock lock-upgrade triton-env system-deps protos models audio-model eval-audio text-model text-llm text-llm-parity llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -108,7 +108,17 @@ poly-model: $(POLY_MODEL) ## Train the served generate model cadenza-poly when a
 poly-model-retrain: install ## Retrain cadenza-poly from scratch, fixed seed (~50 min, 1 thread)
 	OMP_NUM_THREADS=1 $(PY) -m training.music.poly --force
 
-models: text-model poly-model text-llm ## Build every model the mesh serves (skips what exists)
+AUDIO_MODEL := models/generate/cadenza-ddsp/model.onnx
+
+# Committed, so `make models` never retrains it; needs FluidR3 GM (fluid-soundfont-gm).
+$(AUDIO_MODEL): | $(STAMP)
+	$(PY) -m training.audio.train
+
+audio-model: install ## Retrain the neural synthesiser cadenza-ddsp from scratch, fixed seed (~50 min, 2 cores)
+	@tools/system-deps.sh --training
+	$(PY) -m training.audio.train --force
+
+models: text-model poly-model text-llm $(AUDIO_MODEL) ## Build every model the mesh serves (skips what exists)
 
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) tools/gen_protos.py --out .
@@ -144,6 +154,10 @@ bench: install models llama-env ## Measure speed: ours vs the named reference, s
 
 eval-lyrics: install models ## Lyrics for melodies: syllables, rhymes, stress, constrained vs not (test split)
 	$(PY) -m tools.lyrics.eval_lyrics
+
+eval-audio: install ## Neural synthesiser vs FluidSynth and a sine baseline, test split (~5 min)
+	@tools/system-deps.sh --training
+	$(PY) -m tools.audio_eval.eval_audio
 
 eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
 	$(PY) -m tools.lastfm.eval_recs

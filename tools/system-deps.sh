@@ -6,6 +6,11 @@ set -euo pipefail
 # prometheus (with promtool) backs the metrics, dashboard and alert-rule tests;
 # prometheus-alertmanager (with amtool) the routing and inhibition tests.
 packages=(fluidsynth timgm6mb-soundfont prometheus prometheus-alertmanager)
+# --training: FluidR3 GM (148 MB, MIT) renders the neural synthesiser's training and
+# evaluation audio (make audio-model, make eval-audio); serving never needs it.
+if [ "${1:-}" = "--training" ]; then
+  packages=(fluidsynth fluid-soundfont-gm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cadenza.cli import catalog, connection, events, generate, health, recs, search, text
+from cadenza.cli import audio, catalog, connection, events, generate, health, recs, search, text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (health, catalog, search, events, recs, generate, text):
+    for module in (health, catalog, search, events, recs, generate, text, audio):
         module.register(subparsers, common)
     return parser
 

@@ -28,6 +28,8 @@ COPY services/__init__.py services/
 COPY services/generate/ services/generate/
 # The served model: model.json, model.onnx and the originality index of its corpus.
 COPY models/generate/cadenza-poly/ models/generate/cadenza-poly/
+# The neural synthesiser: model.json, model.onnx (3 MB) and its learned reverb.
+COPY models/generate/cadenza-ddsp/ models/generate/cadenza-ddsp/
 # The text LLM, converted by `make text-llm` (which `make images` runs first): 540 MB.
 COPY models/generate/smollm2-135m-instruct/ models/generate/smollm2-135m-instruct/
 RUN python -m compileall -q /app

@@ -6,6 +6,7 @@ import pathlib
 
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.server import App, Binding
+from services.generate.audio.room import AudioRoom
 from services.generate.catalog_client import RetrievalTracks
 from services.generate.inference.backend import InferenceBackend
 from services.generate.music.composer import Composer
@@ -31,15 +32,24 @@ async def build_generate(settings: GenerateSettings) -> App:
     registry = ModelRegistry(make_backend(settings), pathlib.Path(settings.models_dir),
                              settings.default_model, max_batch=settings.max_batch,
                              max_wait_s=settings.batch_wait_ms / 1000,
-                             default_text_model=settings.default_text_model)
+                             default_text_model=settings.default_text_model,
+                             default_audio_model=settings.default_audio_model)
     slots = Slots(settings.max_concurrent)
     tracks = RetrievalTracks(settings.retrieval_address)
-    servicer = GenerateServicer(Composer(registry, slots), registry, slots, tracks)
+    audio = AudioRoom(settings.audio_workers)
+    servicer = GenerateServicer(Composer(registry, slots, audio), registry, slots, tracks,
+                                audio)
+
+    async def warmup() -> None:
+        await registry.load_all()
+        if registry.serves_audio:
+            await audio.warm_up()
 
     async def close() -> None:
         await tracks.close()
+        await audio.close()
         await registry.close()
 
     return App(bindings=[Binding(SERVICE, lambda server: generate_pb2_grpc.
                                  add_GenerateServiceServicer_to_server(servicer, server))],
-               warmup=registry.load_all, close=close)
+               warmup=warmup, close=close)

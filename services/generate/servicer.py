@@ -12,7 +12,8 @@ from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import check_enum, check_id
-from services.generate import text_convert
+from services.generate import audio_convert, text_convert
+from services.generate.audio.room import AudioRoom
 from services.generate.catalog_client import RetrievalTracks
 from services.generate.inference.sampling import Sampling
 from services.generate.music.composer import Composer, Piece
@@ -35,7 +36,8 @@ _AUDIO: dict[int, str | None] = {pb.AUDIO_FORMAT_UNSPECIFIED: None,
 _AUDIO_BACK = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC}
 _MODE_LABELS = {int(n): pb.GenerationMode.Name(n) for n in pb.GenerationMode.values()}
 _AUDIO_LABELS = {int(n): pb.AudioFormat.Name(n) for n in pb.AudioFormat.values()}
-_MODALITIES = {"music": pb.MODALITY_MUSIC, "text": pb.MODALITY_TEXT}
+_MODALITIES = {"music": pb.MODALITY_MUSIC, "text": pb.MODALITY_TEXT,
+               "audio": pb.MODALITY_AUDIO}
 _MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
                "CONTINUE": pb.GENERATION_MODE_CONTINUE,
                "HARMONIZE": pb.GENERATION_MODE_HARMONIZE}
@@ -58,7 +60,13 @@ def to_composition(request: pb.GenerateRequest) -> Composition:
         sampling=Sampling(temperature=s.temperature if s.HasField("temperature") else 1.0,
                           top_k=s.top_k, top_p=s.top_p if s.HasField("top_p") else 1.0),
         seed=request.seed if request.HasField("seed") else None,
-        audio_format=check_enum("audio_format", request.audio_format, _AUDIO, _AUDIO_LABELS)))
+        audio_format=check_enum("audio_format", request.audio_format, _AUDIO, _AUDIO_LABELS),
+        renderer=check_enum("renderer", request.renderer, audio_convert.RENDERERS,
+                            audio_convert.RENDERER_LABELS),
+        timbre=(audio_convert.timbre_from_pb("timbre", request.timbre)
+                if request.HasField("timbre") else None),
+        voice_timbres=audio_convert.voice_timbres_from_pb(request.voice_timbres),
+        audio_model=request.audio_model))
 
 
 def to_event(note: Note, steps_per_quarter: int) -> pb.GenerateResponse:
@@ -83,11 +91,12 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     """The GenerateService RPCs over the composer, the text room and the model registry."""
 
     def __init__(self, composer: Composer, registry: ModelRegistry, slots: Slots,
-                 tracks: RetrievalTracks) -> None:
+                 tracks: RetrievalTracks, audio: AudioRoom) -> None:
         self.composer = composer
         self.registry = registry
         self.slots = slots
         self.tracks = tracks
+        self.audio = audio
         # One lyrics writer per text model, made at first use (its lexicon takes ~2 s).
         self._writers: dict[str, asyncio.Task[LyricsWriter]] = {}
 
@@ -148,13 +157,36 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             lyrics = await (await self._writer(model)).write(lyrics_request)
         return text_convert.lyrics_to_pb(lyrics, model.name, model.spec.version, seed)
 
+    async def RenderScore(
+        self, request: pb.RenderScoreRequest,
+        context: grpc.aio.ServicerContext[pb.RenderScoreRequest, pb.RenderScoreResponse],
+    ) -> pb.RenderScoreResponse:
+        """A score played by the neural synthesiser, one timbre per voice."""
+        score = audio_convert.render_request_from_pb(request)
+        model = self.registry.audio(score.model)
+        with self.slots.take(model.name, "render"):
+            rendering = await self.audio.render_score(model, score)
+        return audio_convert.rendering_to_pb(rendering)
+
+    async def TransferTimbre(
+        self, request: pb.TransferTimbreRequest,
+        context: grpc.aio.ServicerContext[pb.TransferTimbreRequest, pb.TransferTimbreResponse],
+    ) -> pb.TransferTimbreResponse:
+        """A recording's pitch and loudness played by an instrument or a mix."""
+        transfer = audio_convert.transfer_request_from_pb(request)
+        model = self.registry.audio(transfer.model)
+        with self.slots.take(model.name, "transfer"):
+            result = await self.audio.transfer(model, transfer)
+        return audio_convert.transfer_to_pb(result)
+
     async def ListModels(
         self, request: pb.ListModelsRequest,
         context: grpc.aio.ServicerContext[pb.ListModelsRequest, pb.ListModelsResponse],
     ) -> pb.ListModelsResponse:
         """The served models with their cards and status."""
         response = pb.ListModelsResponse(default_model=self.registry.default_model,
-                                         default_text_model=self.registry.default_text_model)
+                                         default_text_model=self.registry.default_text_model,
+                                         default_audio_model=self.registry.default_audio_model)
         for model in self.registry.models.values():
             card = model.spec.card
             # A figure not measured yet is null in model.json; it is left out, not 0.
@@ -165,6 +197,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             response.models.add(
                 backend=self.registry.backend.name, status=model.status,
                 modality=_MODALITIES.get(model.spec.modality, pb.MODALITY_UNSPECIFIED),
+                instruments=audio_convert.instruments_of(model.spec),
                 card=pb.ModelCard(
                     name=model.spec.name, version=model.spec.version,
                     description=card.get("description", ""),

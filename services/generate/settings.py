@@ -25,6 +25,11 @@ class GenerateSettings(ServerSettings):
     # The text model GenerateText, WriteLyrics and DescribeMusic use by default (built by
     # `make text-llm`; the text RPCs answer FAILED_PRECONDITION while it is absent).
     default_text_model: str = "smollm2-135m-instruct"
+    # The neural synthesiser RenderScore, TransferTimbre and RENDERER_NEURAL use by default
+    # (trained by `make audio-model`; the audio RPCs answer FAILED_PRECONDITION without it).
+    default_audio_model: str = "cadenza-ddsp"
+    # Threads for the audio RPCs' CPU work (pYIN, oscillators, encoding).
+    audio_workers: int = Field(default=2, ge=1)
     # Where DescribeMusic reads catalog tracks (the retrieval service, or the gateway).
     retrieval_address: str = "127.0.0.1:50052"
     # "onnxruntime" runs the models in process; "triton" sends every decode call to a

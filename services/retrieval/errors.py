@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+# Reading uploads is shared with the generate service (cadenza.kit.audio): so are the
+# errors for bytes that are not audio. The ones below are retrieval's own limits.
+from cadenza.kit.audio import AudioDecodeError, AudioEmptyError, AudioError
 
-class AudioError(ValueError):
-    """Base of every audio problem the caller can fix by sending different audio."""
-
-
-class AudioDecodeError(AudioError):
-    """The bytes are not audio in a format we read."""
-
-
-class AudioEmptyError(AudioError):
-    """The file decodes but holds no samples."""
+__all__ = ["AudioDecodeError", "AudioEmptyError", "AudioError", "AudioSilentError",
+           "AudioTooShortError"]
 
 
 class AudioTooShortError(AudioError):

@@ -3,9 +3,13 @@ shared mesh from state changes and long generations."""
 
 from __future__ import annotations
 
+import io
 import random
 
+import numpy as np
+import pretty_midi
 import pytest
+import soundfile
 from google.protobuf import message_factory
 
 from cadenza.generate.v1 import generate_pb2 as gpb
@@ -17,6 +21,25 @@ from tools.fuzz.discovery import Method
 from tools.fuzz.policy import allows, primer_quarters
 from tools.fuzz.runner import NEUTRAL, plan
 from tools.fuzz.values import small_midi
+
+
+def _wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(int(seconds * 8000), np.float32), 8000, format="WAV")
+    return buffer.getvalue()
+
+
+def _score(seconds: float) -> bytes:
+    midi = pretty_midi.PrettyMIDI()
+    instrument = pretty_midi.Instrument(program=40)
+    instrument.notes = [pretty_midi.Note(velocity=80, pitch=60, start=0.0, end=seconds)]
+    midi.instruments.append(instrument)
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    return buffer.getvalue()
+
+
+_VIOLIN = gpb.Timbre(instrument="violin")
 
 
 def _methods() -> list[Method]:
@@ -85,6 +108,9 @@ def _allowed(method: str, message: object) -> bool:
     ("GenerateService/Generate", gpb.GenerateRequest(seconds=600, tempo_bpm=300)),
     ("GenerateService/Generate", gpb.GenerateRequest(
         mode=gpb.GENERATION_MODE_CONTINUE, primer_midi=small_midi(random.Random(1)), bars=4)),
+    ("GenerateService/RenderScore", gpb.RenderScoreRequest(midi=_score(30.0))),
+    ("GenerateService/TransferTimbre", gpb.TransferTimbreRequest(audio=_wav(20.0),
+                                                                 timbre=_VIOLIN)),
 ])
 def test_the_policy_keeps_state_changes_and_long_generations_off_the_mesh(
         method: str, message: object) -> None:
@@ -105,6 +131,14 @@ def test_the_policy_keeps_state_changes_and_long_generations_off_the_mesh(
     ("GenerateService/Generate", gpb.GenerateRequest(bars=1, tempo_bpm=0)),
     ("GenerateService/Generate", gpb.GenerateRequest(mode=gpb.GENERATION_MODE_HARMONIZE)),
     ("RetrievalService/SearchTracks", tpb.SearchTracksRequest(text="anything")),
+    ("GenerateService/RenderScore", gpb.RenderScoreRequest(midi=_score(2.0))),
+    ("GenerateService/RenderScore", gpb.RenderScoreRequest(midi=b"MThd junk")),
+    ("GenerateService/TransferTimbre", gpb.TransferTimbreRequest(audio=_wav(1.0),
+                                                                 timbre=_VIOLIN)),
+    # Refused at once: no timbre, or over the 60 s limit.
+    ("GenerateService/TransferTimbre", gpb.TransferTimbreRequest(audio=_wav(20.0))),
+    ("GenerateService/TransferTimbre", gpb.TransferTimbreRequest(audio=_wav(61.0),
+                                                                 timbre=_VIOLIN)),
 ])
 def test_the_policy_lets_harmless_and_out_of_contract_bodies_through(
         method: str, message: object) -> None:

@@ -107,3 +107,21 @@ def test_the_text_models_committed_config_fits_its_converted_graph() -> None:
     assert [(g.kind, g.count) for g in config.instance_group] == [
         (model_config_pb2.ModelInstanceGroup.KIND_GPU, 1)]
     assert_fits_onnx(config, TEXT_MODEL / "model.onnx")
+
+
+AUDIO_MODEL = ROOT / "models" / "generate" / "cadenza-ddsp"
+AUDIO_COMMITTED = DEPLOY_REPOSITORY / "cadenza-ddsp" / "config.pbtxt"
+
+
+@pytest.mark.skipif(not (AUDIO_MODEL / "model.onnx").exists(),
+                    reason="the synthesiser is not trained yet (`make audio-model`)")
+def test_the_synthesisers_committed_config_fits_its_exported_graph() -> None:
+    model_json = json.loads((AUDIO_MODEL / "model.json").read_text())
+    assert AUDIO_COMMITTED.read_text() == render_config(model_json), \
+        "stale: run `python services/generate/inference/triton_repo.py --model-dir " \
+        "models/generate/cadenza-ddsp --config-only`"
+    config = parse(AUDIO_COMMITTED.read_text())
+    assert config.max_batch_size > 1 and config.HasField("dynamic_batching")
+    assert tuple(t.name for t in config.input) == ("f0_hz", "loudness_db", "timbre")
+    assert tuple(t.name for t in config.output) == ("amplitudes", "noise")
+    assert_fits_onnx(config, AUDIO_MODEL / "model.onnx")

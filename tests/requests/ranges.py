@@ -20,6 +20,7 @@ from cadenza.generate.v1 import generate_pb2 as gen
 from cadenza.kit.validate import check_page_size
 from cadenza.recommend.v1 import recommend_pb2 as rec
 from cadenza.retrieval.v1 import retrieval_pb2 as ret
+from services.generate.audio_convert import render_request_from_pb, transfer_request_from_pb
 from services.generate.servicer import to_composition
 from services.generate.text.describe import check_title_count
 from services.generate.text_convert import lyrics_request_from_pb, text_request_from_pb
@@ -76,6 +77,32 @@ def _lyrics(r: gen.WriteLyricsRequest) -> object:
 def _lyrics_base() -> Message:
     return gen.WriteLyricsRequest(theme="rain", structure=gen.LyricStructure(sections=[
         gen.LyricSection(name="verse", lines=4, syllables_per_line=8)]))
+
+
+def _render(r: gen.RenderScoreRequest) -> object:
+    return render_request_from_pb(r)
+
+
+def _transfer(r: gen.TransferTimbreRequest) -> object:
+    return transfer_request_from_pb(r)
+
+
+def _mix() -> gen.Timbre:
+    # Another instrument already weighs 1, so a weight of 0 for the one under test is fine.
+    return gen.Timbre(mix=gen.TimbreMix(weights={"cello": 1.0}))
+
+
+def _render_base() -> Message:
+    return gen.RenderScoreRequest(timbre=_mix())
+
+
+def _neural_base() -> Message:
+    return gen.GenerateRequest(renderer=gen.RENDERER_NEURAL, audio_format=gen.AUDIO_FORMAT_WAV,
+                               timbre=_mix())
+
+
+def _transfer_base() -> Message:
+    return gen.TransferTimbreRequest(timbre=gen.Timbre(instrument="violin"))
 
 
 def _describe(r: gen.DescribeMusicRequest) -> object:
@@ -189,6 +216,17 @@ BOUNDS: list[Bound] = [
           "title_count", 1, 10, "1-10", _describe, zero_ok=True),
     Bound(f"{G}.DescribeMusicRequest.seed", gen.DescribeMusicRequest, "seed", "seed", None,
           None, "any uint64", _describe),
+    Bound(f"{G}.TimbreMix.weights", gen.RenderScoreRequest, "timbre.mix.weights[violin]",
+          "timbre.mix.weights[violin]", 0, None, "finite, >= 0", _render, base=_render_base),
+    Bound(f"{G}.TimbreMix.weights", gen.GenerateRequest, "timbre.mix.weights[violin]",
+          "timbre.mix.weights[violin]", 0, None, "finite, >= 0", _generate, base=_neural_base),
+    Bound(f"{G}.RenderScoreRequest.seed", gen.RenderScoreRequest, "seed", "seed", None, None,
+          "any uint64", _render),
+    Bound(f"{G}.TransferTimbreRequest.shift_semitones", gen.TransferTimbreRequest,
+          "shift_semitones", "shift_semitones", -24, 24, "-24 to 24", _transfer,
+          base=_transfer_base),
+    Bound(f"{G}.TransferTimbreRequest.seed", gen.TransferTimbreRequest, "seed", "seed", None,
+          None, "any uint64", _transfer, base=_transfer_base),
     # -- retrieval
     Bound(f"{RT}.TrackMetadata.year", ret.IngestTrackRequest, "header.metadata.year",
           "header.metadata.year", 1, 9999, "1-9999", _ingest, base=_ingest_base),
@@ -249,6 +287,12 @@ ENUMS: list[EnumField] = [
     EnumField(f"{G}.GenerateRequest.mode", gen.GenerateRequest, "mode", "mode", _generate),
     EnumField(f"{G}.GenerateRequest.audio_format", gen.GenerateRequest, "audio_format",
               "audio_format", _generate),
+    EnumField(f"{G}.GenerateRequest.renderer", gen.GenerateRequest, "renderer", "renderer",
+              _generate),
+    EnumField(f"{G}.RenderScoreRequest.audio_format", gen.RenderScoreRequest, "audio_format",
+              "audio_format", _render),
+    EnumField(f"{G}.TransferTimbreRequest.output_format", gen.TransferTimbreRequest,
+              "output_format", "output_format", _transfer, base=_transfer_base),
     EnumField(f"{G}.ChatMessage.role", gen.GenerateTextRequest, "chat.messages[0].role",
               "chat.messages[0].role", _text, base=_chat_base, required=True),
     EnumField(f"{G}.WriteLyricsRequest.rhyme_scheme", gen.WriteLyricsRequest, "rhyme_scheme",

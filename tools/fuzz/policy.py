@@ -25,6 +25,11 @@ Why these methods:
 - GenerateText, WriteLyrics, DescribeMusic: the text model writes ~10 tokens a second on
   two busy cores, so accepted requests must be tiny (CHEAP_TEXT_TOKENS, a few syllables
   of lyrics); DescribeMusic samples a dozen completions, so only refused ones are sent.
+- RenderScore: each voice costs ~0.5 s of CPU per minute of score (up to 600 s and 32
+  lines). Scores mido can read must last at most CHEAP_SCORE_S.
+- TransferTimbre: pYIN alone costs ~1 s per 30 s of recording. Recordings whose header
+  says how long they are must last at most CHEAP_RECORDING_S (or be over the 60 s limit,
+  refused at once); bodies without a timbre are refused before the audio is read.
 """
 
 from __future__ import annotations
@@ -151,6 +156,46 @@ CHEAP_TEXT_TOKENS = 8       # a 135M model on two busy cores writes ~10 tokens a
 CHEAP_LYRIC_SYLLABLES = 8
 
 
+CHEAP_SCORE_S = 8.0
+CHEAP_RECORDING_S = 5.0
+MAX_RECORDING_S = 60.0
+
+
+def score_seconds(data: bytes) -> float | None:
+    """How long a MIDI file plays, in seconds through its tempo map; None if unreadable."""
+    import mido
+
+    try:
+        return float(mido.MidiFile(file=io.BytesIO(data)).length)
+    except Exception:  # mido raises many types for bad bytes (and for type 2 files)
+        return None
+
+
+def recording_seconds(data: bytes) -> float | None:
+    """The duration an audio file's header declares; None if it declares none."""
+    import soundfile
+
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except Exception:  # not audio libsndfile reads: refused at once
+        return None
+    return float(info.frames) / info.samplerate if info.samplerate and info.frames >= 0 else None
+
+
+def _render_score(request: Any) -> bool:
+    """True when the score cannot be read (refused at once) or plays for a few seconds."""
+    seconds = score_seconds(request.midi)
+    return seconds is None or seconds <= CHEAP_SCORE_S
+
+
+def _transfer_timbre(request: Any) -> bool:
+    """True when the request is refused before decoding, or the recording is short."""
+    if not request.HasField("timbre"):
+        return True
+    seconds = recording_seconds(request.audio)
+    return seconds is None or seconds <= CHEAP_RECORDING_S or seconds > MAX_RECORDING_S
+
+
 def _generate_text(request: Any) -> bool:
     """True when max_tokens is set and either tiny or out of range (refused at once)."""
     return bool(request.HasField("max_tokens")
@@ -204,6 +249,8 @@ RULES: dict[str, Rule] = {
     "GenerateService/GenerateText": _generate_text,
     "GenerateService/WriteLyrics": _write_lyrics,
     "GenerateService/DescribeMusic": _describe,
+    "GenerateService/RenderScore": _render_score,
+    "GenerateService/TransferTimbre": _transfer_timbre,
 }
 
 

@@ -69,6 +69,30 @@ AUDIO_FORMAT_WAV: AudioFormat.ValueType  # 1
 AUDIO_FORMAT_FLAC: AudioFormat.ValueType  # 2
 Global___AudioFormat: _TypeAlias = AudioFormat  # noqa: Y015
 
+class _Renderer:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RendererEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Renderer.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RENDERER_UNSPECIFIED: _Renderer.ValueType  # 0
+    """RENDERER_SAMPLER."""
+    RENDERER_SAMPLER: _Renderer.ValueType  # 1
+    """FluidSynth with a General MIDI soundfont, one GM program per voice."""
+    RENDERER_NEURAL: _Renderer.ValueType  # 2
+    """The neural synthesiser (an audio model from ListModels), one timbre per voice."""
+
+class Renderer(_Renderer, metaclass=_RendererEnumTypeWrapper):
+    """Who plays a generated piece's audio."""
+
+RENDERER_UNSPECIFIED: Renderer.ValueType  # 0
+"""RENDERER_SAMPLER."""
+RENDERER_SAMPLER: Renderer.ValueType  # 1
+"""FluidSynth with a General MIDI soundfont, one GM program per voice."""
+RENDERER_NEURAL: Renderer.ValueType  # 2
+"""The neural synthesiser (an audio model from ListModels), one timbre per voice."""
+Global___Renderer: _TypeAlias = Renderer  # noqa: Y015
+
 class _Modality:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -78,12 +102,14 @@ class _ModalityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Modality.Val
     MODALITY_UNSPECIFIED: _Modality.ValueType  # 0
     MODALITY_MUSIC: _Modality.ValueType  # 1
     MODALITY_TEXT: _Modality.ValueType  # 2
+    MODALITY_AUDIO: _Modality.ValueType  # 3
 
 class Modality(_Modality, metaclass=_ModalityEnumTypeWrapper): ...
 
 MODALITY_UNSPECIFIED: Modality.ValueType  # 0
 MODALITY_MUSIC: Modality.ValueType  # 1
 MODALITY_TEXT: Modality.ValueType  # 2
+MODALITY_AUDIO: Modality.ValueType  # 3
 Global___Modality: _TypeAlias = Modality  # noqa: Y015
 
 class _ChatRole:
@@ -152,6 +178,84 @@ RHYME_SCHEME_AAAA: RhymeScheme.ValueType  # 4
 Global___RhymeScheme: _TypeAlias = RhymeScheme  # noqa: Y015
 
 @_typing.final
+class TimbreMix(_message.Message):
+    """The synthesiser's instruments mixed by weight, A(x) = sum_i w_i a_i(x): the timbre is
+    the weighted mean of the instruments' learned embeddings, its loudness envelope the
+    weighted mean of theirs, its playable range that of its heaviest instrument (the
+    first in ListModels order on a tie).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class WeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Instrument name (ModelInfo.instruments) to weight: finite, >= 0, not all zero. Only
+        the ratios matter; the weights used are reported scaled to sum to 1. At most 16.
+        """
+
+    def __init__(
+        self,
+        *,
+        weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimbreMix: _TypeAlias = TimbreMix  # noqa: Y015
+
+@_typing.final
+class Timbre(_message.Message):
+    """One instrument, or a mix of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTRUMENT_FIELD_NUMBER: _builtins.int
+    MIX_FIELD_NUMBER: _builtins.int
+    instrument: _builtins.str
+    """An instrument name from ModelInfo.instruments, e.g. "violin"."""
+    @_builtins.property
+    def mix(self) -> Global___TimbreMix: ...
+    def __init__(
+        self,
+        *,
+        instrument: _builtins.str = ...,
+        mix: Global___TimbreMix | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "instrument", b"instrument", "mix", b"mix"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "instrument", b"instrument", "mix", b"mix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_choice: _TypeAlias = _typing.Literal["instrument", "mix"]  # noqa: Y015
+    _WhichOneofArgType_choice: _TypeAlias = _typing.Literal["choice", b"choice"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_choice) -> _WhichOneofReturnType_choice | None: ...
+
+Global___Timbre: _TypeAlias = Timbre  # noqa: Y015
+
+@_typing.final
 class Sampling(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -202,6 +306,10 @@ class GenerateRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     AUDIO_FORMAT_FIELD_NUMBER: _builtins.int
+    RENDERER_FIELD_NUMBER: _builtins.int
+    TIMBRE_FIELD_NUMBER: _builtins.int
+    VOICE_TIMBRES_FIELD_NUMBER: _builtins.int
+    AUDIO_MODEL_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name from ListModels; the service default when empty."""
     mode: Global___GenerationMode.ValueType
@@ -224,6 +332,10 @@ class GenerateRequest(_message.Message):
     """Any uint64. Absent: the service picks one and reports it in the result."""
     audio_format: Global___AudioFormat.ValueType
     """Render audio too."""
+    renderer: Global___Renderer.ValueType
+    """Who renders that audio (only with audio_format): the sampler when unspecified."""
+    audio_model: _builtins.str
+    """NEURAL only: the synthesiser; the default audio model when empty."""
     @_builtins.property
     def programs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """General MIDI program (0-127) per voice, highest voice first, at most 16; piano for
@@ -232,6 +344,19 @@ class GenerateRequest(_message.Message):
 
     @_builtins.property
     def sampling(self) -> Global___Sampling: ...
+    @_builtins.property
+    def timbre(self) -> Global___Timbre:
+        """NEURAL only: the timbre of every voice. Unset: each voice gets the trained instrument
+        nearest its GM program (strings, brass, reeds, flutes, voices; others by register).
+        """
+
+    @_builtins.property
+    def voice_timbres(self) -> _containers.RepeatedCompositeFieldContainer[Global___Timbre]:
+        """NEURAL only: a timbre per voice, highest voice first (at most 16); overrides timbre.
+        Voices past the end of the list play timbre (or their default); extra entries are
+        checked but unused.
+        """
+
     def __init__(
         self,
         *,
@@ -247,10 +372,14 @@ class GenerateRequest(_message.Message):
         sampling: Global___Sampling | None = ...,
         seed: _builtins.int | None = ...,
         audio_format: Global___AudioFormat.ValueType = ...,
+        renderer: Global___Renderer.ValueType = ...,
+        timbre: Global___Timbre | None = ...,
+        voice_timbres: _abc.Iterable[Global___Timbre] | None = ...,
+        audio_model: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_tempo_bpm", b"_tempo_bpm", "bars", b"bars", "length", b"length", "sampling", b"sampling", "seconds", b"seconds", "seed", b"seed", "tempo_bpm", b"tempo_bpm"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_tempo_bpm", b"_tempo_bpm", "bars", b"bars", "length", b"length", "sampling", b"sampling", "seconds", b"seconds", "seed", b"seed", "tempo_bpm", b"tempo_bpm", "timbre", b"timbre"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_tempo_bpm", b"_tempo_bpm", "audio_format", b"audio_format", "bars", b"bars", "key", b"key", "length", b"length", "mode", b"mode", "model", b"model", "primer_midi", b"primer_midi", "programs", b"programs", "sampling", b"sampling", "seconds", b"seconds", "seed", b"seed", "tempo_bpm", b"tempo_bpm", "time_signature", b"time_signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_tempo_bpm", b"_tempo_bpm", "audio_format", b"audio_format", "audio_model", b"audio_model", "bars", b"bars", "key", b"key", "length", b"length", "mode", b"mode", "model", b"model", "primer_midi", b"primer_midi", "programs", b"programs", "renderer", b"renderer", "sampling", b"sampling", "seconds", b"seconds", "seed", b"seed", "tempo_bpm", b"tempo_bpm", "timbre", b"timbre", "time_signature", b"time_signature", "voice_timbres", b"voice_timbres"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
@@ -498,6 +627,7 @@ class ModelInfo(_message.Message):
     MODALITY_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    INSTRUMENTS_FIELD_NUMBER: _builtins.int
     modality: Global___Modality.ValueType
     backend: _builtins.str
     """"onnxruntime" or "triton"."""
@@ -505,6 +635,10 @@ class ModelInfo(_message.Message):
     """"loading", "ready" or "failed: <why>"."""
     @_builtins.property
     def card(self) -> Global___ModelCard: ...
+    @_builtins.property
+    def instruments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Audio models: the instrument names a Timbre may use."""
+
     def __init__(
         self,
         *,
@@ -512,10 +646,11 @@ class ModelInfo(_message.Message):
         modality: Global___Modality.ValueType = ...,
         backend: _builtins.str = ...,
         status: _builtins.str = ...,
+        instruments: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "card", b"card", "modality", b"modality", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "card", b"card", "instruments", b"instruments", "modality", b"modality", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,10 +663,13 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     DEFAULT_MODEL_FIELD_NUMBER: _builtins.int
     DEFAULT_TEXT_MODEL_FIELD_NUMBER: _builtins.int
+    DEFAULT_AUDIO_MODEL_FIELD_NUMBER: _builtins.int
     default_model: _builtins.str
     """The music model Generate uses when GenerateRequest.model is empty."""
     default_text_model: _builtins.str
     """The text model the text RPCs use when their model is empty."""
+    default_audio_model: _builtins.str
+    """The audio model RenderScore, TransferTimbre and NEURAL rendering use by default."""
     @_builtins.property
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]: ...
     def __init__(
@@ -540,14 +678,302 @@ class ListModelsResponse(_message.Message):
         models: _abc.Iterable[Global___ModelInfo] | None = ...,
         default_model: _builtins.str = ...,
         default_text_model: _builtins.str = ...,
+        default_audio_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_model", b"default_model", "default_text_model", b"default_text_model", "models", b"models"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_audio_model", b"default_audio_model", "default_model", b"default_model", "default_text_model", b"default_text_model", "models", b"models"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
+
+@_typing.final
+class RenderScoreRequest(_message.Message):
+    """----------------------------------------------------------------------------- audio"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    MIDI_FIELD_NUMBER: _builtins.int
+    TIMBRE_FIELD_NUMBER: _builtins.int
+    VOICE_TIMBRES_FIELD_NUMBER: _builtins.int
+    AUDIO_FORMAT_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Audio model from ListModels; the default audio model when empty."""
+    midi: _builtins.bytes
+    """A Standard MIDI File with at least one pitched note (drum tracks are left out); at
+    most 600 s long, 16 voices and 32 monophonic lines in all.
+    """
+    audio_format: Global___AudioFormat.ValueType
+    """WAV when unspecified."""
+    seed: _builtins.int
+    """Any uint64. Seeds the noise generator: same inputs and seed, same samples. Absent: one
+    is chosen and reported.
+    """
+    @_builtins.property
+    def timbre(self) -> Global___Timbre:
+        """The timbre of every voice; unset: the instrument nearest each voice's GM program."""
+
+    @_builtins.property
+    def voice_timbres(self) -> _containers.RepeatedCompositeFieldContainer[Global___Timbre]:
+        """A timbre per voice, highest voice first (at most 16); overrides timbre. Voices past
+        the end of the list play timbre (or their default); extra entries are checked but
+        unused.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        midi: _builtins.bytes = ...,
+        timbre: Global___Timbre | None = ...,
+        voice_timbres: _abc.Iterable[Global___Timbre] | None = ...,
+        audio_format: Global___AudioFormat.ValueType = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed", "timbre", b"timbre"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "audio_format", b"audio_format", "midi", b"midi", "model", b"model", "seed", b"seed", "timbre", b"timbre", "voice_timbres", b"voice_timbres"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___RenderScoreRequest: _TypeAlias = RenderScoreRequest  # noqa: Y015
+
+@_typing.final
+class VoiceRendering(_message.Message):
+    """How one voice was played."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class WeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VOICE_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    voice: _builtins.int
+    """0 = highest voice."""
+    notes: _builtins.int
+    @_builtins.property
+    def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The instrument weights used, scaled to sum to 1."""
+
+    def __init__(
+        self,
+        *,
+        voice: _builtins.int = ...,
+        weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        notes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notes", b"notes", "voice", b"voice", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VoiceRendering: _TypeAlias = VoiceRendering  # noqa: Y015
+
+@_typing.final
+class RenderScoreResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIO_FIELD_NUMBER: _builtins.int
+    AUDIO_FORMAT_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _builtins.int
+    DURATION_S_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    VOICES_FIELD_NUMBER: _builtins.int
+    audio: _builtins.bytes
+    """Mono, 16-bit, peak at -1 dBFS."""
+    audio_format: Global___AudioFormat.ValueType
+    sample_rate_hz: _builtins.int
+    """16000."""
+    duration_s: _builtins.float
+    """Where the last note ends, plus its release and the room's tail (about 1.1 s)."""
+    model: _builtins.str
+    model_version: _builtins.str
+    seed: _builtins.int
+    @_builtins.property
+    def voices(self) -> _containers.RepeatedCompositeFieldContainer[Global___VoiceRendering]: ...
+    def __init__(
+        self,
+        *,
+        audio: _builtins.bytes = ...,
+        audio_format: Global___AudioFormat.ValueType = ...,
+        sample_rate_hz: _builtins.int = ...,
+        duration_s: _builtins.float = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        seed: _builtins.int = ...,
+        voices: _abc.Iterable[Global___VoiceRendering] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_format", b"audio_format", "duration_s", b"duration_s", "model", b"model", "model_version", b"model_version", "sample_rate_hz", b"sample_rate_hz", "seed", b"seed", "voices", b"voices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderScoreResponse: _TypeAlias = RenderScoreResponse  # noqa: Y015
+
+@_typing.final
+class TransferTimbreRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    AUDIO_FIELD_NUMBER: _builtins.int
+    AUDIO_FORMAT_FIELD_NUMBER: _builtins.int
+    TIMBRE_FIELD_NUMBER: _builtins.int
+    SHIFT_SEMITONES_FIELD_NUMBER: _builtins.int
+    OUTPUT_FORMAT_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Audio model from ListModels; the default audio model when empty."""
+    audio: _builtins.bytes
+    """A monophonic recording in any format retrieval ingests (WAV, FLAC, OGG, MP3), at most
+    16 MiB and 60 s.
+    """
+    audio_format: _builtins.str
+    """The container when known ("wav", "flac", "ogg", "mp3"); otherwise detected."""
+    shift_semitones: _builtins.float
+    """Pitch shift in semitones, -24 to 24. Absent: 0 when the recording's median pitch is
+    inside the instrument's playable range (a mix's: its heaviest instrument's), else
+    the whole octaves (at most 2) that move it nearest the middle of that range.
+    """
+    output_format: Global___AudioFormat.ValueType
+    """WAV when unspecified."""
+    seed: _builtins.int
+    """Any uint64. Seeds the noise generator; absent: one is chosen and reported."""
+    @_builtins.property
+    def timbre(self) -> Global___Timbre:
+        """The instrument or mix to become; required."""
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        audio: _builtins.bytes = ...,
+        audio_format: _builtins.str = ...,
+        timbre: Global___Timbre | None = ...,
+        shift_semitones: _builtins.float | None = ...,
+        output_format: Global___AudioFormat.ValueType = ...,
+        seed: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_shift_semitones", b"_shift_semitones", "seed", b"seed", "shift_semitones", b"shift_semitones", "timbre", b"timbre"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_shift_semitones", b"_shift_semitones", "audio", b"audio", "audio_format", b"audio_format", "model", b"model", "output_format", b"output_format", "seed", b"seed", "shift_semitones", b"shift_semitones", "timbre", b"timbre"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__shift_semitones: _TypeAlias = _typing.Literal["shift_semitones"]  # noqa: Y015
+    _WhichOneofArgType__shift_semitones: _TypeAlias = _typing.Literal["_shift_semitones", b"_shift_semitones"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shift_semitones) -> _WhichOneofReturnType__shift_semitones | None: ...
+
+Global___TransferTimbreRequest: _TypeAlias = TransferTimbreRequest  # noqa: Y015
+
+@_typing.final
+class TransferTimbreResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class WeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    AUDIO_FIELD_NUMBER: _builtins.int
+    AUDIO_FORMAT_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _builtins.int
+    DURATION_S_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    SHIFT_SEMITONES_FIELD_NUMBER: _builtins.int
+    VOICED_FRACTION_FIELD_NUMBER: _builtins.int
+    MEDIAN_F0_HZ_FIELD_NUMBER: _builtins.int
+    audio: _builtins.bytes
+    """Mono, 16-bit, 16 kHz, peak at -1 dBFS; as long as the recording plus the room's tail
+    (0.5 s).
+    """
+    audio_format: Global___AudioFormat.ValueType
+    sample_rate_hz: _builtins.int
+    duration_s: _builtins.float
+    model: _builtins.str
+    model_version: _builtins.str
+    seed: _builtins.int
+    shift_semitones: _builtins.float
+    """The shift applied, in semitones."""
+    voiced_fraction: _builtins.float
+    """Share of the recording's frames pYIN found pitched, and their median f0 before the
+    shift.
+    """
+    median_f0_hz: _builtins.float
+    @_builtins.property
+    def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The instrument weights used, scaled to sum to 1."""
+
+    def __init__(
+        self,
+        *,
+        audio: _builtins.bytes = ...,
+        audio_format: Global___AudioFormat.ValueType = ...,
+        sample_rate_hz: _builtins.int = ...,
+        duration_s: _builtins.float = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        seed: _builtins.int = ...,
+        weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        shift_semitones: _builtins.float = ...,
+        voiced_fraction: _builtins.float = ...,
+        median_f0_hz: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "audio_format", b"audio_format", "duration_s", b"duration_s", "median_f0_hz", b"median_f0_hz", "model", b"model", "model_version", b"model_version", "sample_rate_hz", b"sample_rate_hz", "seed", b"seed", "shift_semitones", b"shift_semitones", "voiced_fraction", b"voiced_fraction", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferTimbreResponse: _TypeAlias = TransferTimbreResponse  # noqa: Y015
 
 @_typing.final
 class ChatMessage(_message.Message):

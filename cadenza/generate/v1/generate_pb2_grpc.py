@@ -54,6 +54,16 @@ class GenerateServiceStub(object):
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.SerializeToString,
                 response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.FromString,
                 _registered_method=True)
+        self.RenderScore = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/RenderScore',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreResponse.FromString,
+                _registered_method=True)
+        self.TransferTimbre = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/TransferTimbre',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/cadenza.generate.v1.GenerateService/ListModels',
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.ListModelsRequest.SerializeToString,
@@ -99,6 +109,34 @@ class GenerateServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenderScore(self, request, context):
+        """Renders a score (an uploaded Standard MIDI File, or a Generate result's midi) with the
+        neural synthesiser we train: each voice (a MIDI channel; chords are split into
+        monophonic lines) is played by one instrument or a weighted mix of instruments.
+        Each note's loudness follows its instrument's envelope (fitted on the training
+        renders: attack by time since the onset, louder with velocity, release after the
+        note-off). Notes are moved by whole octaves into the instrument's playable range:
+        a voice whose median pitch is outside it moves as a whole, by the fewest octaves,
+        then any note still outside moves alone. INVALID_ARGUMENT for a file that is not a
+        MIDI file or has no pitched notes; RESOURCE_EXHAUSTED when every slot is busy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferTimbre(self, request, context):
+        """Resynthesises a monophonic recording (sung, hummed, whistled or played) as an
+        instrument or a mix: its pitch (pYIN, with a voicing confidence) and loudness drive the
+        synthesiser. In frames pYIN finds unpitched (breaths, consonants, rests) the pitch is
+        held from the last pitched frame and the loudness kept as measured, so the model
+        plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
+        noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
+        the recording is over the length or size limit, or every slot is busy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The models this service can run, with their cards, modality and load status.
         """
@@ -128,6 +166,16 @@ def add_GenerateServiceServicer_to_server(servicer, server):
                     servicer.DescribeMusic,
                     request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.FromString,
                     response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.SerializeToString,
+            ),
+            'RenderScore': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderScore,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreResponse.SerializeToString,
+            ),
+            'TransferTimbre': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferTimbre,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -243,6 +291,60 @@ class GenerateService(object):
             '/cadenza.generate.v1.GenerateService/DescribeMusic',
             cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicRequest.SerializeToString,
             cadenza_dot_generate_dot_v1_dot_generate__pb2.DescribeMusicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderScore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/RenderScore',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.RenderScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferTimbre(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/TransferTimbre',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,26 @@ class GenerateServiceStub:
     """Title suggestions and a one-paragraph description of a catalog track or a generated
     piece, grounded in its metadata and audio features.
     """
+    RenderScore: _grpc.UnaryUnaryMultiCallable[_generate_pb2.RenderScoreRequest, _generate_pb2.RenderScoreResponse]
+    """Renders a score (an uploaded Standard MIDI File, or a Generate result's midi) with the
+    neural synthesiser we train: each voice (a MIDI channel; chords are split into
+    monophonic lines) is played by one instrument or a weighted mix of instruments.
+    Each note's loudness follows its instrument's envelope (fitted on the training
+    renders: attack by time since the onset, louder with velocity, release after the
+    note-off). Notes are moved by whole octaves into the instrument's playable range:
+    a voice whose median pitch is outside it moves as a whole, by the fewest octaves,
+    then any note still outside moves alone. INVALID_ARGUMENT for a file that is not a
+    MIDI file or has no pitched notes; RESOURCE_EXHAUSTED when every slot is busy.
+    """
+    TransferTimbre: _grpc.UnaryUnaryMultiCallable[_generate_pb2.TransferTimbreRequest, _generate_pb2.TransferTimbreResponse]
+    """Resynthesises a monophonic recording (sung, hummed, whistled or played) as an
+    instrument or a mix: its pitch (pYIN, with a voicing confidence) and loudness drive the
+    synthesiser. In frames pYIN finds unpitched (breaths, consonants, rests) the pitch is
+    held from the last pitched frame and the loudness kept as measured, so the model
+    plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
+    noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
+    the recording is over the length or size limit, or every slot is busy.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_generate_pb2.ListModelsRequest, _generate_pb2.ListModelsResponse]
     """The models this service can run, with their cards, modality and load status."""
 
@@ -82,6 +102,26 @@ class GenerateServiceAsyncStub(GenerateServiceStub):
     DescribeMusic: _aio.UnaryUnaryMultiCallable[_generate_pb2.DescribeMusicRequest, _generate_pb2.DescribeMusicResponse]  # type: ignore[assignment]
     """Title suggestions and a one-paragraph description of a catalog track or a generated
     piece, grounded in its metadata and audio features.
+    """
+    RenderScore: _aio.UnaryUnaryMultiCallable[_generate_pb2.RenderScoreRequest, _generate_pb2.RenderScoreResponse]  # type: ignore[assignment]
+    """Renders a score (an uploaded Standard MIDI File, or a Generate result's midi) with the
+    neural synthesiser we train: each voice (a MIDI channel; chords are split into
+    monophonic lines) is played by one instrument or a weighted mix of instruments.
+    Each note's loudness follows its instrument's envelope (fitted on the training
+    renders: attack by time since the onset, louder with velocity, release after the
+    note-off). Notes are moved by whole octaves into the instrument's playable range:
+    a voice whose median pitch is outside it moves as a whole, by the fewest octaves,
+    then any note still outside moves alone. INVALID_ARGUMENT for a file that is not a
+    MIDI file or has no pitched notes; RESOURCE_EXHAUSTED when every slot is busy.
+    """
+    TransferTimbre: _aio.UnaryUnaryMultiCallable[_generate_pb2.TransferTimbreRequest, _generate_pb2.TransferTimbreResponse]  # type: ignore[assignment]
+    """Resynthesises a monophonic recording (sung, hummed, whistled or played) as an
+    instrument or a mix: its pitch (pYIN, with a voicing confidence) and loudness drive the
+    synthesiser. In frames pYIN finds unpitched (breaths, consonants, rests) the pitch is
+    held from the last pitched frame and the loudness kept as measured, so the model
+    plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
+    noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
+    the recording is over the length or size limit, or every slot is busy.
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_generate_pb2.ListModelsRequest, _generate_pb2.ListModelsResponse]  # type: ignore[assignment]
     """The models this service can run, with their cards, modality and load status."""
@@ -128,6 +168,38 @@ class GenerateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_generate_pb2.DescribeMusicResponse, _abc.Awaitable[_generate_pb2.DescribeMusicResponse]]:
         """Title suggestions and a one-paragraph description of a catalog track or a generated
         piece, grounded in its metadata and audio features.
+        """
+
+    @_abc_1.abstractmethod
+    def RenderScore(
+        self,
+        request: _generate_pb2.RenderScoreRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generate_pb2.RenderScoreResponse, _abc.Awaitable[_generate_pb2.RenderScoreResponse]]:
+        """Renders a score (an uploaded Standard MIDI File, or a Generate result's midi) with the
+        neural synthesiser we train: each voice (a MIDI channel; chords are split into
+        monophonic lines) is played by one instrument or a weighted mix of instruments.
+        Each note's loudness follows its instrument's envelope (fitted on the training
+        renders: attack by time since the onset, louder with velocity, release after the
+        note-off). Notes are moved by whole octaves into the instrument's playable range:
+        a voice whose median pitch is outside it moves as a whole, by the fewest octaves,
+        then any note still outside moves alone. INVALID_ARGUMENT for a file that is not a
+        MIDI file or has no pitched notes; RESOURCE_EXHAUSTED when every slot is busy.
+        """
+
+    @_abc_1.abstractmethod
+    def TransferTimbre(
+        self,
+        request: _generate_pb2.TransferTimbreRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generate_pb2.TransferTimbreResponse, _abc.Awaitable[_generate_pb2.TransferTimbreResponse]]:
+        """Resynthesises a monophonic recording (sung, hummed, whistled or played) as an
+        instrument or a mix: its pitch (pYIN, with a voicing confidence) and loudness drive the
+        synthesiser. In frames pYIN finds unpitched (breaths, consonants, rests) the pitch is
+        held from the last pitched frame and the loudness kept as measured, so the model
+        plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
+        noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
+        the recording is over the length or size limit, or every slot is busy.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,4 @@
-"""Triton over gRPC (tritonclient asyncio): every decode call goes to a Triton server."""
+"""Triton over gRPC (tritonclient asyncio): every model call goes to a Triton server."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def status_code(error: InferenceServerException) -> grpc.StatusCode | None:
 
 
 class TritonBackend:
-    """InferenceBackend sending every decode call to a Triton server over gRPC."""
+    """InferenceBackend sending every model call to a Triton server over gRPC."""
 
     name = "triton"
 
@@ -44,7 +44,7 @@ class TritonBackend:
         self.timeout_s = timeout_s
         self.load_timeout_s = load_timeout_s
         self._client: InferenceServerClient | None = None
-        self._outputs = [InferRequestedOutput(name) for name in OUTPUT_NAMES]
+        self._loaded: dict[str, ModelSpec] = {}
 
     def _connect(self) -> InferenceServerClient:
         # Made on first use, inside the running event loop that grpc.aio binds it to.
@@ -97,25 +97,36 @@ class TritonBackend:
         except InferenceServerException as error:
             raise self._error(error, f"metadata of {model.name}") from error
         _check_tensors(model, metadata, self.url)
+        self._loaded[model.name] = model
         logger.info("triton at %s serves %s", self.url, model.name)
 
     async def run(self, model_name: str, inputs: Tensors) -> Tensors:
-        """One decode call on the Triton server; remote failures become domain errors."""
-        padded = inputs["past_keys"].shape[3] == 0
+        """One model call on the Triton server; remote failures become domain errors.
+
+        A model not loaded here is sent as a decoder (Triton answers NOT_FOUND for one it
+        does not serve either).
+        """
+        spec = self._loaded.get(model_name)
+        decoder = spec is None or spec.decoder
+        input_names = INPUT_NAMES if spec is None else spec.input_names
+        output_names = OUTPUT_NAMES if spec is None else spec.output_names
+        # Only a decoder's first step has zero-size tensors (an empty cache).
+        padded = decoder and inputs["past_keys"].shape[3] == 0
         if padded:
             inputs = _pad_one_past_slot(inputs)
         request = []
-        for name in INPUT_NAMES:
+        for name in input_names:
             array = np.ascontiguousarray(inputs[name])
             tensor = InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
             tensor.set_data_from_numpy(array)
             request.append(tensor)
         try:
-            result = await self._connect().infer(model_name, request, outputs=self._outputs,
-                                                 client_timeout=self.timeout_s)
+            result = await self._connect().infer(
+                model_name, request, outputs=[InferRequestedOutput(n) for n in output_names],
+                client_timeout=self.timeout_s)
         except InferenceServerException as error:
             raise self._error(error, f"infer {model_name}") from error
-        outputs = {name: result.as_numpy(name) for name in OUTPUT_NAMES}
+        outputs = {name: result.as_numpy(name) for name in output_names}
         if padded:
             for name in ("present_keys", "present_values"):
                 outputs[name] = outputs[name][:, :, :, 1:]
@@ -144,12 +155,10 @@ def _pad_one_past_slot(inputs: Tensors) -> Tensors:
 
 
 def _check_tensors(model: ModelSpec, metadata: object, url: str) -> None:
-    """The served tensors must be the contract's, with this model's L, H, D and V."""
-    cache = [-1, model.n_layers, model.n_heads, -1, model.head_dim]
-    expected = {"tokens": ("INT64", [-1, -1]), "positions": ("INT64", [-1, -1]),
-                "attention_mask": ("INT64", [-1, -1]), "past_keys": ("FP32", cache),
-                "past_values": ("FP32", cache), "logits": ("FP32", [-1, model.vocab_size]),
-                "present_keys": ("FP32", cache), "present_values": ("FP32", cache)}
+    """The served tensors must be the model's contract: a decoder's with its L, H, D and V,
+    an audio model's with its embedding, harmonic and noise-band sizes."""
+    inputs, outputs = model.tensors()
+    expected = {t.name: (t.triton_type, list(t.shape)) for t in [*inputs, *outputs]}
     served = {t.name: (t.datatype, list(t.shape))
               for t in [*metadata.inputs, *metadata.outputs]}  # type: ignore[attr-defined]
     if served != expected:

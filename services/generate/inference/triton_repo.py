@@ -21,10 +21,23 @@ TRITON_VERSION = "1"  # Triton's version folders are integers; model.json holds 
 
 # (name, Triton data type, dims without the batch dimension)
 TensorSpec = tuple[str, str, list[int]]
+_DIMS_COMMENT = {
+    False: ("# Dims leave out the batch dimension (max_batch_size > 0); -1 is the cache length P",
+            "# or the new-token count T. The model file goes in 1/model.onnx (not committed)."),
+    True: ("# Dims leave out the batch dimension (max_batch_size > 0); -1 is the frame count T",
+           "# (125 frames a second). The model file goes in 1/model.onnx (not committed)."),
+}
 
 
 def contract_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """(inputs, outputs) of the ONNX contract as (name, Triton type, dims without batch)."""
+    """(inputs, outputs) of the model's ONNX contract as (name, Triton type, dims without batch).
+
+    Decode models (music, text) share the key/value-cache contract; an "audio" model (the
+    neural synthesiser) maps frame controls to harmonic and noise frames
+    (services/generate/README.md, sections 2 and 4).
+    """
+    if model_json.get("modality") == "audio":
+        return _audio_tensors(model_json)
     cache = [int(model_json["n_layers"]), int(model_json["n_heads"]), -1,
              int(model_json["head_dim"])]
     inputs = [("tokens", "TYPE_INT64", [-1]), ("positions", "TYPE_INT64", [-1]),
@@ -34,6 +47,21 @@ def contract_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list
                   else int(model_json["vocabulary"]["size"]))
     outputs = [("logits", "TYPE_FP32", [vocab_size]),
                ("present_keys", "TYPE_FP32", cache), ("present_values", "TYPE_FP32", cache)]
+    return inputs, outputs
+
+
+def timbre_size(model_json: dict[str, Any]) -> int:
+    """Length of an audio model's instrument embeddings (the `timbre` input's last axis)."""
+    if "timbre_size" in model_json:
+        return int(model_json["timbre_size"])
+    return len(model_json["instruments"][0]["embedding"])
+
+
+def _audio_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    inputs = [("f0_hz", "TYPE_FP32", [-1]), ("loudness_db", "TYPE_FP32", [-1]),
+              ("timbre", "TYPE_FP32", [timbre_size(model_json)])]
+    outputs = [("amplitudes", "TYPE_FP32", [-1, int(model_json["n_harmonics"])]),
+               ("noise", "TYPE_FP32", [-1, int(model_json["n_noise_bands"])])]
     return inputs, outputs
 
 
@@ -53,8 +81,7 @@ def render_config(model_json: dict[str, Any]) -> str:
     lines = [
         "# Written by services/generate/inference/triton_repo.py from "
         f"models/generate/{model_json['name']}/model.json; do not edit by hand.",
-        "# Dims leave out the batch dimension (max_batch_size > 0); -1 is the cache length P",
-        "# or the new-token count T. The model file goes in 1/model.onnx (not committed).",
+        *_DIMS_COMMENT[model_json.get("modality") == "audio"],
         f'name: "{model_json["name"]}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {MAX_BATCH_SIZE}",
@@ -87,19 +114,23 @@ def write_entry(model_dir: pathlib.Path, repository: pathlib.Path, *, with_model
 
 
 def main() -> None:
-    """Writes a Triton model repository for one model folder."""
+    """Writes a Triton model repository entry for each model folder (all served ones by default)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-dir", type=pathlib.Path,
-                        default=ROOT / "models" / "generate" / "cadenza-poly")
+    parser.add_argument("--model-dir", type=pathlib.Path, action="append",
+                        help="a model folder; repeat for several (default: every folder "
+                             "under models/generate with a model.json and a model.onnx)")
     parser.add_argument("--out", type=pathlib.Path, default=DEPLOY_REPOSITORY,
                         help="model repository folder (default: the committed one in deploy/)")
     parser.add_argument("--config-only", action="store_true",
                         help="write config.pbtxt only (what is committed), not 1/model.onnx")
     parser.add_argument("--link", action="store_true", help="symlink model.onnx, not a copy")
     args = parser.parse_args()
-    entry = write_entry(args.model_dir, args.out, with_model=not args.config_only,
-                        link=args.link)
-    print(f"wrote {entry}")
+    folders = args.model_dir or sorted(
+        p.parent for p in (ROOT / "models" / "generate").glob("*/model.json")
+        if (p.parent / "model.onnx").is_file())
+    for folder in folders:
+        entry = write_entry(folder, args.out, with_model=not args.config_only, link=args.link)
+        print(f"wrote {entry}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import numpy.typing as npt
 
 from cadenza.kit.errors import InvalidArgument
 from services.generate import metrics
+from services.generate.audio.model import AudioModel
+from services.generate.audio.room import AudioRoom, ScoreRequest, check_timbres
 from services.generate.inference.backend import ModelSpec
 from services.generate.inference.batcher import Cache
 from services.generate.inference.sampling import sample
@@ -65,26 +67,53 @@ class Piece:
     steps_per_quarter: int
 
 
+@dataclass(frozen=True)
+class NeuralRenderer:
+    """The neural synthesiser a piece is played by (RENDERER_NEURAL), its timbres checked."""
+
+    room: AudioRoom
+    model: AudioModel
+
+    async def render(self, request: Composition, midi: bytes, fmt: str, seed: int) -> bytes:
+        """The piece's MIDI played by the synthesiser, as `fmt` file bytes."""
+        rendering = await self.room.render_score(self.model, ScoreRequest(
+            self.model.name, midi, request.timbre, request.voice_timbres, fmt, seed))
+        return rendering.audio
+
+
 class Composer:
     """Turns a composition request into notes and a finished piece, within the shared slots."""
 
-    def __init__(self, registry: ModelRegistry, slots: Slots) -> None:
+    def __init__(self, registry: ModelRegistry, slots: Slots,
+                 audio: AudioRoom | None = None) -> None:
         self.registry = registry
         self.slots = slots
+        self.audio = audio
 
     async def compose(self, request: Composition) -> AsyncIterator[Note | Piece]:
         """Yields notes as they end, then exactly one Piece. Closing it frees the slot."""
         model = self.registry.get(request.model, "music")
+        neural = self._neural(request)  # its model and timbres checked before any work
         with self.slots.take(model.spec.name, request.mode.value):
-            async for item in _Run(model, request).notes():
+            async for item in _Run(model, request, neural).notes():
                 yield item
+
+    def _neural(self, request: Composition) -> NeuralRenderer | None:
+        if request.renderer != "neural" or not request.audio_format:
+            return None
+        audio = self.registry.audio(request.audio_model)
+        check_timbres(audio, request.timbre, request.voice_timbres)
+        assert self.audio is not None, "a Composer for neural rendering needs an AudioRoom"
+        return NeuralRenderer(self.audio, audio)
 
 
 class _Run:
     """One generation's state."""
 
-    def __init__(self, model: LoadedModel, request: Composition) -> None:
+    def __init__(self, model: LoadedModel, request: Composition,
+                 neural: NeuralRenderer | None = None) -> None:
         self.model = model
+        self.neural = neural
         self.spec = model.spec
         self.vocab = model.spec.music
         self.request = request
@@ -216,7 +245,10 @@ class _Run:
                           time_signature=self.time_signature, key=self.key,
                           programs=list(self.request.programs))
         fmt = self.request.audio_format
-        audio = await asyncio.to_thread(render, midi, fmt) if fmt else b""
+        if fmt and self.neural is not None:
+            audio = await self.neural.render(self.request, midi, fmt, self.seed)
+        else:
+            audio = await asyncio.to_thread(render, midi, fmt) if fmt else b""
         run, source = 0, ""
         if self.model.originality is not None:
             own = [n for n in written if not (self.melody and n.voice == 0)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import shown
+from services.generate.audio.timbre import TimbreChoice, check_choice
 from services.generate.inference.sampling import Sampling
 from services.generate.music.tokens import PITCH_NAMES, parse_time_signature, steps_per_bar
 
@@ -54,6 +55,12 @@ class Composition:
     sampling: Sampling = field(default_factory=Sampling)
     seed: int | None = None
     audio_format: str | None = None   # "wav" | "flac"
+    # Who plays that audio: FluidSynth ("sampler") or the neural synthesiser ("neural"),
+    # with the timbres and audio model below (neural only).
+    renderer: str = "sampler"
+    timbre: TimbreChoice | None = None
+    voice_timbres: tuple[TimbreChoice, ...] = ()
+    audio_model: str = ""
 
     def steps(self, tempo_bpm: float, steps_per_quarter: int, bar_steps: int) -> int:
         """Length in steps of the part to write (bars or seconds; DEFAULT_BARS when unset)."""
@@ -108,12 +115,29 @@ def check(composition: Composition) -> Composition:
         raise InvalidArgument("sampling.top_p", f"must be in (0, 1], got {s.top_p}")
     if not 0 <= s.top_k <= MAX_TOP_K:
         raise InvalidArgument("sampling.top_k", f"must be 0 (off) to {MAX_TOP_K}, got {s.top_k}")
+    _check_renderer(c)
     if c.mode is Mode.SCRATCH:  # else the primer may set tempo and metre: see the composer
         tempo = c.tempo_bpm or DEFAULT_TEMPO_BPM
         quarters = (c.seconds * tempo / 60.0 if c.seconds is not None
                     else (c.bars or DEFAULT_BARS) * bar_quarters(c.time_signature or "4/4"))
         check_cost(length_field(c), quarters, tempo)
     return c
+
+
+def _check_renderer(c: Composition) -> None:
+    """The neural renderer's fields are for it alone; its timbres must be well formed."""
+    if c.renderer != "neural":
+        for field, value in (("timbre", c.timbre), ("voice_timbres", c.voice_timbres),
+                             ("audio_model", c.audio_model)):
+            if value:
+                raise InvalidArgument(field, "only with renderer RENDERER_NEURAL")
+    if len(c.voice_timbres) > MAX_PROGRAMS:
+        raise InvalidArgument("voice_timbres", f"at most {MAX_PROGRAMS} (one per voice), "
+                                               f"got {len(c.voice_timbres)}")
+    if c.timbre is not None:
+        check_choice("timbre", c.timbre)
+    for index, choice in enumerate(c.voice_timbres):
+        check_choice(f"voice_timbres[{index}]", choice)
 
 
 def check_bar(field: str, time_signature: str) -> None:

@@ -1,0 +1,1 @@
+"""Eval of the neural synthesiser cadenza-ddsp (`python -m tools.audio_eval.eval_audio`)."""
