@@ -28,12 +28,6 @@ def model_json() -> dict[str, Any]:
     return data
 
 
-def untrained() -> bool:
-    """True while the folder holds the smoke-test weights (trained for seconds, not ~50 min):
-    their output has no clean pitch, so pitch assertions on it would test nothing."""
-    return float(model_json()["card"].get("training_time_s", 0.0)) < 60.0
-
-
 def models_folder(tmp: pathlib.Path, *names: str) -> pathlib.Path:
     """A models folder holding links to the named model folders only."""
     folder = tmp / "models"

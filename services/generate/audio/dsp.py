@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 import scipy.signal
 
 from services.generate.audio.controls import HOP, SAMPLE_RATE_HZ
@@ -68,8 +69,9 @@ def filtered_noise(magnitudes: Floats, white: Floats) -> Floats:
     ir = noise_impulse_responses(magnitudes)
     size = 2 * HOP
     assert ir.shape[1] <= HOP + 1, "filter longer than a hop: the overlap-add below needs <= 2 hops"
-    shaped = np.fft.irfft(np.fft.rfft(ir, size, axis=1) * np.fft.rfft(white, size, axis=1),
-                          size, axis=1).astype(np.float32)
+    # scipy.fft keeps float32 (numpy's FFT works in float64): half the time, same samples.
+    spectrum = scipy.fft.rfft(ir, size, axis=1) * scipy.fft.rfft(white, size, axis=1)
+    shaped: Floats = scipy.fft.irfft(spectrum, size, axis=1).astype(np.float32)
     head, tail = shaped[:, :HOP], shaped[:, HOP:]
     out = head.copy()
     out[1:] += tail[:-1]

@@ -15,14 +15,15 @@ from services.generate.inference.backend import InferenceBackend, ModelSpec
 
 Floats = npt.NDArray[np.float32]
 
-# One network call covers at most this many frames (60 s). The GRU starts from zero
-# state in every call, so a longer input is cut into calls that each begin WARMUP_FRAMES
-# early and drop those: measured on the exported decoder, the first frames of a cold
-# start differ from a continuous run by ~6% of the amplitude scale and the difference
-# has vanished (< 1e-8) well within a second. 60 s is ~0.2 s of CPU per call and ~4 MB
-# of outputs, small enough for one Triton request and a prompt cancellation.
-MAX_CALL_FRAMES = 7500
-WARMUP_FRAMES = 125
+# One network call covers at most this many frames: 600 s, the longest line RenderScore
+# accepts (TransferTimbre stops at 60 s), so every served line is one call and plays
+# exactly as the network would play it whole. The GRU starts from zero state in every
+# call, and the trained one remembers: a call started WARMUP_FRAMES early still differs
+# from a continuous run by a few percent of the amplitude scale for seconds after the
+# join (measured on cadenza-ddsp v1 with 500 frames of warm-up: 1-2% on one random line,
+# 5% on the test's). Longer inputs are still cut, as a guard, never silently refused.
+MAX_CALL_FRAMES = 75_000
+WARMUP_FRAMES = 500
 
 
 @dataclass(frozen=True)
