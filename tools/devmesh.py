@@ -111,6 +111,12 @@ class Mesh:
             f"{prefix}DATA_DIR": str(self.data_dir / name),
             "PYTHONUNBUFFERED": "1",
         })
+        # librosa's numba kernels are cached on disk (by default inside the venv, shared by
+        # every process). Retrieval and generate both warm them up at start; two processes
+        # writing one cache at once left an index and data files from different compiles,
+        # and the next process to load them segfaulted in librosa.yin. One cache per
+        # service, as each has its own container in production.
+        env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba" / name))
         env.update(self.endpoints.peer_env())
         env.update(self.extra_env)
         return env
