@@ -26,7 +26,7 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 # Health and reflection are polled constantly by probes; counting them drowns the signal.
 _UNOBSERVED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-_MAX_DETAILS = 1024  # characters of an error message sent to the caller
+_MAX_DETAILS = 1024  # UTF-8 bytes of an error message sent to the caller
 # How much of a failed call's request stream to read before answering (RequestStream).
 _DRAIN_S = 2.0
 _DRAIN_BYTES = 32 * 1024 * 1024
@@ -81,8 +81,14 @@ def _status_for(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
 
 def _capped(message: str) -> str:
     # Status details travel in trailers, which clients cap (8 KiB by default); a message
-    # that echoes a huge input would otherwise become a transport error.
-    return message if len(message) <= _MAX_DETAILS else message[:_MAX_DETAILS] + "..."
+    # that echoes a huge input would otherwise become a transport error. The cap is in
+    # bytes, not characters: gRPC percent-encodes every non-ASCII byte (3 characters
+    # each), so 1,024 characters of CJK text would be 9 KiB on the wire and the caller
+    # would see RESOURCE_EXHAUSTED instead of the status (the fuzz suite found it).
+    encoded = message.encode()
+    if len(encoded) <= _MAX_DETAILS:
+        return message
+    return encoded[:_MAX_DETAILS].decode(errors="ignore") + "..."
 
 
 def _code_after_abort(ctx: Context) -> grpc.StatusCode:

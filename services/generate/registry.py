@@ -8,6 +8,7 @@ import pathlib
 from dataclasses import dataclass
 
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from cadenza.kit.validate import shown
 from services.generate.audio.model import AudioModel
 from services.generate.inference.backend import InferenceBackend, ModelSpec
 from services.generate.inference.batcher import DecodeBatcher
@@ -112,7 +113,7 @@ class ModelRegistry:
                 raise FailedPrecondition(
                     f"no {modality} model is served here (default {default!r} is not under "
                     f"the models folder); run `{_BUILD_TARGETS[modality]}` and restart")
-            raise NotFound(f"model {name!r} does not exist; ListModels shows the available "
+            raise NotFound(f"model {shown(name)} does not exist; ListModels shows the available "
                            f"ones ({', '.join(sorted(self.models))})")
         if model.spec.modality != modality:
             raise InvalidArgument("model", f"{model.spec.name!r} is a {model.spec.modality} "

@@ -151,3 +151,20 @@ async def test_long_error_messages_are_cut_to_fit_in_trailers() -> None:
     details = caught.value.details()
     assert details.startswith("name: 'xxx") and details.endswith("...")
     assert len(details) <= 1024 + 3
+
+
+async def test_non_ascii_error_messages_are_cut_by_bytes_so_the_status_survives() -> None:
+    # gRPC percent-encodes non-ASCII bytes: 1,024 CJK characters are 9 KiB of trailers,
+    # over the client's 8 KiB cap, and the caller used to see RESOURCE_EXHAUSTED.
+    async def echo(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        raise NotFound(f"model {'模' * 100_000!r} does not exist")
+
+    server = await serve_in_process(_app(Echo=echo))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary("/test.Kit/Echo")(b"")
+    await server.server.stop(None)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    details = caught.value.details()
+    assert details.startswith("model '模模") and details.endswith("...")
+    assert len(details.encode()) <= 1024 + 3
