@@ -10,20 +10,17 @@ at the loudness floor.
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
-import warnings
 from dataclasses import dataclass, replace
 
-import mido
 import numpy as np
 import numpy.typing as npt
-import pretty_midi
 
 from cadenza.kit.errors import InvalidArgument
 from services.generate.audio.controls import FRAME_RATE_HZ, LOUDNESS_FLOOR_DB, f0_from_notes
 from services.generate.audio.model import Envelope
+from services.generate.music.midi_io import parse_midi
 
 Floats = npt.NDArray[np.float32]
 FIELD = "midi"
@@ -76,15 +73,7 @@ def read_score(data: bytes) -> Score:
     """
     if not data:
         raise InvalidArgument(FIELD, "is empty; upload a Standard MIDI File (.mid)")
-    try:
-        file = mido.MidiFile(file=io.BytesIO(data))
-        with warnings.catch_warnings():
-            # Meta events outside track 0 are common and harmless for our purpose.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            midi = pretty_midi.PrettyMIDI(mido_object=file)
-    except Exception as e:  # mido and pretty_midi raise many types for bad bytes
-        raise InvalidArgument(FIELD, f"is not a readable Standard MIDI File ({e}); export "
-                                     "the score again as .mid") from e
+    midi, _ = parse_midi(data, FIELD, "the score")
     tracks = []
     for instrument in midi.instruments:
         notes = tuple(sorted(

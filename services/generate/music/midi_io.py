@@ -157,20 +157,27 @@ def write_midi(notes: Iterable[Note], *, steps_per_quarter: int, tempo_bpm: floa
     return buffer.getvalue()
 
 
-def _parse(data: bytes) -> tuple[pretty_midi.PrettyMIDI, float | None]:
-    """The parsed file and the first tempo it sets (None if it sets none)."""
+def parse_midi(data: bytes, field: str, what: str
+               ) -> tuple[pretty_midi.PrettyMIDI, mido.MidiFile]:
+    """The file read by pretty_midi (and the mido file under it); InvalidArgument naming
+    `field` for bytes that are not a Standard MIDI File, asking to export `what` again."""
     try:
         file = mido.MidiFile(file=io.BytesIO(data))
-        # pretty_midi reports 120 bpm for a file without tempo events: look first.
-        sets_tempo = any(message.type == "set_tempo"
-                         for track in file.tracks for message in track)
         with warnings.catch_warnings():
             # Meta events outside track 0 are common and harmless for our purpose.
             warnings.simplefilter("ignore", RuntimeWarning)
             midi = pretty_midi.PrettyMIDI(mido_object=file)
     except Exception as e:  # mido and pretty_midi raise many types for bad bytes
-        raise InvalidArgument(PRIMER_FIELD, f"is not a readable Standard MIDI File ({e}); "
-                                            "export the primer again as .mid") from e
+        raise InvalidArgument(field, f"is not a readable Standard MIDI File ({e}); "
+                                     f"export {what} again as .mid") from e
+    return midi, file
+
+
+def _parse(data: bytes) -> tuple[pretty_midi.PrettyMIDI, float | None]:
+    """The parsed file and the first tempo it sets (None if it sets none)."""
+    midi, file = parse_midi(data, PRIMER_FIELD, "the primer")
+    # pretty_midi reports 120 bpm for a file without tempo events: look first.
+    sets_tempo = any(message.type == "set_tempo" for track in file.tracks for message in track)
     _, tempi = midi.get_tempo_changes()
     return midi, float(tempi[0]) if sets_tempo else None
 
