@@ -199,7 +199,7 @@ def _write_card(out_dir: Path, card: dict[str, Any]) -> None:
 
 def _parity(st_model: Any, model_dir: Path) -> float:
     """Max abs difference between TextEncoder (ONNX) and sentence-transformers."""
-    from services.retrieval.text_embedding import TextEncoder
+    from cadenza.kit.text_encoder import TextEncoder
 
     encoder = TextEncoder.load(model_dir, providers=["CPUExecutionProvider"])
     ours = encoder.encode(PARITY_SENTENCES)
