@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import audio, gateway_overhead, generate, recommend, retrieval, text
+from bench import audio, gateway_overhead, generate, image, recommend, retrieval, text
 
 SUITES = {"gateway": gateway_overhead.run, "retrieval": retrieval.run,
           "recommend": recommend.run, "generate": generate.run, "text": text.run,
-          "audio": audio.run}
+          "audio": audio.run, "image": image.run}
 
 
 def main(names: list[str]) -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cadenza.cli import audio, catalog, connection, events, generate, health, recs, search, text
+from cadenza.cli import (
+    audio,
+    catalog,
+    connection,
+    events,
+    generate,
+    health,
+    image,
+    recs,
+    search,
+    text,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (health, catalog, search, events, recs, generate, text, audio):
+    for module in (health, catalog, search, events, recs, generate, text, audio, image):
         module.register(subparsers, common)
     return parser
 

@@ -30,6 +30,10 @@ COPY services/generate/ services/generate/
 COPY models/generate/cadenza-poly/ models/generate/cadenza-poly/
 # The neural synthesiser: model.json, model.onnx (3 MB) and its learned reverb.
 COPY models/generate/cadenza-ddsp/ models/generate/cadenza-ddsp/
+# The image model (cover motifs): model.json and model.onnx (29 MB); its prompts are read
+# by the MiniLM sentence encoder, the same export retrieval serves (make text-model).
+COPY models/generate/cadenza-motif/ models/generate/cadenza-motif/
+COPY models/text/ models/text/
 # The text LLM, converted by `make text-llm` (which `make images` runs first): 540 MB.
 COPY models/generate/smollm2-135m-instruct/ models/generate/smollm2-135m-instruct/
 RUN python -m compileall -q /app
@@ -38,7 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/cadenza \
     CADENZA_GENERATE_HOST=0.0.0.0 \
-    CADENZA_GENERATE_MODELS_DIR=/app/models/generate
+    CADENZA_GENERATE_MODELS_DIR=/app/models/generate \
+    CADENZA_GENERATE_TEXT_MODEL_DIR=/app/models/text
 EXPOSE 50054 9094
 USER 10001:10001
 CMD ["python", "-m", "services.generate"]

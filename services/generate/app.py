@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.server import App, Binding
 from services.generate.audio.room import AudioRoom
 from services.generate.catalog_client import RetrievalTracks
+from services.generate.image.prompts import PromptEncoder
+from services.generate.image.room import ImageRoom
 from services.generate.inference.backend import InferenceBackend
 from services.generate.music.composer import Composer
 from services.generate.registry import ModelRegistry
@@ -33,21 +36,27 @@ async def build_generate(settings: GenerateSettings) -> App:
                              settings.default_model, max_batch=settings.max_batch,
                              max_wait_s=settings.batch_wait_ms / 1000,
                              default_text_model=settings.default_text_model,
-                             default_audio_model=settings.default_audio_model)
+                             default_audio_model=settings.default_audio_model,
+                             default_image_model=settings.default_image_model)
     slots = Slots(settings.max_concurrent)
     tracks = RetrievalTracks(settings.retrieval_address)
     audio = AudioRoom(settings.audio_workers)
+    prompts = PromptEncoder(pathlib.Path(settings.text_model_dir))
+    image = ImageRoom(tracks, prompts.get, settings.image_workers)
     servicer = GenerateServicer(Composer(registry, slots, audio), registry, slots, tracks,
-                                audio)
+                                audio, image)
 
     async def warmup() -> None:
         await registry.load_all()
         if registry.serves_audio:
             await audio.warm_up()
+        if registry.serves_images:
+            await asyncio.to_thread(prompts.load)
 
     async def close() -> None:
         await tracks.close()
         await audio.close()
+        await image.close()
         await registry.close()
 
     return App(bindings=[Binding(SERVICE, lambda server: generate_pb2_grpc.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from cadenza.kit.validate import shown
 from services.generate.audio.model import AudioModel
+from services.generate.image.motif import MotifModel
 from services.generate.inference.backend import InferenceBackend, ModelSpec
 from services.generate.inference.batcher import DecodeBatcher
 from services.generate.music.originality import OriginalityIndex
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 # What to run when the default model of a modality is absent.
-_BUILD_TARGETS = {"text": "make text-llm", "audio": "make audio-model", "music": "make models"}
+_BUILD_TARGETS = {"text": "make text-llm", "audio": "make audio-model", "music": "make models",
+                  "image": "make image-model"}
 
 
 @dataclass
@@ -31,6 +33,7 @@ class LoadedModel:
     originality: OriginalityIndex | None = None
     text: TextModel | None = None      # a text model's tokenizer and template
     audio: AudioModel | None = None    # an audio model's instruments and room
+    image: MotifModel | None = None    # an image model's sampler
     status: str = "loading"
 
     @property
@@ -47,11 +50,12 @@ class ModelRegistry:
 
     def __init__(self, backend: InferenceBackend, models_dir: pathlib.Path, default_model: str,
                  *, max_batch: int, max_wait_s: float, default_text_model: str = "",
-                 default_audio_model: str = "") -> None:
+                 default_audio_model: str = "", default_image_model: str = "") -> None:
         self.backend = backend
         self.default_model = default_model
         self.default_text_model = default_text_model
         self.default_audio_model = default_audio_model
+        self.default_image_model = default_image_model
         self.models: dict[str, LoadedModel] = {}
         for folder in sorted(p.parent for p in models_dir.glob("*/model.json")):
             spec = ModelSpec.load(folder)
@@ -95,6 +99,11 @@ class ModelRegistry:
             await audio.warm_up()  # one real call before "ready"
             model.audio = audio
             return
+        if model.spec.modality == "image":
+            image = MotifModel(model.spec, self.backend)
+            await image.warm_up()
+            model.image = image
+            return
         # One real call, so the first caller does not pay for the session's warm-up.
         await model.batcher.step([model.spec.warmup_token], 0, model.batcher.empty_cache())
         if model.spec.modality == "text":
@@ -105,11 +114,11 @@ class ModelRegistry:
 
     def get(self, name: str, modality: str = "music") -> LoadedModel:
         """The ready model of that name (the modality's default when empty)."""
-        default = {"text": self.default_text_model,
-                   "audio": self.default_audio_model}.get(modality, self.default_model)
+        default = {"text": self.default_text_model, "audio": self.default_audio_model,
+                   "image": self.default_image_model}.get(modality, self.default_model)
         model = self.models.get(name or default)
         if model is None:
-            if not name and modality in ("text", "audio"):
+            if not name and modality in ("text", "audio", "image"):
                 raise FailedPrecondition(
                     f"no {modality} model is served here (default {default!r} is not under "
                     f"the models folder); run `{_BUILD_TARGETS[modality]}` and restart")
@@ -135,10 +144,21 @@ class ModelRegistry:
         assert audio is not None  # set by _load for every audio model
         return audio
 
+    def image(self, name: str) -> MotifModel:
+        """The ready image model of that name (the default image model when empty)."""
+        image = self.get(name, "image").image
+        assert image is not None  # set by _load for every image model
+        return image
+
     @property
     def serves_audio(self) -> bool:
         """Whether any audio model is ready (then librosa's kernels need warming too)."""
         return any(m.audio is not None for m in self.models.values())
+
+    @property
+    def serves_images(self) -> bool:
+        """Whether any image model is ready (then its prompts need the text encoder)."""
+        return any(m.image is not None for m in self.models.values())
 
     async def close(self) -> None:
         """Stops every batcher and closes the backend."""

@@ -12,9 +12,10 @@ from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import check_enum, check_id
-from services.generate import audio_convert, text_convert
+from services.generate import audio_convert, image_convert, text_convert
 from services.generate.audio.room import AudioRoom
 from services.generate.catalog_client import RetrievalTracks
+from services.generate.image.room import ImageRoom
 from services.generate.inference.sampling import Sampling
 from services.generate.music.composer import Composer, Piece
 from services.generate.music.composition import Composition, Mode, check, parse_key
@@ -37,7 +38,7 @@ _AUDIO_BACK = {"wav": pb.AUDIO_FORMAT_WAV, "flac": pb.AUDIO_FORMAT_FLAC}
 _MODE_LABELS = {int(n): pb.GenerationMode.Name(n) for n in pb.GenerationMode.values()}
 _AUDIO_LABELS = {int(n): pb.AudioFormat.Name(n) for n in pb.AudioFormat.values()}
 _MODALITIES = {"music": pb.MODALITY_MUSIC, "text": pb.MODALITY_TEXT,
-               "audio": pb.MODALITY_AUDIO}
+               "audio": pb.MODALITY_AUDIO, "image": pb.MODALITY_IMAGE}
 _MODE_NAMES = {"FROM_SCRATCH": pb.GENERATION_MODE_FROM_SCRATCH,
                "CONTINUE": pb.GENERATION_MODE_CONTINUE,
                "HARMONIZE": pb.GENERATION_MODE_HARMONIZE}
@@ -91,12 +92,13 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     """The GenerateService RPCs over the composer, the text room and the model registry."""
 
     def __init__(self, composer: Composer, registry: ModelRegistry, slots: Slots,
-                 tracks: RetrievalTracks, audio: AudioRoom) -> None:
+                 tracks: RetrievalTracks, audio: AudioRoom, image: ImageRoom) -> None:
         self.composer = composer
         self.registry = registry
         self.slots = slots
         self.tracks = tracks
         self.audio = audio
+        self.image = image
         # One lyrics writer per text model, made at first use (its lexicon takes ~2 s).
         self._writers: dict[str, asyncio.Task[LyricsWriter]] = {}
 
@@ -179,6 +181,30 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             result = await self.audio.transfer(model, transfer)
         return audio_convert.transfer_to_pb(result)
 
+    async def GenerateCover(
+        self, request: pb.GenerateCoverRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateCoverRequest, pb.GenerateCoverResponse],
+    ) -> pb.GenerateCoverResponse:
+        """Cover art driven by a track's or a piece's music, with a sampled motif."""
+        cover = image_convert.cover_request_from_pb(request)
+        # Without a motif the cover needs no model; the default's absence is no error then.
+        model = (self.registry.image(cover.model) if cover.weights["motif"] > 0 or cover.model
+                 else None)
+        with self.slots.take(model.name if model else "cover", "cover"):
+            result = await self.image.cover(model, cover)
+        return image_convert.cover_to_pb(result)
+
+    async def GenerateImage(
+        self, request: pb.GenerateImageRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateImageRequest, pb.GenerateImageResponse],
+    ) -> pb.GenerateImageResponse:
+        """Samples of the image model for a prompt."""
+        image_request = image_convert.image_request_from_pb(request)
+        model = self.registry.image(image_request.model)
+        with self.slots.take(model.name, "image"):
+            images = await self.image.images(model, image_request)
+        return image_convert.images_to_pb(images)
+
     async def ListModels(
         self, request: pb.ListModelsRequest,
         context: grpc.aio.ServicerContext[pb.ListModelsRequest, pb.ListModelsResponse],
@@ -186,7 +212,8 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         """The served models with their cards and status."""
         response = pb.ListModelsResponse(default_model=self.registry.default_model,
                                          default_text_model=self.registry.default_text_model,
-                                         default_audio_model=self.registry.default_audio_model)
+                                         default_audio_model=self.registry.default_audio_model,
+                                         default_image_model=self.registry.default_image_model)
         for model in self.registry.models.values():
             card = model.spec.card
             # A figure not measured yet is null in model.json; it is left out, not 0.
@@ -194,6 +221,10 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                        if isinstance(v, int | float)}
             if model.spec.modality == "text":
                 metrics["context_tokens"] = float(model.spec.max_positions)
+            if model.spec.image is not None:
+                metrics["default_guidance"] = model.spec.image.default_guidance
+                metrics["default_steps"] = float(model.spec.image.default_steps)
+                metrics["image_size_px"] = float(model.spec.image.size)
             response.models.add(
                 backend=self.registry.backend.name, status=model.status,
                 modality=_MODALITIES.get(model.spec.modality, pb.MODALITY_UNSPECIFIED),

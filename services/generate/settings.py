@@ -28,6 +28,12 @@ class GenerateSettings(ServerSettings):
     # The neural synthesiser RenderScore, TransferTimbre and RENDERER_NEURAL use by default
     # (trained by `make audio-model`; the audio RPCs answer FAILED_PRECONDITION without it).
     default_audio_model: str = "cadenza-ddsp"
+    # The motif model GenerateCover and GenerateImage use by default (trained by `make
+    # image-model`); its prompts are embedded by the MiniLM encoder in text_model_dir.
+    default_image_model: str = "cadenza-motif"
+    text_model_dir: str = "models/text"
+    # Threads for the image RPCs' CPU work (composing and encoding covers).
+    image_workers: int = Field(default=2, ge=1)
     # Threads for the audio RPCs' CPU work (pYIN, oscillators, encoding).
     audio_workers: int = Field(default=2, ge=1)
     # Where DescribeMusic reads catalog tracks (the retrieval service, or the gateway).

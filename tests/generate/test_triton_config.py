@@ -125,3 +125,22 @@ def test_the_synthesisers_committed_config_fits_its_exported_graph() -> None:
     assert tuple(t.name for t in config.input) == ("f0_hz", "loudness_db", "timbre")
     assert tuple(t.name for t in config.output) == ("amplitudes", "noise")
     assert_fits_onnx(config, AUDIO_MODEL / "model.onnx")
+
+
+IMAGE_MODEL = ROOT / "models" / "generate" / "cadenza-motif"
+IMAGE_COMMITTED = DEPLOY_REPOSITORY / "cadenza-motif" / "config.pbtxt"
+
+
+@pytest.mark.skipif(not (IMAGE_MODEL / "model.onnx").exists(),
+                    reason="the image model is not trained yet (`make image-model`)")
+def test_the_image_models_committed_config_fits_its_exported_graph() -> None:
+    model_json = json.loads((IMAGE_MODEL / "model.json").read_text())
+    assert IMAGE_COMMITTED.read_text() == render_config(model_json), \
+        "stale: run `python services/generate/inference/triton_repo.py --model-dir " \
+        "models/generate/cadenza-motif --config-only`"
+    config = parse(IMAGE_COMMITTED.read_text())
+    # Guided sampling of 8 images sends 16 rows per call.
+    assert config.max_batch_size >= 16 and config.HasField("dynamic_batching")
+    assert tuple(t.name for t in config.input) == ("x", "t", "text")
+    assert tuple(t.name for t in config.output) == ("eps",)
+    assert_fits_onnx(config, IMAGE_MODEL / "model.onnx")

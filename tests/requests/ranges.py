@@ -21,6 +21,7 @@ from cadenza.kit.validate import check_page_size
 from cadenza.recommend.v1 import recommend_pb2 as rec
 from cadenza.retrieval.v1 import retrieval_pb2 as ret
 from services.generate.audio_convert import render_request_from_pb, transfer_request_from_pb
+from services.generate.image_convert import cover_request_from_pb, image_request_from_pb
 from services.generate.servicer import to_composition
 from services.generate.text.describe import check_title_count
 from services.generate.text_convert import lyrics_request_from_pb, text_request_from_pb
@@ -103,6 +104,22 @@ def _neural_base() -> Message:
 
 def _transfer_base() -> Message:
     return gen.TransferTimbreRequest(timbre=gen.Timbre(instrument="violin"))
+
+
+def _cover(r: gen.GenerateCoverRequest) -> object:
+    return cover_request_from_pb(r)
+
+
+def _cover_base() -> Message:
+    return gen.GenerateCoverRequest(midi=b"MThd")   # read later, by the room
+
+
+def _image(r: gen.GenerateImageRequest) -> object:
+    return image_request_from_pb(r)
+
+
+def _image_base() -> Message:
+    return gen.GenerateImageRequest(prompt="a moon over the sea")
 
 
 def _describe(r: gen.DescribeMusicRequest) -> object:
@@ -227,6 +244,21 @@ BOUNDS: list[Bound] = [
           base=_transfer_base),
     Bound(f"{G}.TransferTimbreRequest.seed", gen.TransferTimbreRequest, "seed", "seed", None,
           None, "any uint64", _transfer, base=_transfer_base),
+    Bound(f"{G}.GenerateCoverRequest.weights", gen.GenerateCoverRequest, "weights[palette]",
+          "weights[palette]", 0, None, "finite, >= 0", _cover, base=_cover_base),
+    Bound(f"{G}.GenerateCoverRequest.seed", gen.GenerateCoverRequest, "seed", "seed", None,
+          None, "any uint64", _cover, base=_cover_base),
+    *(Bound(f"{G}.ImageSampling.{name}", root, f"sampling.{name}", f"sampling.{name}", low,
+            high, doc, check, base=base)
+      for name, low, high, doc in (("guidance", 0, 20, "[0, 20]"), ("steps", 1, 250, "1-250"))
+      for root, check, base in ((gen.GenerateCoverRequest, _cover, _cover_base),
+                                (gen.GenerateImageRequest, _image, _image_base))),
+    Bound(f"{G}.GenerateImageRequest.count", gen.GenerateImageRequest, "count", "count", 1,
+          8, "1-8", _image, zero_ok=True, base=_image_base),
+    Bound(f"{G}.GenerateImageRequest.size", gen.GenerateImageRequest, "size", "size", 32,
+          1024, "32-1024", _image, zero_ok=True, base=_image_base),
+    Bound(f"{G}.GenerateImageRequest.seed", gen.GenerateImageRequest, "seed", "seed", None,
+          None, "any uint64", _image, base=_image_base),
     # -- retrieval
     Bound(f"{RT}.TrackMetadata.year", ret.IngestTrackRequest, "header.metadata.year",
           "header.metadata.year", 1, 9999, "1-9999", _ingest, base=_ingest_base),
@@ -293,6 +325,12 @@ ENUMS: list[EnumField] = [
               "audio_format", _render),
     EnumField(f"{G}.TransferTimbreRequest.output_format", gen.TransferTimbreRequest,
               "output_format", "output_format", _transfer, base=_transfer_base),
+    EnumField(f"{G}.GenerateCoverRequest.image_format", gen.GenerateCoverRequest,
+              "image_format", "image_format", _cover, base=_cover_base),
+    EnumField(f"{G}.GenerateCoverRequest.size", gen.GenerateCoverRequest, "size", "size",
+              _cover, base=_cover_base),
+    EnumField(f"{G}.GenerateImageRequest.image_format", gen.GenerateImageRequest,
+              "image_format", "image_format", _image, base=_image_base),
     EnumField(f"{G}.ChatMessage.role", gen.GenerateTextRequest, "chat.messages[0].role",
               "chat.messages[0].role", _text, base=_chat_base, required=True),
     EnumField(f"{G}.WriteLyricsRequest.rhyme_scheme", gen.WriteLyricsRequest, "rhyme_scheme",

@@ -30,6 +30,10 @@ Why these methods:
 - TransferTimbre: pYIN alone costs ~1 s per 30 s of recording. Recordings whose header
   says how long they are must last at most CHEAP_RECORDING_S (or be over the 60 s limit,
   refused at once); bodies without a timbre are refused before the audio is read.
+- GenerateImage, GenerateCover: each DDIM step is one network call over every sample
+  (twice, with guidance), ~0.1 s for eight samples; a cover also costs ~0.5 s to compose.
+  Accepted requests must set their steps, at most CHEAP_IMAGE_STEPS over all samples;
+  covers must name a track under the never-ingested prefix or send a MIDI file.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ _NAME_CHARS = re.compile(r"^[A-Za-z0-9_-]*$")
 _TIME_SIGNATURE = re.compile(r"^\s*([0-9]+)\s*/\s*([0-9]+)\s*$")
 
 CHEAP_QUARTERS = 16.0
+CHEAP_IMAGE_STEPS = 32
 # GenerateRequest's documented ranges (protos/cadenza/generate/v1/generate.proto).
 MAX_BARS = 128
 MAX_SECONDS = 600.0
@@ -238,6 +243,33 @@ def _describe(request: Any) -> bool:
     return False
 
 
+def _generate_image(request: Any) -> bool:
+    """True when the service refuses the request, or it asks for few denoising steps."""
+    from cadenza.kit.errors import InvalidArgument
+    from services.generate.image_convert import image_request_from_pb
+
+    try:
+        checked = image_request_from_pb(request)
+    except InvalidArgument:
+        return True
+    steps = checked.sampling.steps
+    return steps is not None and checked.count * steps <= CHEAP_IMAGE_STEPS
+
+
+def _generate_cover(request: Any) -> bool:
+    """True when the service refuses the request, or it is cheap and touches no real track."""
+    from cadenza.kit.errors import InvalidArgument
+    from services.generate.image_convert import cover_request_from_pb
+
+    try:
+        checked = cover_request_from_pb(request)
+    except InvalidArgument:
+        return True
+    steps = checked.sampling.steps
+    cheap = checked.weights["motif"] == 0 or (steps is not None and steps <= CHEAP_IMAGE_STEPS)
+    return cheap and (checked.track_id is None or harmless_id(checked.track_id))
+
+
 # "Service/Method" (without the package, so the rules survive a v2) -> rule.
 RULES: dict[str, Rule] = {
     "RetrievalService/IngestTrack": _ingest,
@@ -251,6 +283,8 @@ RULES: dict[str, Rule] = {
     "GenerateService/DescribeMusic": _describe,
     "GenerateService/RenderScore": _render_score,
     "GenerateService/TransferTimbre": _transfer_timbre,
+    "GenerateService/GenerateImage": _generate_image,
+    "GenerateService/GenerateCover": _generate_cover,
 }
 
 

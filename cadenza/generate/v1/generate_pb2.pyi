@@ -103,6 +103,7 @@ class _ModalityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Modality.Val
     MODALITY_MUSIC: _Modality.ValueType  # 1
     MODALITY_TEXT: _Modality.ValueType  # 2
     MODALITY_AUDIO: _Modality.ValueType  # 3
+    MODALITY_IMAGE: _Modality.ValueType  # 4
 
 class Modality(_Modality, metaclass=_ModalityEnumTypeWrapper): ...
 
@@ -110,6 +111,7 @@ MODALITY_UNSPECIFIED: Modality.ValueType  # 0
 MODALITY_MUSIC: Modality.ValueType  # 1
 MODALITY_TEXT: Modality.ValueType  # 2
 MODALITY_AUDIO: Modality.ValueType  # 3
+MODALITY_IMAGE: Modality.ValueType  # 4
 Global___Modality: _TypeAlias = Modality  # noqa: Y015
 
 class _ChatRole:
@@ -176,6 +178,52 @@ RHYME_SCHEME_ABAB: RhymeScheme.ValueType  # 2
 RHYME_SCHEME_ABCB: RhymeScheme.ValueType  # 3
 RHYME_SCHEME_AAAA: RhymeScheme.ValueType  # 4
 Global___RhymeScheme: _TypeAlias = RhymeScheme  # noqa: Y015
+
+class _ImageFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImageFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImageFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMAGE_FORMAT_UNSPECIFIED: _ImageFormat.ValueType  # 0
+    """PNG."""
+    IMAGE_FORMAT_PNG: _ImageFormat.ValueType  # 1
+    IMAGE_FORMAT_WEBP: _ImageFormat.ValueType  # 2
+    """Lossy WebP, quality 90."""
+
+class ImageFormat(_ImageFormat, metaclass=_ImageFormatEnumTypeWrapper):
+    """----------------------------------------------------------------------------- images"""
+
+IMAGE_FORMAT_UNSPECIFIED: ImageFormat.ValueType  # 0
+"""PNG."""
+IMAGE_FORMAT_PNG: ImageFormat.ValueType  # 1
+IMAGE_FORMAT_WEBP: ImageFormat.ValueType  # 2
+"""Lossy WebP, quality 90."""
+Global___ImageFormat: _TypeAlias = ImageFormat  # noqa: Y015
+
+class _CoverSize:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CoverSizeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CoverSize.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COVER_SIZE_UNSPECIFIED: _CoverSize.ValueType  # 0
+    """COVER_SIZE_640."""
+    COVER_SIZE_640: _CoverSize.ValueType  # 1
+    """640x640, for streaming services."""
+    COVER_SIZE_3000: _CoverSize.ValueType  # 2
+    """3000x3000, for distributors."""
+
+class CoverSize(_CoverSize, metaclass=_CoverSizeEnumTypeWrapper):
+    """The cover sizes offered, square."""
+
+COVER_SIZE_UNSPECIFIED: CoverSize.ValueType  # 0
+"""COVER_SIZE_640."""
+COVER_SIZE_640: CoverSize.ValueType  # 1
+"""640x640, for streaming services."""
+COVER_SIZE_3000: CoverSize.ValueType  # 2
+"""3000x3000, for distributors."""
+Global___CoverSize: _TypeAlias = CoverSize  # noqa: Y015
 
 @_typing.final
 class TimbreMix(_message.Message):
@@ -664,12 +712,15 @@ class ListModelsResponse(_message.Message):
     DEFAULT_MODEL_FIELD_NUMBER: _builtins.int
     DEFAULT_TEXT_MODEL_FIELD_NUMBER: _builtins.int
     DEFAULT_AUDIO_MODEL_FIELD_NUMBER: _builtins.int
+    DEFAULT_IMAGE_MODEL_FIELD_NUMBER: _builtins.int
     default_model: _builtins.str
     """The music model Generate uses when GenerateRequest.model is empty."""
     default_text_model: _builtins.str
     """The text model the text RPCs use when their model is empty."""
     default_audio_model: _builtins.str
     """The audio model RenderScore, TransferTimbre and NEURAL rendering use by default."""
+    default_image_model: _builtins.str
+    """The image model GenerateCover and GenerateImage use by default."""
     @_builtins.property
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelInfo]: ...
     def __init__(
@@ -679,10 +730,11 @@ class ListModelsResponse(_message.Message):
         default_model: _builtins.str = ...,
         default_text_model: _builtins.str = ...,
         default_audio_model: _builtins.str = ...,
+        default_image_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_audio_model", b"default_audio_model", "default_model", b"default_model", "default_text_model", b"default_text_model", "models", b"models"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_audio_model", b"default_audio_model", "default_image_model", b"default_image_model", "default_model", b"default_model", "default_text_model", b"default_text_model", "models", b"models"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1505,3 +1557,361 @@ class DescribeMusicResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DescribeMusicResponse: _TypeAlias = DescribeMusicResponse  # noqa: Y015
+
+@_typing.final
+class ImageSampling(_message.Message):
+    """How the motif is sampled (GenerateImage, and the motif of GenerateCover)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GUIDANCE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    guidance: _builtins.float
+    """Classifier-free guidance weight in [0, 20]: 0 ignores the prompt, 1 is the plain
+    conditional model, larger follows the prompt harder. The model's default when unset
+    (ListModels: metrics["default_guidance"]).
+    """
+    steps: _builtins.int
+    """DDIM denoising steps, 1-250. The model's default when unset
+    (ListModels: metrics["default_steps"]).
+    """
+    def __init__(
+        self,
+        *,
+        guidance: _builtins.float | None = ...,
+        steps: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_guidance", b"_guidance", "_steps", b"_steps", "guidance", b"guidance", "steps", b"steps"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_guidance", b"_guidance", "_steps", b"_steps", "guidance", b"guidance", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__guidance: _TypeAlias = _typing.Literal["guidance"]  # noqa: Y015
+    _WhichOneofArgType__guidance: _TypeAlias = _typing.Literal["_guidance", b"_guidance"]  # noqa: Y015
+    _WhichOneofReturnType__steps: _TypeAlias = _typing.Literal["steps"]  # noqa: Y015
+    _WhichOneofArgType__steps: _TypeAlias = _typing.Literal["_steps", b"_steps"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__guidance) -> _WhichOneofReturnType__guidance | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__steps) -> _WhichOneofReturnType__steps | None: ...
+
+Global___ImageSampling: _TypeAlias = ImageSampling  # noqa: Y015
+
+@_typing.final
+class GenerateCoverRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class WeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    TRACK_ID_FIELD_NUMBER: _builtins.int
+    MIDI_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    ARTIST_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
+    SAMPLING_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """An image model from ListModels; the default image model when empty."""
+    track_id: _builtins.str
+    """A catalog track: its audio features and metadata, read through retrieval."""
+    midi: _builtins.bytes
+    """A generated piece (GenerationResult.midi) or any Standard MIDI file with notes:
+    key, tempo, note rate, register and velocities stand in for audio features.
+    """
+    prompt: _builtins.str
+    """What the motif shows, at most 500 characters. Empty: words from the track's
+    metadata (genre, tags, instruments, title), or none for a bare MIDI file, when the
+    motif weight is 0 no motif is drawn.
+    """
+    title: _builtins.str
+    """Set on the cover, at most 200 characters each. A title too wide for the cover is
+    wrapped onto up to 3 lines, then set smaller, never cut (see title_layout). Empty:
+    the catalog track's title and artist; none for a MIDI file.
+    """
+    artist: _builtins.str
+    seed: _builtins.int
+    """Any uint64. Same inputs and seed, same image. Absent: one is chosen and reported."""
+    size: Global___CoverSize.ValueType
+    image_format: Global___ImageFormat.ValueType
+    @_builtins.property
+    def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Factor name to weight: palette, texture, pattern, contrast, motif, typography.
+        Finite, >= 0, not all zero; unset factors keep their defaults (palette 1, texture
+        0.5, pattern 0.5, contrast 0.5, motif 1, typography 1). Only the ratios matter: the
+        weights used are reported scaled so that the largest is 1. A factor at 0 is left out.
+        """
+
+    @_builtins.property
+    def sampling(self) -> Global___ImageSampling: ...
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        track_id: _builtins.str = ...,
+        midi: _builtins.bytes = ...,
+        prompt: _builtins.str = ...,
+        title: _builtins.str = ...,
+        artist: _builtins.str = ...,
+        weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        seed: _builtins.int | None = ...,
+        size: Global___CoverSize.ValueType = ...,
+        image_format: Global___ImageFormat.ValueType = ...,
+        sampling: Global___ImageSampling | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "midi", b"midi", "sampling", b"sampling", "seed", b"seed", "subject", b"subject", "track_id", b"track_id"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "artist", b"artist", "image_format", b"image_format", "midi", b"midi", "model", b"model", "prompt", b"prompt", "sampling", b"sampling", "seed", b"seed", "size", b"size", "subject", b"subject", "title", b"title", "track_id", b"track_id", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["track_id", "midi"]  # noqa: Y015
+    _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_subject) -> _WhichOneofReturnType_subject | None: ...
+
+Global___GenerateCoverRequest: _TypeAlias = GenerateCoverRequest  # noqa: Y015
+
+@_typing.final
+class TitleLayout(_message.Message):
+    """How the title and artist were set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    FONT_SIZE_PX_FIELD_NUMBER: _builtins.int
+    WRAPPED_FIELD_NUMBER: _builtins.int
+    SHRUNK_FIELD_NUMBER: _builtins.int
+    font_size_px: _builtins.float
+    """Font size of the title in pixels of the cover."""
+    wrapped: _builtins.bool
+    shrunk: _builtins.bool
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The lines as drawn, title lines first, then the artist's."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[_builtins.str] | None = ...,
+        font_size_px: _builtins.float = ...,
+        wrapped: _builtins.bool = ...,
+        shrunk: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["font_size_px", b"font_size_px", "lines", b"lines", "shrunk", b"shrunk", "wrapped", b"wrapped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TitleLayout: _TypeAlias = TitleLayout  # noqa: Y015
+
+@_typing.final
+class GenerateCoverResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class WeightsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class FactorsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    FACTORS_FIELD_NUMBER: _builtins.int
+    MOTIF_PROMPT_FIELD_NUMBER: _builtins.int
+    TITLE_LAYOUT_FIELD_NUMBER: _builtins.int
+    image: _builtins.bytes
+    image_format: Global___ImageFormat.ValueType
+    size: _builtins.int
+    """Pixels square: 640 or 3000."""
+    seed: _builtins.int
+    model: _builtins.str
+    """The image model and its version (empty when no motif was drawn)."""
+    model_version: _builtins.str
+    motif_prompt: _builtins.str
+    """The words the motif was sampled for; empty when no motif was drawn."""
+    @_builtins.property
+    def weights(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The weights used, scaled so that the largest is 1."""
+
+    @_builtins.property
+    def factors(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The values that drove the factors, e.g. hue_deg, lightness, brightness, density,
+        contrast, grain (see services/generate/image/factors.py for each one's source).
+        """
+
+    @_builtins.property
+    def title_layout(self) -> Global___TitleLayout: ...
+    def __init__(
+        self,
+        *,
+        image: _builtins.bytes = ...,
+        image_format: Global___ImageFormat.ValueType = ...,
+        size: _builtins.int = ...,
+        weights: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        seed: _builtins.int = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        factors: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        motif_prompt: _builtins.str = ...,
+        title_layout: Global___TitleLayout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["title_layout", b"title_layout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["factors", b"factors", "image", b"image", "image_format", b"image_format", "model", b"model", "model_version", b"model_version", "motif_prompt", b"motif_prompt", "seed", b"seed", "size", b"size", "title_layout", b"title_layout", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateCoverResponse: _TypeAlias = GenerateCoverResponse  # noqa: Y015
+
+@_typing.final
+class GenerateImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    SAMPLING_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """An image model from ListModels; the default image model when empty."""
+    prompt: _builtins.str
+    """What to draw, 1-500 characters, e.g. "a moon over the sea"."""
+    count: _builtins.int
+    """1-8 images; 1 when 0."""
+    seed: _builtins.int
+    """Any uint64. Absent: one is chosen and reported."""
+    size: _builtins.int
+    """Pixels square, 32-1024 (32 is the model's own resolution; larger sizes are upscaled
+    smoothly); 256 when 0.
+    """
+    image_format: Global___ImageFormat.ValueType
+    @_builtins.property
+    def sampling(self) -> Global___ImageSampling: ...
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        prompt: _builtins.str = ...,
+        count: _builtins.int = ...,
+        sampling: Global___ImageSampling | None = ...,
+        seed: _builtins.int | None = ...,
+        size: _builtins.int = ...,
+        image_format: Global___ImageFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "sampling", b"sampling", "seed", b"seed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "count", b"count", "image_format", b"image_format", "model", b"model", "prompt", b"prompt", "sampling", b"sampling", "seed", b"seed", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+
+Global___GenerateImageRequest: _TypeAlias = GenerateImageRequest  # noqa: Y015
+
+@_typing.final
+class GenerateImageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    IMAGE_FORMAT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    GUIDANCE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    image_format: Global___ImageFormat.ValueType
+    size: _builtins.int
+    model: _builtins.str
+    model_version: _builtins.str
+    seed: _builtins.int
+    guidance: _builtins.float
+    steps: _builtins.int
+    @_builtins.property
+    def images(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """One encoded image per sample, with an alpha channel (transparent background)."""
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[_builtins.bytes] | None = ...,
+        image_format: Global___ImageFormat.ValueType = ...,
+        size: _builtins.int = ...,
+        model: _builtins.str = ...,
+        model_version: _builtins.str = ...,
+        seed: _builtins.int = ...,
+        guidance: _builtins.float = ...,
+        steps: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["guidance", b"guidance", "image_format", b"image_format", "images", b"images", "model", b"model", "model_version", b"model_version", "seed", b"seed", "size", b"size", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateImageResponse: _TypeAlias = GenerateImageResponse  # noqa: Y015

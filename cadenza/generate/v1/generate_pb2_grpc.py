@@ -64,6 +64,16 @@ class GenerateServiceStub(object):
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.SerializeToString,
                 response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.FromString,
                 _registered_method=True)
+        self.GenerateCover = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/GenerateCover',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverResponse.FromString,
+                _registered_method=True)
+        self.GenerateImage = channel.unary_unary(
+                '/cadenza.generate.v1.GenerateService/GenerateImage',
+                request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageRequest.SerializeToString,
+                response_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/cadenza.generate.v1.GenerateService/ListModels',
                 request_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.ListModelsRequest.SerializeToString,
@@ -137,6 +147,29 @@ class GenerateServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateCover(self, request, context):
+        """Cover art for a catalog track (its audio features, read through retrieval) or a
+        generated piece (its MIDI), I(x) = sum_i w_i f_i(x): a palette from key, mode and
+        chroma; texture from timbre and brightness; pattern density from tempo and onset rate;
+        contrast from loudness and dynamic range; a motif sampled from the image model for the
+        prompt (or for words the track's metadata suggests); the title and artist set in
+        DejaVu Sans. Same inputs and seed give the same image. INVALID_ARGUMENT names a bad
+        field; NOT_FOUND for an unknown track or model; RESOURCE_EXHAUSTED when every slot is
+        busy. Cancelling stops the sampling at the next denoising step.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateImage(self, request, context):
+        """Images from the image model alone: N samples for a prompt, with the guidance weight
+        and number of DDIM steps the caller sets. Same prompt, settings and seed give the
+        same images (sample i depends on the seed and i, not on how many are asked for).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListModels(self, request, context):
         """The models this service can run, with their cards, modality and load status.
         """
@@ -176,6 +209,16 @@ def add_GenerateServiceServicer_to_server(servicer, server):
                     servicer.TransferTimbre,
                     request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.FromString,
                     response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.SerializeToString,
+            ),
+            'GenerateCover': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateCover,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverResponse.SerializeToString,
+            ),
+            'GenerateImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateImage,
+                    request_deserializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageRequest.FromString,
+                    response_serializer=cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
@@ -345,6 +388,60 @@ class GenerateService(object):
             '/cadenza.generate.v1.GenerateService/TransferTimbre',
             cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreRequest.SerializeToString,
             cadenza_dot_generate_dot_v1_dot_generate__pb2.TransferTimbreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateCover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/GenerateCover',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateCoverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.generate.v1.GenerateService/GenerateImage',
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageRequest.SerializeToString,
+            cadenza_dot_generate_dot_v1_dot_generate__pb2.GenerateImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,21 @@ class GenerateServiceStub:
     noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
     the recording is over the length or size limit, or every slot is busy.
     """
+    GenerateCover: _grpc.UnaryUnaryMultiCallable[_generate_pb2.GenerateCoverRequest, _generate_pb2.GenerateCoverResponse]
+    """Cover art for a catalog track (its audio features, read through retrieval) or a
+    generated piece (its MIDI), I(x) = sum_i w_i f_i(x): a palette from key, mode and
+    chroma; texture from timbre and brightness; pattern density from tempo and onset rate;
+    contrast from loudness and dynamic range; a motif sampled from the image model for the
+    prompt (or for words the track's metadata suggests); the title and artist set in
+    DejaVu Sans. Same inputs and seed give the same image. INVALID_ARGUMENT names a bad
+    field; NOT_FOUND for an unknown track or model; RESOURCE_EXHAUSTED when every slot is
+    busy. Cancelling stops the sampling at the next denoising step.
+    """
+    GenerateImage: _grpc.UnaryUnaryMultiCallable[_generate_pb2.GenerateImageRequest, _generate_pb2.GenerateImageResponse]
+    """Images from the image model alone: N samples for a prompt, with the guidance weight
+    and number of DDIM steps the caller sets. Same prompt, settings and seed give the
+    same images (sample i depends on the seed and i, not on how many are asked for).
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_generate_pb2.ListModelsRequest, _generate_pb2.ListModelsResponse]
     """The models this service can run, with their cards, modality and load status."""
 
@@ -122,6 +137,21 @@ class GenerateServiceAsyncStub(GenerateServiceStub):
     plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
     noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
     the recording is over the length or size limit, or every slot is busy.
+    """
+    GenerateCover: _aio.UnaryUnaryMultiCallable[_generate_pb2.GenerateCoverRequest, _generate_pb2.GenerateCoverResponse]  # type: ignore[assignment]
+    """Cover art for a catalog track (its audio features, read through retrieval) or a
+    generated piece (its MIDI), I(x) = sum_i w_i f_i(x): a palette from key, mode and
+    chroma; texture from timbre and brightness; pattern density from tempo and onset rate;
+    contrast from loudness and dynamic range; a motif sampled from the image model for the
+    prompt (or for words the track's metadata suggests); the title and artist set in
+    DejaVu Sans. Same inputs and seed give the same image. INVALID_ARGUMENT names a bad
+    field; NOT_FOUND for an unknown track or model; RESOURCE_EXHAUSTED when every slot is
+    busy. Cancelling stops the sampling at the next denoising step.
+    """
+    GenerateImage: _aio.UnaryUnaryMultiCallable[_generate_pb2.GenerateImageRequest, _generate_pb2.GenerateImageResponse]  # type: ignore[assignment]
+    """Images from the image model alone: N samples for a prompt, with the guidance weight
+    and number of DDIM steps the caller sets. Same prompt, settings and seed give the
+    same images (sample i depends on the seed and i, not on how many are asked for).
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_generate_pb2.ListModelsRequest, _generate_pb2.ListModelsResponse]  # type: ignore[assignment]
     """The models this service can run, with their cards, modality and load status."""
@@ -200,6 +230,33 @@ class GenerateServiceServicer(metaclass=_abc_1.ABCMeta):
         plays them as quietly as they were. INVALID_ARGUMENT when no pitch is found (silence,
         noise) or the audio is empty, damaged or of another format; RESOURCE_EXHAUSTED when
         the recording is over the length or size limit, or every slot is busy.
+        """
+
+    @_abc_1.abstractmethod
+    def GenerateCover(
+        self,
+        request: _generate_pb2.GenerateCoverRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generate_pb2.GenerateCoverResponse, _abc.Awaitable[_generate_pb2.GenerateCoverResponse]]:
+        """Cover art for a catalog track (its audio features, read through retrieval) or a
+        generated piece (its MIDI), I(x) = sum_i w_i f_i(x): a palette from key, mode and
+        chroma; texture from timbre and brightness; pattern density from tempo and onset rate;
+        contrast from loudness and dynamic range; a motif sampled from the image model for the
+        prompt (or for words the track's metadata suggests); the title and artist set in
+        DejaVu Sans. Same inputs and seed give the same image. INVALID_ARGUMENT names a bad
+        field; NOT_FOUND for an unknown track or model; RESOURCE_EXHAUSTED when every slot is
+        busy. Cancelling stops the sampling at the next denoising step.
+        """
+
+    @_abc_1.abstractmethod
+    def GenerateImage(
+        self,
+        request: _generate_pb2.GenerateImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generate_pb2.GenerateImageResponse, _abc.Awaitable[_generate_pb2.GenerateImageResponse]]:
+        """Images from the image model alone: N samples for a prompt, with the guidance weight
+        and number of DDIM steps the caller sets. Same prompt, settings and seed give the
+        same images (sample i depends on the seed and i, not on how many are asked for).
         """
 
     @_abc_1.abstractmethod

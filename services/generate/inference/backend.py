@@ -91,6 +91,26 @@ class AudioSpec:
         return tuple(str(i["name"]) for i in self.instruments)
 
 
+@dataclass(frozen=True)
+class ImageSpec:
+    """What an image model (the motif denoiser) adds: the image it makes, the text it reads."""
+
+    channels: int
+    size: int
+    text_size: int
+    default_guidance: float   # chosen on the validation split (make eval-image)
+    default_steps: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageSpec:
+        """The image fields of an image model's model.json."""
+        sampling = data.get("sampling", {})
+        return cls(channels=int(data["channels"]), size=int(data["size"]),
+                   text_size=int(data["text_size"]),
+                   default_guidance=float(sampling.get("guidance", 3.0)),
+                   default_steps=int(sampling.get("steps", 50)))
+
+
 def _optional_int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
@@ -113,11 +133,12 @@ class ModelSpec:
     head_dim: int = 0
     vocab_size: int = 0
     max_positions: int = 0
-    modality: str = "music"   # "music" | "text" | "audio"
+    modality: str = "music"   # "music" | "text" | "audio" | "image"
     steps_per_quarter: int = 0
     vocabulary: Vocabulary | None = None
     text: TextSpec | None = None
     audio: AudioSpec | None = None
+    image: ImageSpec | None = None
     card: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -127,8 +148,12 @@ class ModelSpec:
 
     def tensors(self) -> tuple[tuple[TensorContract, ...], tuple[TensorContract, ...]]:
         """(inputs, outputs) this model's graph must have, from its current fields."""
-        if self.audio is not None:
+        if self.image is not None:
             shape: dict[str, Any] = {
+                "modality": "image", "channels": self.image.channels,
+                "size": self.image.size, "text_size": self.image.text_size}
+        elif self.audio is not None:
+            shape = {
                 "modality": "audio", "timbre_size": self.audio.timbre_size,
                 "n_harmonics": self.audio.n_harmonics,
                 "n_noise_bands": self.audio.n_noise_bands}
@@ -154,6 +179,13 @@ class ModelSpec:
         if self.audio is None:
             raise ValueError(f"model {self.name} is a {self.modality} model, not an audio one")
         return self.audio
+
+    @property
+    def picture(self) -> ImageSpec:
+        """The image fields; ValueError for a model of another modality."""
+        if self.image is None:
+            raise ValueError(f"model {self.name} is a {self.modality} model, not an image one")
+        return self.image
 
     @property
     def onnx_path(self) -> pathlib.Path:
@@ -183,6 +215,10 @@ class ModelSpec:
         if modality == "audio":
             return cls(name=str(data["name"]), version=str(data["version"]), folder=folder,
                        modality=modality, audio=AudioSpec.from_json(folder, data),
+                       card=dict(data.get("card", {})))
+        if modality == "image":
+            return cls(name=str(data["name"]), version=str(data["version"]), folder=folder,
+                       modality=modality, image=ImageSpec.from_json(data),
                        card=dict(data.get("card", {})))
         vocabulary = None if modality == "text" else Vocabulary.from_json(data["vocabulary"])
         return cls(name=str(data["name"]), version=str(data["version"]), folder=folder,

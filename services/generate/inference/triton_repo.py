@@ -22,10 +22,13 @@ TRITON_VERSION = "1"  # Triton's version folders are integers; model.json holds 
 # (name, Triton data type, dims without the batch dimension)
 TensorSpec = tuple[str, str, list[int]]
 _DIMS_COMMENT = {
-    False: ("# Dims leave out the batch dimension (max_batch_size > 0); -1 is the cache length P",
-            "# or the new-token count T. The model file goes in 1/model.onnx (not committed)."),
-    True: ("# Dims leave out the batch dimension (max_batch_size > 0); -1 is the frame count T",
-           "# (125 frames a second). The model file goes in 1/model.onnx (not committed)."),
+    "decode": (
+        "# Dims leave out the batch dimension (max_batch_size > 0); -1 is the cache length P",
+        "# or the new-token count T. The model file goes in 1/model.onnx (not committed)."),
+    "audio": ("# Dims leave out the batch dimension (max_batch_size > 0); -1 is the frame count T",
+              "# (125 frames a second). The model file goes in 1/model.onnx (not committed)."),
+    "image": ("# Dims leave out the batch dimension (max_batch_size > 0): one DDIM step per call,",
+              "# prompted and unprompted rows together. The model file goes in 1/model.onnx."),
 }
 
 
@@ -38,6 +41,8 @@ def contract_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list
     """
     if model_json.get("modality") == "audio":
         return _audio_tensors(model_json)
+    if model_json.get("modality") == "image":
+        return _image_tensors(model_json)
     cache = [int(model_json["n_layers"]), int(model_json["n_heads"]), -1,
              int(model_json["head_dim"])]
     inputs = [("tokens", "TYPE_INT64", [-1]), ("positions", "TYPE_INT64", [-1]),
@@ -65,6 +70,13 @@ def _audio_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list[T
     return inputs, outputs
 
 
+def _image_tensors(model_json: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    image = [int(model_json["channels"]), int(model_json["size"]), int(model_json["size"])]
+    inputs = [("x", "TYPE_FP32", image), ("t", "TYPE_FP32", [1]),
+              ("text", "TYPE_FP32", [int(model_json["text_size"])])]
+    return inputs, [("eps", "TYPE_FP32", image)]
+
+
 def _tensor_block(kind: str, tensors: list[TensorSpec]) -> list[str]:
     lines = [f"{kind} ["]
     for i, (name, data_type, dims) in enumerate(tensors):
@@ -81,7 +93,7 @@ def render_config(model_json: dict[str, Any]) -> str:
     lines = [
         "# Written by services/generate/inference/triton_repo.py from "
         f"models/generate/{model_json['name']}/model.json; do not edit by hand.",
-        *_DIMS_COMMENT[model_json.get("modality") == "audio"],
+        *_DIMS_COMMENT.get(str(model_json.get("modality")), _DIMS_COMMENT["decode"]),
         f'name: "{model_json["name"]}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {MAX_BATCH_SIZE}",
