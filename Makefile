@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lock-upgrade triton-env system-deps protos models audio-model eval-audio text-model text-llm text-llm-parity llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
+.PHONY: help install lock lock-upgrade triton-env system-deps protos models audio-model eval-audio eval-image eval-covers image-model text-model text-llm text-llm-parity llama-env eval-lyrics catalog up down status test lint bench eval-recs train-jsb jsb-plain jsb-transposed eval-jsb poly-model poly-model-retrain alerts observe dashboards images rehearse-images clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -118,7 +118,17 @@ audio-model: install ## Retrain the neural synthesiser cadenza-ddsp from scratch
 	@tools/system-deps.sh --training
 	$(PY) -m training.audio.train --force
 
-models: text-model poly-model text-llm $(AUDIO_MODEL) ## Build every model the mesh serves (skips what exists)
+IMAGE_MODEL := models/generate/cadenza-motif/model.onnx
+
+# Committed, so `make models` never retrains it; training needs npm (the emoji set) and
+# the MiniLM export (its captions are embedded with it).
+$(IMAGE_MODEL): | $(STAMP) $(TEXT_MODEL)
+	$(PY) -m training.image.train
+
+image-model: install text-model ## Retrain the cover-motif diffusion model cadenza-motif from scratch, fixed seed (~40 min on 2 idle cores; 73 min measured beside other work)
+	$(PY) -m training.image.train --force
+
+models: text-model poly-model text-llm $(AUDIO_MODEL) $(IMAGE_MODEL) ## Build every model the mesh serves (skips what exists)
 
 protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
 	$(PY) tools/gen_protos.py --out .
@@ -158,6 +168,13 @@ eval-lyrics: install models ## Lyrics for melodies: syllables, rhymes, stress, c
 eval-audio: install ## Neural synthesiser vs FluidSynth and a sine baseline, test split (~5 min)
 	@tools/system-deps.sh --training
 	$(PY) -m tools.audio_eval.eval_audio
+
+eval-image: install text-model ## Diffusion model: Frechet distance in a trained classifier's features, prompt top-5, vs baselines (test split, ~15 min)
+	$(PY) -m training.image.evaluate
+
+eval-covers: up ## Covers over the demo catalogue: Spearman of each audio factor vs its measured visual property, and a contact sheet
+	$(PY) -m tools.image_eval.eval_covers
+	$(PY) -m tools.image_eval.catalog_covers
 
 eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
 	$(PY) -m tools.lastfm.eval_recs

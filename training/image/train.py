@@ -44,7 +44,7 @@ class Settings:
     """
 
     steps: int = 2400
-    stop_at: int = 1800
+    stop_at: int = 1200
     batch: int = 48
     learning_rate: float = 4e-4
     warmup_steps: int = 100
