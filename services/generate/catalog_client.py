@@ -42,9 +42,12 @@ def track_features(track: rpb.Track) -> MusicFeatures:
 
 
 def cover_words(track: rpb.Track) -> str:
-    """Motif words a track's metadata suggests: genre, tags, instruments, then the title."""
+    """Motif words a track's metadata suggests: its genre, first tag and instruments.
+
+    Short on purpose: the sentence encoder averages what it reads, and a title or a long
+    tag list pulls every track's embedding towards the same blur."""
     m = track.metadata
-    parts = [m.genre, *m.tags, m.attributes.get("instrument", ""), m.title]
+    parts = [m.genre, *m.tags[:1], *m.attributes.get("instrument", "").split(",")[:2]]
     seen: list[str] = []
     for part in (p.strip() for p in parts):
         if part and part.lower() not in (s.lower() for s in seen):

@@ -85,9 +85,11 @@ def images_to_pb(r: Images) -> pb.GenerateImageResponse:
 def cover_request_from_pb(request: pb.GenerateCoverRequest) -> CoverRequest:
     """A GenerateCoverRequest as the room's CoverRequest (InvalidArgument names the field)."""
     subject = request.WhichOneof("subject")
-    if subject is None:
-        raise InvalidArgument("subject", "give a track_id (a catalog track) or midi (a "
-                                         "generated piece) to draw a cover for")
+    prompt = check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
+    if subject is None and not prompt:
+        raise InvalidArgument("subject", "give a track_id (a catalog track), midi (a "
+                                         "generated piece) or at least a prompt to draw a "
+                                         "cover for")
     size = check_enum("size", request.size, COVER_SIZES, _SIZE_LABELS)
     weights = check_weights("weights", dict(request.weights), DEFAULT_WEIGHTS)
     largest = max(weights.values())
@@ -95,7 +97,7 @@ def cover_request_from_pb(request: pb.GenerateCoverRequest) -> CoverRequest:
         model=request.model,
         track_id=check_id("track_id", request.track_id) if subject == "track_id" else None,
         midi=request.midi if subject == "midi" else None,
-        prompt=check_text("prompt", request.prompt, MAX_PROMPT_CHARS),
+        prompt=prompt,
         title=check_text("title", request.title, MAX_TEXT_CHARS),
         artist=check_text("artist", request.artist, MAX_TEXT_CHARS),
         weights={name: value / largest for name, value in weights.items()},

@@ -130,6 +130,15 @@ async def test_a_cover_for_a_piece_is_seeded_sized_and_reports_its_drivers(stub)
     assert (await stub.GenerateCover(reseeded, timeout=60)).image != cover.image
 
 
+async def test_a_cover_for_a_prompt_alone_has_neutral_music_factors(stub) -> None:  # type: ignore[no-untyped-def]
+    cover = await stub.GenerateCover(pb.GenerateCoverRequest(
+        prompt="a lighthouse", seed=2, sampling=FAST), timeout=60)
+    assert cover.motif_prompt == "a lighthouse" and cover.model == IMAGE_MODEL
+    assert cover.factors["density"] == pytest.approx(0.5)
+    assert cover.factors["lightness"] == pytest.approx(0.5)
+    assert not cover.title_layout.lines
+
+
 async def test_a_cover_comes_at_3000_pixels_and_as_webp(stub) -> None:  # type: ignore[no-untyped-def]
     cover = await stub.GenerateCover(pb.GenerateCoverRequest(
         midi=PIECE, size=pb.COVER_SIZE_3000, image_format=pb.IMAGE_FORMAT_WEBP, seed=1,
@@ -196,8 +205,9 @@ async def test_generate_image_refuses(stub, case: str, fields: dict[str, object]
 
 
 COVER_CASES = [
-    ("neither a track nor a piece", {"midi": None, "prompt": "a cat"}, IA,
-     "subject: give a track_id (a catalog track) or midi (a generated piece)"),
+    ("neither a track, a piece nor a prompt", {"midi": None, "prompt": ""}, IA,
+     "subject: give a track_id (a catalog track), midi (a generated piece) or at least a "
+     "prompt"),
     ("a size not offered", {"size": 5}, IA,
      "size: unknown value 5; use one of COVER_SIZE_UNSPECIFIED, COVER_SIZE_640, "
      "COVER_SIZE_3000"),

@@ -10,7 +10,7 @@ mesh (`make up`, or `make up` with a partial catalogue). Two parts:
 2. Sixteen tracks spread over the catalogue's features (the extremes and quantiles of
    hue, density, brightness and contrast), each sent to GenerateCover through the gateway
    with the defaults (motif from the image model for the track's own metadata words,
-   title and artist), tiled into `<out>/catalog_covers.png` to look at.
+   title and artist, a seed per cover), tiled into `<out>/catalog_covers.png` to look at.
 """
 
 from __future__ import annotations
@@ -99,8 +99,10 @@ def main() -> None:
         table = spearman_table(features, covers)
         stub = generate_pb2_grpc.GenerateServiceStub(channel)
         chosen = spread(tracks, 16)
+        # A seed per cover, as callers who leave it unset get: the pattern's style varies.
         replies = [stub.GenerateCover(gpb.GenerateCoverRequest(
-            track_id=t.metadata.track_id, seed=args.seed), timeout=120) for t in chosen]
+            track_id=t.metadata.track_id, seed=args.seed + i), timeout=120)
+            for i, t in enumerate(chosen)]
     sheet([r.image for r in replies], args.out / "catalog_covers.png")
     print(json.dumps({
         "tracks": len(tracks),

@@ -162,12 +162,18 @@ def mode_driver(features: MusicFeatures) -> float:
 
 
 def rhythm_driver(features: MusicFeatures) -> float:
-    """log(tempo_bpm * onset_rate_hz): beats and onsets per unit time together."""
-    return math.log(max(features.tempo_bpm * features.onset_rate_hz, 1e-9))
+    """log(tempo_bpm * onset_rate_hz): beats and onsets per unit time together (NaN when
+    either was not measured: 0, which the composer replaces by a neutral default)."""
+    if not (features.tempo_bpm > 0 and features.onset_rate_hz > 0):
+        return math.nan
+    return math.log(features.tempo_bpm * features.onset_rate_hz)
 
 
 def loudness_driver(features: MusicFeatures) -> float:
-    """Loudness and dynamic range, each over its scale, summed (louder, wider: higher)."""
+    """Loudness and dynamic range, each over its scale, summed (louder, wider: higher;
+    NaN when either was not measured)."""
+    if features.rms_db_mean == 0.0 or not features.dynamic_range_db > 0:
+        return math.nan
     return (0.65 * (features.rms_db_mean + 45.0) / 40.0
             + 0.35 * (features.dynamic_range_db - 2.0) / 43.0)
 
@@ -187,8 +193,8 @@ def spearman_table(features_list: Sequence[MusicFeatures], covers: Sequence[obje
     - contrast: loudness and dynamic range (loudness_driver) -> std of lightness
       (Spearman).
     `covers` are composer Covers (anything with an `image` attribute of encoded bytes) or
-    the encoded bytes themselves. Covers with an unknown key or mode are left out of
-    those pairs.
+    the encoded bytes themselves. Covers whose driver was not measured (an unknown key or
+    mode, a tempo or onset rate of 0) are left out of that pair.
     """
     measured = [measure(_bytes(cover)) for cover in covers]
     key = np.array([key_driver(f) for f in features_list])
@@ -210,7 +216,8 @@ def spearman_table(features_list: Sequence[MusicFeatures], covers: Sequence[obje
 
 
 def _rho(driver: Floats, measured: Floats) -> float:
-    return float(stats.spearmanr(driver, measured)[0])
+    known = ~np.isnan(driver)   # tracks whose driver was not measured are left out
+    return float(stats.spearmanr(driver[known], measured[known])[0])
 
 
 def _bytes(cover: object) -> bytes:

@@ -1640,9 +1640,9 @@ class GenerateCoverRequest(_message.Message):
     key, tempo, note rate, register and velocities stand in for audio features.
     """
     prompt: _builtins.str
-    """What the motif shows, at most 500 characters. Empty: words from the track's
-    metadata (genre, tags, instruments, title), or none for a bare MIDI file, when the
-    motif weight is 0 no motif is drawn.
+    """What the motif shows, at most 500 characters; required when no subject is given.
+    Empty: words from the track's metadata (genre, tags, instruments, title), or no
+    motif for a MIDI file. With a motif weight of 0 no motif is drawn.
     """
     title: _builtins.str
     """Set on the cover, at most 200 characters each. A title too wide for the cover is

@@ -28,6 +28,10 @@ from services.generate.image.motif import MotifModel
 from services.generate.image.piece import piece_features
 
 T = TypeVar("T")
+# A cover from a prompt alone: every factor at the middle of its range.
+NEUTRAL = MusicFeatures(key="", mode="", chroma=(), spectral_centroid_hz=0.0, mfcc_mean=(),
+                        tempo_bpm=0.0, onset_rate_hz=0.0, rms_db_mean=-25.0,
+                        dynamic_range_db=23.5)
 Encoder = Callable[[list[str]], npt.NDArray[np.float32]]
 
 
@@ -68,7 +72,7 @@ class Images:
 
 @dataclass(frozen=True)
 class CoverRequest:
-    """A checked GenerateCover: one of track_id and midi is set."""
+    """A checked GenerateCover: track_id, midi, or neither (then a prompt is set)."""
 
     model: str
     track_id: str | None
@@ -144,8 +148,9 @@ class ImageRoom:
         if request.track_id is not None:
             track = await self.tracks.cover(request.track_id)
             return track.features, track.title, track.artist, track.words
-        assert request.midi is not None  # checked in image_convert
-        return await self._cpu(piece_features, request.midi), "", "", ""
+        if request.midi is not None:
+            return await self._cpu(piece_features, request.midi), "", "", ""
+        return NEUTRAL, "", "", ""
 
     async def close(self) -> None:
         """Stops the executor; work already running finishes on its own."""
