@@ -77,23 +77,11 @@ class LatencySli:
 # Unary calls only: client streams (IngestTrack, RecordEvents) last as long as the upload,
 # and TrainModel is a batch job behind a unary RPC (watched by the training alerts).
 _UNARY = 'grpc_type="unary", grpc_method!="TrainModel"'
-# Generate's unary calls that make something: their time grows with what is asked (a
-# 600 s score, eight images at 250 denoising steps), so they are not held to 250 ms.
-CREATIVE = ("RenderScore", "TransferTimbre", "WriteLyrics", "DescribeMusic", "GenerateCover",
-            "GenerateImage")
-_CREATIVE = f'grpc_method=~"{"|".join(CREATIVE)}"'
-_NOT_CREATIVE = f'grpc_method!~"{"|".join(CREATIVE)}"'
 LATENCY_SLIS = (
     # Gateway's own methods, retrieval and generate's ListModels: 250 ms. Searches run
     # 16-38 ms p50 at 10k tracks through the gateway (README, Measuring).
     LatencySli("unary", "0.25", "grpc_server_handling_seconds",
-               f'{_UNARY}, {SERVICES}, grpc_service!="{RECOMMEND}", {_NOT_CREATIVE}',
-               "job, grpc_service"),
-    # Generate's creative unary calls at their default sizes: a cover ~0.5-5 s and a
-    # 30 s render ~0.2 s on one core, lyrics a few seconds; 30 s (a bucket bound) is the
-    # line past which a caller's default deadline is at risk.
-    LatencySli("creative", "30.0", "grpc_server_handling_seconds",
-               f'{_UNARY}, grpc_service="{GENERATE}", {_CREATIVE}', "job, grpc_service"),
+               f'{_UNARY}, {SERVICES}, grpc_service!="{RECOMMEND}"', "job, grpc_service"),
     # Recommend's default blend runs an example search per call: p99 374-429 ms measured,
     # so 500 ms (the next bucket bound).
     LatencySli("unary", "0.5", "grpc_server_handling_seconds",
@@ -225,9 +213,7 @@ HEADER = """\
 # SLOs, per (job, grpc_service), over 30 days:
 #   availability  99.9% of calls end without a server error (which codes: slo_rules.py)
 #   latency       99% of unary calls under 250 ms (recommend: 500 ms; TrainModel and
-#                 client streams left out); Generate: 99% of first note events within 1 s,
-#                 and 99% of its creative unary calls (covers, images, renders, lyrics,
-#                 descriptions) under 30 s
+#                 client streams left out); Generate: 99% of first note events within 1 s
 # Burn-rate tiers (Google SRE workbook, ch. 5): page at 14.4x over 1h and 5m or 6x over 6h
 # and 30m; ticket at 3x over 1d and 2h or 1x over 3d and 6h.
 # No particular `job` values are needed: a service's calls are told apart by grpc_service,
