@@ -1,7 +1,7 @@
 """Starts the gateway: `python -m gateway`."""
 
 from cadenza.kit.server import run
-from gateway.access import access_interceptors
+from gateway.access import Access
 from gateway.app import build_gateway
 from gateway.settings import GatewaySettings
 
@@ -9,8 +9,9 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     """Starts the gateway."""
     settings = GatewaySettings()
-    run(settings, "gateway", lambda: build_gateway(settings),
-        interceptors=access_interceptors(settings))
+    access = Access(settings)
+    run(settings, "gateway", lambda: build_gateway(settings, access),
+        interceptors=access.interceptors())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import hmac
 import pathlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 import grpc.aio
@@ -20,8 +21,10 @@ from gateway.usage import REJECTED
 ANONYMOUS = "anonymous"
 principal: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)
 
-# Probes and tooling must work without a key.
-_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# Probes and tooling must work without a key, and so must Envoy's calls to the control
+# plane (ext_authz, access logs): the gateway's port is inside the mesh, never public.
+_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.", "/envoy.service.")
+UNAUTHENTICATED_MESSAGE = "send a valid API key as 'authorization: Bearer <key>'"
 
 
 def load_keys(settings: GatewaySettings) -> dict[str, str]:
@@ -59,6 +62,50 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Whether a call may go ahead: its principal, or the status that refuses it."""
+    principal: str
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    status: status_pb2.Status | None = None
+
+
+class Access:
+    """API keys and per-key quotas, shared by the gateway's interceptor and the ext_authz
+    service Envoy calls, so both paths draw on the same buckets."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._keys = load_keys(settings)
+        self._rate = settings.quota_calls_per_s
+        self._burst = settings.quota_burst
+        self._buckets: dict[str, TokenBucket] = {}
+        self.active = bool(self._keys) or self._rate > 0
+
+    def decide(self, authorization: str) -> Decision:
+        """Authenticates an `authorization` header value and takes a token for its key."""
+        name = ANONYMOUS
+        if self._keys:
+            key = authorization[len("Bearer "):] if authorization.startswith("Bearer ") else ""
+            name = next((n for k, n in self._keys.items() if hmac.compare_digest(k, key)), "")
+            if not name:
+                REJECTED.labels("unknown", "UNAUTHENTICATED").inc()
+                return Decision("", grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        if self._rate > 0:
+            bucket = self._buckets.setdefault(name, TokenBucket(self._rate, self._burst))
+            wait_s = bucket.take()
+            if wait_s > 0:
+                REJECTED.labels(name, "RESOURCE_EXHAUSTED").inc()
+                message, status = _quota_status(name, self._rate, wait_s)
+                return Decision(name, grpc.StatusCode.RESOURCE_EXHAUSTED, message, status)
+        return Decision(name)
+
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """The access interceptor, only when keys or a quota are configured: open local
+        development pays nothing for it."""
+        return [AccessInterceptor(self)] if self.active else []
+
+
 def _rejection(code: grpc.StatusCode, message: str,
                detail: status_pb2.Status | None = None) -> Handler:
     async def reject(request: object, ctx: Context) -> None:
@@ -84,12 +131,8 @@ def _quota_status(name: str, rate: float, retry_after_s: float) -> tuple[str, st
 class AccessInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates by bearer API key (when keys are configured) and applies the quota."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        self._keys = load_keys(settings)
-        self._rate = settings.quota_calls_per_s
-        self._burst = settings.quota_burst
-        self._buckets: dict[str, TokenBucket] = {}
-        self.active = bool(self._keys) or self._rate > 0
+    def __init__(self, access: Access) -> None:
+        self._access = access
 
     async def intercept_service(
         self,
@@ -99,30 +142,12 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         """Authenticates the call and applies its key's quota, or returns a rejecting handler."""
         if details.method.startswith(_OPEN_PREFIXES):
             return await continuation(details)
-        name = ANONYMOUS
-        if self._keys:
-            key = ""
-            for meta_key, value in details.invocation_metadata or ():
-                if meta_key == "authorization" and str(value).startswith("Bearer "):
-                    key = str(value)[len("Bearer "):]
-            name = next((n for k, n in self._keys.items() if hmac.compare_digest(k, key)), "")
-            if not name:
-                REJECTED.labels("unknown", "UNAUTHENTICATED").inc()
-                return _rejection(grpc.StatusCode.UNAUTHENTICATED,
-                                  "send a valid API key as 'authorization: Bearer <key>'")
-        if self._rate > 0:
-            bucket = self._buckets.setdefault(name, TokenBucket(self._rate, self._burst))
-            wait_s = bucket.take()
-            if wait_s > 0:
-                REJECTED.labels(name, "RESOURCE_EXHAUSTED").inc()
-                message, status = _quota_status(name, self._rate, wait_s)
-                return _rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, message, status)
-        principal.set(name)
+        authorization = ""
+        for meta_key, value in details.invocation_metadata or ():
+            if meta_key == "authorization":
+                authorization = str(value)
+        decision = self._access.decide(authorization)
+        if decision.code != grpc.StatusCode.OK:
+            return _rejection(decision.code, decision.message, decision.status)
+        principal.set(decision.principal)
         return await continuation(details)
-
-
-def access_interceptors(settings: GatewaySettings) -> list[grpc.aio.ServerInterceptor]:
-    """The access interceptor, only when keys or a quota are configured: open local
-    development pays nothing for it."""
-    interceptor = AccessInterceptor(settings)
-    return [interceptor] if interceptor.active else []

@@ -1,7 +1,9 @@
 """Runs the whole mesh on localhost as separate processes: `make up`, tests and benchmarks.
 
 `python -m tools.devmesh up|down|status`. State lives in a run directory (.run/ by
-default): one log and one pid file per process and mesh.json with the endpoints.
+default): one log per process, mesh.json with the endpoints, and tls/ with the local
+development CA. The public entry is the edge (Envoy, under its supervisor); the gateway
+is its control plane.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ PROCESSES = {
     "generate": ("services.generate", "CADENZA_GENERATE_", 50054, 9094),
     "gateway": ("gateway", "CADENZA_GATEWAY_", 50051, 9091),
 }
+# The edge: Envoy under its supervisor. Its "metrics port" is Envoy's admin interface
+# (/stats/prometheus). Not a Python gRPC service, so not one of PROCESSES (images,
+# manifests and metrics checks are per service).
+EDGE = ("gateway.edge", "CADENZA_EDGE_", 8443, 9901)
+BACKENDS = ("retrieval", "recommend", "generate")
+# Settings that turn API keys or quotas on at the gateway: the edge must then ask it.
+_ACCESS_SETTINGS = ("CADENZA_GATEWAY_API_KEYS", "CADENZA_GATEWAY_API_KEYS_FILE",
+                    "CADENZA_GATEWAY_QUOTA_CALLS_PER_S")
 
 
 def free_port() -> int:
@@ -40,10 +50,16 @@ def free_port() -> int:
 
 
 def wait_serving(address: str, timeout_s: float,
-                 check_alive: Callable[[], None] = lambda: None) -> None:
-    """Polls grpc.health.v1 '' at address until SERVING; check_alive may raise to give up."""
+                 check_alive: Callable[[], None] = lambda: None,
+                 ca_file: pathlib.Path | None = None) -> None:
+    """Polls grpc.health.v1 '' at address until SERVING; check_alive may raise to give up.
+
+    With ca_file the channel is TLS, trusting that CA.
+    """
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
+    channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(ca_file.read_bytes()))
+               if ca_file else grpc.insecure_channel(address))
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             check_alive()
@@ -58,11 +74,36 @@ def wait_serving(address: str, timeout_s: float,
             time.sleep(0.1)
 
 
+def wait_edge_healthy(admin_port: int, timeout_s: float,
+                      check_alive: Callable[[], None] = lambda: None) -> None:
+    """Polls Envoy's admin /clusters until its health checks pass for every backend."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{admin_port}/clusters"
+    while True:
+        check_alive()
+        try:
+            lines = urllib.request.urlopen(url, timeout=2).read().decode().splitlines()
+            flags = [line.rsplit("::", 1)[1] for line in lines if "::health_flags::" in line
+                     and line.split("::")[0] in BACKENDS]
+            if len(flags) == len(BACKENDS) and all(f == "healthy" for f in flags):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the edge's backends not healthy after {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
 @dataclass
 class Endpoints:
-    """Where each process listens (gRPC and metrics ports) and, once started, its pid."""
+    """Where each process listens (gRPC and metrics ports), where the edge listens
+    (public and admin ports) and, once started, every pid."""
     grpc_ports: dict[str, int]
     metrics_ports: dict[str, int]
+    edge_port: int = EDGE[2]
+    edge_admin_port: int = EDGE[3]
     pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -74,40 +115,62 @@ class Endpoints:
     @classmethod
     def free(cls) -> Endpoints:
         """Free ports for every process (tests run meshes side by side)."""
-        return cls({n: free_port() for n in PROCESSES}, {n: free_port() for n in PROCESSES})
+        return cls({n: free_port() for n in PROCESSES}, {n: free_port() for n in PROCESSES},
+                   free_port(), free_port())
 
     def address(self, name: str) -> str:
         """host:port of a process's gRPC server."""
         return f"127.0.0.1:{self.grpc_ports[name]}"
 
+    @property
+    def public(self) -> str:
+        """host:port of the public entry (the edge)."""
+        return f"127.0.0.1:{self.edge_port}"
+
     def peer_env(self) -> dict[str, str]:
-        """Where the gateway finds its backends, and recommend and generate find retrieval."""
-        env = {f"CADENZA_GATEWAY_{backend.upper()}_ADDRESS": self.address(backend)
-               for backend in ("retrieval", "recommend", "generate")}
+        """Where the gateway and the edge find the backends, the edge finds the gateway,
+        and recommend and generate find retrieval."""
+        env = {f"CADENZA_{front}_{backend.upper()}_ADDRESS": self.address(backend)
+               for backend in ("retrieval", "recommend", "generate")
+               for front in ("GATEWAY", "EDGE")}
+        env["CADENZA_EDGE_GATEWAY_ADDRESS"] = self.address("gateway")
         env["CADENZA_RECOMMEND_RETRIEVAL_ADDRESS"] = self.address("retrieval")
         env["CADENZA_GENERATE_RETRIEVAL_ADDRESS"] = self.address("retrieval")
         return env
 
 
 class Mesh:
-    """The four processes, started in dependency order and stopped with SIGTERM."""
+    """The five processes, started in dependency order and stopped with SIGTERM.
+
+    With tls the edge serves TLS with a development CA made in run_dir/tls.
+    """
 
     def __init__(self, run_dir: pathlib.Path, endpoints: Endpoints,
                  env: dict[str, str] | None = None,
-                 data_dir: pathlib.Path | None = None) -> None:
+                 data_dir: pathlib.Path | None = None, tls: bool = False) -> None:
         self.run_dir = run_dir
         self.data_dir = data_dir or run_dir / "data"
         self.endpoints = endpoints
         self.extra_env = env or {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ca_file: pathlib.Path | None = None
+        if tls:
+            from tools.dev_ca import ensure
+
+            certs = ensure(run_dir / "tls")
+            self.ca_file = certs.ca
+            self.extra_env.update({"CADENZA_EDGE_TLS_CERT_FILE": str(certs.cert),
+                                   "CADENZA_EDGE_TLS_KEY_FILE": str(certs.key)})
 
     def env_for(self, name: str) -> dict[str, str]:
         """The environment a process starts with: its ports, run directory and peers."""
-        _, prefix, _, _ = PROCESSES[name]
+        _, prefix, _, _ = EDGE if name == "edge" else PROCESSES[name]
+        ports = ((self.endpoints.edge_port, self.endpoints.edge_admin_port) if name == "edge"
+                 else (self.endpoints.grpc_ports[name], self.endpoints.metrics_ports[name]))
         env = dict(os.environ)
         env.update({
-            f"{prefix}PORT": str(self.endpoints.grpc_ports[name]),
-            f"{prefix}METRICS_PORT": str(self.endpoints.metrics_ports[name]),
+            f"{prefix}PORT": str(ports[0]),
+            f"{prefix}METRICS_PORT": str(ports[1]),
             f"{prefix}DATA_DIR": str(self.data_dir / name),
             "PYTHONUNBUFFERED": "1",
         })
@@ -119,11 +182,13 @@ class Mesh:
         env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba" / name))
         env.update(self.endpoints.peer_env())
         env.update(self.extra_env)
+        if name == "edge" and any(env.get(key) not in (None, "", "0") for key in _ACCESS_SETTINGS):
+            env.setdefault("CADENZA_EDGE_AUTHZ", "1")
         return env
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         """Starts one process, logging to the run directory."""
-        module = PROCESSES[name][0]
+        module = EDGE[0] if name == "edge" else PROCESSES[name][0]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.run_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
@@ -138,13 +203,14 @@ class Mesh:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Starts every process in order and waits until each one serves."""
-        for name in PROCESSES:
+        for name in (*PROCESSES, "edge"):
             self.start_process(name)
         self.wait_ready(timeout_s)
         (self.run_dir / "mesh.json").write_text(json.dumps(asdict(self.endpoints), indent=1))
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Waits until the gateway's overall health is SERVING (all backends up)."""
+        """Waits until the gateway's overall health is SERVING (all backends up), and
+        then until the edge routes to it."""
 
         def check_alive() -> None:
             for name, proc in self.procs.items():
@@ -153,6 +219,8 @@ class Mesh:
                                        f"{self.run_dir / (name + '.log')}")
 
         wait_serving(self.endpoints.address("gateway"), timeout_s, check_alive)
+        wait_serving(self.endpoints.public, timeout_s, check_alive, self.ca_file)
+        wait_edge_healthy(self.endpoints.edge_admin_port, timeout_s, check_alive)
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         """SIGTERM to every process, gateway first; returns their exit codes."""
@@ -225,7 +293,7 @@ def up(run_dir: pathlib.Path) -> int:
         return build_catalog_if_empty(current.address("gateway"))
     if current:
         down(run_dir)  # a partly dead mesh: start clean
-    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data")
+    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data", tls=True)
     try:
         mesh.start()
     except (RuntimeError, TimeoutError) as error:
@@ -234,13 +302,15 @@ def up(run_dir: pathlib.Path) -> int:
         return 1
     ep = mesh.endpoints
     print("Cadenza is up.")
-    print(f"  gateway (public)  127.0.0.1:{ep.grpc_ports['gateway']}   "
-          f"metrics http://127.0.0.1:{ep.metrics_ports['gateway']}/metrics")
-    for name in ("retrieval", "recommend", "generate"):
+    print(f"  edge (public)     https://{ep.public}   gRPC, REST/JSON, gRPC-Web; "
+          f"CA {mesh.ca_file}")
+    print(f"  envoy admin       http://127.0.0.1:{ep.edge_admin_port}/stats/prometheus")
+    for name in ("gateway", "retrieval", "recommend", "generate"):
         print(f"  {name:<17} 127.0.0.1:{ep.grpc_ports[name]}   "
               f"metrics http://127.0.0.1:{ep.metrics_ports[name]}/metrics")
     print(f"  logs              {run_dir}/*.log")
     print("Try: .venv/bin/cadenza health")
+    print(f"     curl --cacert {mesh.ca_file} https://{ep.public}/v1/models")
     return build_catalog_if_empty(mesh.endpoints.address("gateway"))
 
 

@@ -10,6 +10,8 @@ from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
+# The public API's descriptors, imports included, for Envoy's gRPC-JSON transcoder.
+DESCRIPTOR_SET = pathlib.Path("gateway/edge/api.pb")
 
 
 def generate(out: pathlib.Path) -> None:
@@ -20,18 +22,30 @@ def generate(out: pathlib.Path) -> None:
     # so that mypy --strict checks every call through them; protoc's own --pyi_out leaves
     # the gRPC module untyped.
     bin_dir = pathlib.Path(sys.executable).parent
-    args = ["protoc", f"-I{PROTOS}", f"-I{include}", f"--python_out={out}",
+    args = ["protoc", f"-I{PROTOS}", f"-I{include}", *_google_include(), f"--python_out={out}",
             f"--grpc_python_out={out}", f"--mypy_out={out}", f"--mypy_grpc_out={out}",
             f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
             f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}", *files]
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
+    (out / DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
+    descriptors = ["protoc", f"-I{PROTOS}", f"-I{include}", *_google_include(),
+                   "--include_imports", f"--descriptor_set_out={out / DESCRIPTOR_SET}", *files]
+    if protoc.main(descriptors) != 0:
+        sys.exit("protoc failed writing the descriptor set")
     # Generated packages need __init__.py so setuptools and mypy see them.
     for proto in files:
         package = out / pathlib.Path(proto).parent
         while package != out and package.name:
             (package / "__init__.py").touch()
             package = package.parent
+
+
+def _google_include() -> list[str]:
+    """googleapis-common-protos ships google/api/*.proto beside its modules."""
+    import google.api.annotations_pb2 as annotations
+
+    return [f"-I{pathlib.Path(annotations.__file__).parents[2]}"]
 
 
 if __name__ == "__main__":

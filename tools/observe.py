@@ -41,9 +41,13 @@ def job_name(process: str) -> str:
     return JOB_PREFIX + process
 
 
+EDGE_METRICS_PATH = "/stats/prometheus"
+
+
 def scrape_config(metrics_ports: Mapping[str, int], interval_s: float = 5.0,
-                  rule_glob: str = "") -> str:
-    """prometheus.yml (as text) scraping each process's metrics port on loopback."""
+                  rule_glob: str = "", edge_admin_port: int | None = None) -> str:
+    """prometheus.yml (as text) scraping each process's metrics port on loopback, and
+    Envoy's stats when the edge's admin port is given."""
     lines = [
         "# Scrapes the local mesh (`make up`); written by tools/observe.py.",
         "global:",
@@ -59,12 +63,21 @@ def scrape_config(metrics_ports: Mapping[str, int], interval_s: float = 5.0,
             "    static_configs:",
             f"      - targets: ['127.0.0.1:{port}']",
         ]
+    if edge_admin_port is not None:
+        lines += [
+            f"  - job_name: {job_name('edge')}",
+            f"    metrics_path: {EDGE_METRICS_PATH}",  # Envoy's admin interface
+            "    static_configs:",
+            f"      - targets: ['127.0.0.1:{edge_admin_port}']",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def committed_config() -> str:
     """deploy/prometheus/prometheus.yml: the default `make up` ports, rules beside it."""
-    return scrape_config(Endpoints.defaults().metrics_ports, rule_glob="rules/*.yml")
+    defaults = Endpoints.defaults()
+    return scrape_config(defaults.metrics_ports, rule_glob="rules/*.yml",
+                         edge_admin_port=defaults.edge_admin_port)
 
 
 class PrometheusApi:
@@ -149,9 +162,10 @@ def start(run_dir: pathlib.Path, port: int = DEFAULT_PORT) -> int:
         print(f"Prometheus already running: {(home / 'prometheus.url').read_text()}")
         return 0
     home.mkdir(parents=True, exist_ok=True)
-    ports = json.loads(mesh_file.read_text())["metrics_ports"]
+    endpoints = json.loads(mesh_file.read_text())
     config = home / "prometheus.yml"
-    config.write_text(scrape_config(ports, rule_glob=str(RULES_DIR / "*.yml")))
+    config.write_text(scrape_config(endpoints["metrics_ports"], rule_glob=str(RULES_DIR / "*.yml"),
+                                    edge_admin_port=endpoints.get("edge_admin_port")))
     server = Prometheus(config, home / "data", port, home / "prometheus.log")
     try:
         server.wait_ready()
@@ -162,7 +176,8 @@ def start(run_dir: pathlib.Path, port: int = DEFAULT_PORT) -> int:
         return 1
     pid_file.write_text(str(server.proc.pid))
     (home / "prometheus.url").write_text(server.url)
-    print(f"Prometheus: {server.url}  (scraping {', '.join(sorted(ports))}; rules from "
+    jobs = ", ".join(sorted(endpoints["metrics_ports"]))
+    print(f"Prometheus: {server.url}  (scraping {jobs}; rules from "
           f"{RULES_DIR.relative_to(ROOT)}/; stop with `make down`)")
     return 0
 

@@ -99,7 +99,7 @@ def test_a_crash_mid_ingest_leaves_no_half_written_track(mesh: Mesh) -> None:
 
     mesh.start_process("retrieval")
     mesh.wait_ready(120)
-    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as gateway:
+    with grpc.insecure_channel(mesh.endpoints.public) as gateway:
         via = retrieval_pb2_grpc.RetrievalServiceStub(gateway)
         with pytest.raises(grpc.RpcError) as caught:
             via.GetTrack(pb.GetTrackRequest(track_id="crash-me"), timeout=10)

@@ -15,7 +15,7 @@ from tools.devmesh import Mesh
 
 
 def test_events_reach_recommend_through_the_gateway(mesh: Mesh) -> None:
-    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
+    with grpc.insecure_channel(mesh.endpoints.public) as channel:
         retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestTrack(iter([
             rpb.IngestTrackRequest(header=rpb.IngestHeader(metadata=rpb.TrackMetadata(
                 track_id="e2e-event-track", title="Heard")))]), timeout=30)

@@ -24,7 +24,7 @@ PUBLIC = {"cadenza.retrieval.v1.RetrievalService", "cadenza.recommend.v1.Recomme
 
 @pytest.fixture
 def channel(mesh: Mesh) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as ch:
+    with grpc.insecure_channel(mesh.endpoints.public) as ch:
         yield ch
 
 
@@ -96,12 +96,36 @@ def test_generate_is_ready_with_its_default_model_loaded(channel: grpc.Channel) 
     assert [m.status for m in default] == ["ready"]
 
 
+def sample(mesh: Mesh, port: int, name: str, labels: dict[str, str], path: str) -> float:
+    """One sample's value from the metrics served on a port (0 when absent)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and labels.items() <= s.labels.items():
+                return float(s.value)
+    return 0.0
+
+
+def edge_requests(mesh: Mesh, cluster: str) -> float:
+    """Requests Envoy sent to a backend cluster (its own stats, as Prometheus scrapes them)."""
+    return sample(mesh, mesh.endpoints.edge_admin_port, "envoy_cluster_upstream_rq_completed_total",
+                  {"envoy_cluster_name": cluster}, "/stats/prometheus")
+
+
+def metered(mesh: Mesh, backend: str) -> float:
+    """Calls the gateway metered from the edge's access log."""
+    return sample(mesh, mesh.endpoints.metrics_ports["gateway"], "cadenza_gateway_calls_total",
+                  {"backend": backend, "grpc_code": "OK"}, "/metrics")
+
+
 def test_metrics_count_calls_by_method_and_code_on_every_hop(
         mesh: Mesh, channel: grpc.Channel) -> None:
     retrieval = retrieval_pb2_grpc.RetrievalServiceStub(channel)
     recommend = recommend_pb2_grpc.RecommendServiceStub(channel)
     before = {
-        "gateway": handled(mesh, "gateway", "ListFeatureGroups", "OK"),
+        "edge": edge_requests(mesh, "retrieval"),
+        "metered": metered(mesh, "retrieval"),
         "retrieval": handled(mesh, "retrieval", "ListFeatureGroups", "OK"),
         "recommend": handled(mesh, "recommend", "SimilarUsers", "INVALID_ARGUMENT"),
         "generate": handled(mesh, "generate", "ListModels", "OK"),
@@ -113,7 +137,12 @@ def test_metrics_count_calls_by_method_and_code_on_every_hop(
     generate_pb2_grpc.GenerateServiceStub(channel).ListModels(
         generate_pb2.ListModelsRequest(), timeout=5)
 
-    assert handled(mesh, "gateway", "ListFeatureGroups", "OK") == before["gateway"] + 3
+    assert edge_requests(mesh, "retrieval") == before["edge"] + 3
+    deadline = time.monotonic() + 10  # the access log arrives in batches
+    while metered(mesh, "retrieval") < before["metered"] + 3:
+        assert time.monotonic() < deadline, "the edge's calls were not metered"
+        time.sleep(0.1)
+    assert metered(mesh, "retrieval") == before["metered"] + 3
     assert handled(mesh, "retrieval", "ListFeatureGroups", "OK") == before["retrieval"] + 3
     assert handled(mesh, "recommend", "SimilarUsers", "INVALID_ARGUMENT") == \
         before["recommend"] + 1

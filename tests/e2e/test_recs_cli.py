@@ -17,7 +17,7 @@ TRACKS = {"cli-rec-folk-1": ("Reel", ("folk", "fiddle")),
 
 
 def test_recommend_train_and_similar_users_from_the_command_line(mesh: Mesh) -> None:
-    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
+    with grpc.insecure_channel(mesh.endpoints.public) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         for track_id, (title, tags) in TRACKS.items():
             stub.IngestTrack(iter([rpb.IngestTrackRequest(header=rpb.IngestHeader(

@@ -83,7 +83,7 @@ def test_describe_a_catalog_track_states_only_its_measured_facts(mesh: Mesh) -> 
     from cadenza.retrieval.v1 import retrieval_pb2 as rpb
     from cadenza.retrieval.v1 import retrieval_pb2_grpc
 
-    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
+    with grpc.insecure_channel(mesh.endpoints.public) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
         stub.IngestTrack(iter([
             rpb.IngestTrackRequest(header=rpb.IngestHeader(metadata=rpb.TrackMetadata(

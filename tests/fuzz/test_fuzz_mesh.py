@@ -1,9 +1,10 @@
-"""Seeded wire-level fuzzing of every public method through the real gateway (issue 13).
+"""Seeded wire-level fuzzing of every public method through the real edge (issue 13).
 
 Random bytes, descriptor-built messages and mutations of them go to every method that
-the gateway's reflection lists, with each method's call shape. Whatever the body, every
+reflection lists, with each method's call shape, through Envoy. Whatever the body, every
 call must end with a deliberate status (never INTERNAL, UNKNOWN or DEADLINE_EXCEEDED), be
-counted once on every hop, and leave no traceback and no process down.
+counted once on every hop (Envoy's cluster stats, the gateway's usage meter, the
+backend's server metrics), and leave no traceback and no process down.
 
 The mesh is the session's, shared with the other suites: tools/fuzz/policy.py keeps
 accepted bodies from ingesting, deleting, recording or training anything, and from
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
+from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tools.devmesh import PROCESSES, Mesh
 from tools.fuzz.discovery import PUBLIC_PREFIX, Method, discover, list_services
 from tools.fuzz.prom import (
@@ -32,6 +35,7 @@ from tools.fuzz.prom import (
     SERVER_HANDLED,
     CodeKey,
     MethodKey,
+    fetch,
     growth,
     per_method,
     scrape,
@@ -44,6 +48,7 @@ CALLS_PER_METHOD = 250  # per seed
 DEADLINE_S = 10.0
 SETTLE_TIMEOUT_S = 15.0
 SHOWN_FINDINGS = 12
+_GATEWAY_PATH = "/cadenza.gateway.v1.GatewayService/"  # served by the gateway, not metered
 
 
 @dataclass
@@ -82,9 +87,40 @@ def _key(method: Method) -> MethodKey:
     return method.service, method.name
 
 
+def _metered(mesh: Mesh) -> Counter[CodeKey]:
+    """The gateway's usage meter (what GetUsage reports), per method and code."""
+    with grpc.insecure_channel(mesh.endpoints.address("gateway")) as channel:
+        usage = gateway_pb2_grpc.GatewayServiceStub(channel).GetUsage(
+            gateway_pb2.GetUsageRequest(), timeout=5)
+    return Counter({(*row.method.strip("/").split("/"), row.code): row.calls
+                    for row in usage.methods})
+
+
+def _edge_requests(mesh: Mesh) -> Counter[CodeKey]:
+    """Requests Envoy completed per backend cluster, keyed (cluster, "", "")."""
+    text = fetch(f"http://127.0.0.1:{mesh.endpoints.edge_admin_port}/stats/prometheus")
+    return Counter({(s.labels["envoy_cluster_name"], "", ""): int(s.value)
+                    for family in text_string_to_metric_families(text)
+                    for s in family.samples
+                    if s.name == "envoy_cluster_upstream_rq_completed_total"})
+
+
 def _counters(mesh: Mesh) -> dict[tuple[str, str], Counter[CodeKey]]:
-    return {(name, family): scrape(mesh.endpoints.metrics_ports[name], family)
-            for name in PROCESSES for family in (SERVER_HANDLED, CLIENT_HANDLED)}
+    counts = {(name, family): scrape(mesh.endpoints.metrics_ports[name], family)
+              for name in PROCESSES for family in (SERVER_HANDLED, CLIENT_HANDLED)}
+    counts["usage", ""] = _metered(mesh)
+    counts["edge", ""] = _edge_requests(mesh)
+    return counts
+
+
+def _wait_metered(mesh: Mesh, before: Counter[CodeKey], made: int) -> None:
+    """Waits (bounded) until the usage meter has seen as many calls to the backends as
+    were made: Envoy sends its access log in batches. The tests then compare exactly."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if sum(growth(before, _metered(mesh)).values()) >= made:
+            return
+        time.sleep(0.2)
 
 
 def _settled(mesh: Mesh) -> dict[tuple[str, str], Counter[CodeKey]]:
@@ -116,7 +152,7 @@ def _written_since(mesh: Mesh, sizes: dict[str, int]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fuzzed(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Fuzzed:
-    gateway = mesh.endpoints.address("gateway")
+    gateway = mesh.endpoints.public
     methods = discover(gateway)
     backend_of = {service: name for name in PROCESSES if name != "gateway"
                   for service in list_services(mesh.endpoints.address(name))
@@ -126,6 +162,9 @@ def fuzzed(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Fuzzed:
     reports = [fuzz(gateway, seed, CALLS_PER_METHOD, deadline_s=DEADLINE_S, methods=methods)
                for seed in SEEDS]
     wall_s = time.perf_counter() - started
+    made: Counter[str] = sum((r.calls() for r in reports), Counter())
+    _wait_metered(mesh, before["usage", ""],
+                  sum(n for path, n in made.items() if not path.startswith(_GATEWAY_PATH)))
     after = _settled(mesh)
     findings_file = tmp_path_factory.mktemp("fuzz") / "findings.json"
     findings_file.write_text(json.dumps([r.to_json() for r in reports], indent=1))
@@ -202,45 +241,52 @@ def _only(counts: Counter[CodeKey], methods: list[Method]) -> dict[str, int]:
             if (service, method) in names and n}
 
 
-def test_the_gateway_counts_every_call_once_under_the_status_the_caller_saw(
+def _forwarded(fuzzed: Fuzzed) -> list[Method]:
+    return [m for m in fuzzed.methods if m.service in fuzzed.backend_of]
+
+
+def test_the_gateway_meters_every_call_once_under_the_status_the_caller_saw(
         fuzzed: Fuzzed) -> None:
-    assert _only(fuzzed.grown("gateway"), fuzzed.methods) == \
-        _only(fuzzed.seen(), fuzzed.methods)
+    # From Envoy's access log: no call lost, none counted twice, each under its status.
+    forwarded = _forwarded(fuzzed)
+    assert _only(fuzzed.grown("usage", ""), forwarded) == _only(fuzzed.seen(), forwarded)
 
 
-def test_the_gateway_forwards_every_call_to_its_backend(fuzzed: Fuzzed, mesh: Mesh) -> None:
+def test_the_edge_forwards_every_call_to_its_backend(fuzzed: Fuzzed, mesh: Mesh) -> None:
     # The test mesh has no API keys and no quota, so nothing is refused before forwarding.
-    env = mesh.env_for("gateway")
-    assert not env.get("CADENZA_GATEWAY_API_KEYS")
-    assert not env.get("CADENZA_GATEWAY_QUOTA_CALLS_PER_S")
-    forwarded = [m for m in fuzzed.methods if m.service in fuzzed.backend_of]
-    assert forwarded
-    sent = per_method(fuzzed.grown("gateway", CLIENT_HANDLED))
+    env = mesh.env_for("edge")
+    assert not env.get("CADENZA_EDGE_AUTHZ")
     calls = fuzzed.calls()
-    assert {m.short: sent[_key(m)] for m in forwarded} == \
-        {m.short: calls[m.path] for m in forwarded}
+    expected: Counter[str] = Counter()
+    for method in _forwarded(fuzzed):
+        expected[fuzzed.backend_of[method.service]] += calls[method.path]
+    grown = fuzzed.grown("edge", "")
+    assert {backend: grown[backend, "", ""] for backend in expected} == dict(expected)
+
+
+def _internal_calls(fuzzed: Fuzzed) -> Counter[CodeKey]:
+    """Calls the backends made to each other (recommend and generate ask retrieval)."""
+    return sum((fuzzed.grown(name, CLIENT_HANDLED) for name in PROCESSES), Counter())
 
 
 def test_each_backend_counts_every_call_sent_to_it(fuzzed: Fuzzed) -> None:
-    # Exactly what its clients (the gateway, and recommend calling retrieval) counted:
-    # no call lost between hops and none the server left uncounted.
-    sent: Counter[CodeKey] = sum(
-        (fuzzed.grown(name, CLIENT_HANDLED) for name in PROCESSES), Counter())
-    for method in fuzzed.methods:
-        backend = fuzzed.backend_of.get(method.service)
-        if backend is not None:
-            received = per_method(fuzzed.grown(backend))[_key(method)]
-            assert received == per_method(sent)[_key(method)] >= fuzzed.calls()[method.path], (
-                f"{method.short}: {backend} counted {received}, its clients sent "
-                f"{per_method(sent)[_key(method)]}, the fuzzer made {fuzzed.calls()[method.path]}")
+    # The fuzzer's calls through the edge plus the other backends' calls: no call lost
+    # between hops and none the server left uncounted.
+    internal = per_method(_internal_calls(fuzzed))
+    for method in _forwarded(fuzzed):
+        backend = fuzzed.backend_of[method.service]
+        received = per_method(fuzzed.grown(backend))[_key(method)]
+        made = fuzzed.calls()[method.path]
+        assert received == made + internal[_key(method)], (
+            f"{method.short}: {backend} counted {received}, the fuzzer made {made} and "
+            f"the other backends {internal[_key(method)]}")
 
 
-def test_the_gateway_relays_the_status_each_backend_sent(fuzzed: Fuzzed) -> None:
-    # Per code this time: a status changed between the backend and the gateway's client
-    # (e.g. a local INTERNAL replacing the backend's INVALID_ARGUMENT) shows here.
-    sent: Counter[CodeKey] = sum(
-        (fuzzed.grown(name, CLIENT_HANDLED) for name in PROCESSES), Counter())
-    forwarded = [m for m in fuzzed.methods if m.service in fuzzed.backend_of]
+def test_the_edge_relays_the_status_each_backend_sent(fuzzed: Fuzzed) -> None:
+    # Per code this time: a status changed between the backend and the caller (e.g. a
+    # local INTERNAL replacing the backend's INVALID_ARGUMENT) shows here.
+    forwarded = _forwarded(fuzzed)
     received: Counter[CodeKey] = sum(
         (fuzzed.grown(backend) for backend in set(fuzzed.backend_of.values())), Counter())
-    assert _only(sent, forwarded) == _only(received, forwarded)
+    assert _only(fuzzed.seen() + _internal_calls(fuzzed), forwarded) == \
+        _only(received, forwarded)

@@ -1,13 +1,17 @@
-"""The gateway forwards every call shape unchanged, with deadline, request id and errors.
+"""The public path forwards every call shape unchanged, with deadline, request id and errors.
 
-The gateway under test is the production one (build_gateway + AccessInterceptor on the
-shared server factory); the backends are small servicers that report what reached them.
+Each behaviour runs on both public paths: Envoy (the edge, a real process, with the
+gateway as its control plane) and the gateway's own Python forwarder. The gateway is the
+production one (build_gateway + its access interceptor on the shared server factory);
+the backends are small servicers that report what reached them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -24,9 +28,10 @@ from cadenza.kit import context
 from cadenza.kit.errors import NotFound
 from cadenza.kit.server import App, Binding, RunningServer, serve_in_process
 from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
-from gateway.access import AccessInterceptor
+from gateway.access import Access, AccessInterceptor
 from gateway.app import build_gateway
 from gateway.settings import GatewaySettings
+from tests.support.edge import Edge
 from tools.devmesh import free_port
 
 RETRIEVAL = "cadenza.retrieval.v1.RetrievalService"
@@ -34,8 +39,14 @@ GENERATE = "cadenza.generate.v1.GenerateService"
 
 
 class EchoRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self) -> None:
+        self.attempts: Counter[str] = Counter()
+
     async def GetTrack(self, request: retrieval_pb2.GetTrackRequest,
                        ctx: grpc.aio.ServicerContext) -> retrieval_pb2.GetTrackResponse:
+        self.attempts[request.track_id] += 1
+        if request.track_id.startswith("flaky") and self.attempts[request.track_id] == 1:
+            await ctx.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
         if request.track_id == "missing":
             raise NotFound("track 'missing' is not in the catalog")
         if request.track_id == "rich":
@@ -69,6 +80,13 @@ class EchoRetrieval(retrieval_pb2_grpc.RetrievalServiceServicer):
 class CountingGenerate(generate_pb2_grpc.GenerateServiceServicer):
     def __init__(self) -> None:
         self.cancelled = asyncio.Event()
+        self.lyrics_attempts = 0
+
+    async def WriteLyrics(self, request: generate_pb2.WriteLyricsRequest,
+                          ctx: grpc.aio.ServicerContext) -> generate_pb2.WriteLyricsResponse:
+        # Not idempotent: a repeat would be a second (billed) generation.
+        self.lyrics_attempts += 1
+        await ctx.abort(grpc.StatusCode.UNAVAILABLE, "model reloading")
 
     async def Generate(self, request: generate_pb2.GenerateRequest,
                        ctx: grpc.aio.ServicerContext
@@ -84,16 +102,22 @@ class CountingGenerate(generate_pb2_grpc.GenerateServiceServicer):
 
 
 class Mesh:
-    """A gateway in front of the two test backends (recommend left unreachable)."""
+    """Envoy and the gateway in front of the two test backends (recommend left
+    unreachable); `channel` is on the public path under test."""
 
     def __init__(self, gateway: RunningServer, retrieval: RunningServer,
-                 generate: RunningServer, generator: CountingGenerate) -> None:
+                 generate: RunningServer, generator: CountingGenerate,
+                 retriever: EchoRetrieval, edge: Edge | None) -> None:
         self.gateway, self.retrieval, self.generate = gateway, retrieval, generate
-        self.generator = generator
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+        self.generator, self.retriever = generator, retriever
+        self.edge = edge
+        public = edge.address if edge else f"127.0.0.1:{gateway.port}"
+        self.channel = grpc.aio.insecure_channel(public)
 
     async def close(self) -> None:
         await self.channel.close()
+        if self.edge:
+            self.edge.stop()
         for server in (self.gateway, self.retrieval, self.generate):
             await server.server.stop(None)
 
@@ -102,10 +126,10 @@ async def _backend(name: str, add: object) -> RunningServer:
     return await serve_in_process(App(bindings=[Binding(name, add)]))  # type: ignore[arg-type]
 
 
-async def start(**overrides: object) -> Mesh:
-    generator = CountingGenerate()
+async def start(path: str, run_dir: pathlib.Path, **overrides: object) -> Mesh:
+    generator, retriever = CountingGenerate(), EchoRetrieval()
     retrieval = await _backend(RETRIEVAL, lambda s: retrieval_pb2_grpc.
-                               add_RetrievalServiceServicer_to_server(EchoRetrieval(), s))
+                               add_RetrievalServiceServicer_to_server(retriever, s))
     generate = await _backend(GENERATE, lambda s: generate_pb2_grpc.
                               add_GenerateServiceServicer_to_server(generator, s))
     settings = GatewaySettings(
@@ -114,17 +138,48 @@ async def start(**overrides: object) -> Mesh:
         generate_address=f"127.0.0.1:{generate.port}",
         recommend_address=f"127.0.0.1:{free_port()}",  # nothing listens there
         **overrides)
-    app = await build_gateway(settings)
-    gateway = await serve_in_process(app, interceptors=[AccessInterceptor(settings)],
+    access = Access(settings)
+    app = await build_gateway(settings, access)
+    gateway = await serve_in_process(app, interceptors=access.interceptors(),
                                      settings=settings)
-    return Mesh(gateway, retrieval, generate, generator)
+    edge = None
+    if path == "envoy":
+        edge = Edge(run_dir, gateway_address=f"127.0.0.1:{gateway.port}",
+                    retrieval_address=settings.retrieval_address,
+                    generate_address=settings.generate_address,
+                    recommend_address=settings.recommend_address,
+                    authz=access.active)
+        # The gateway serves on this event loop: wait from a thread.
+        await asyncio.to_thread(edge.wait_ready, RETRIEVAL)
+    return Mesh(gateway, retrieval, generate, generator, retriever, edge)
+
+
+PATHS = ("envoy", "forwarder")
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-async def mesh() -> AsyncIterator[Mesh]:
-    running = await start()
+async def mesh(path: str, tmp_path: pathlib.Path) -> AsyncIterator[Mesh]:
+    running = await start(path, tmp_path)
     yield running
     await running.close()
+
+
+async def usage_rows(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] = (),
+                     want: int = 1) -> dict[tuple[str, str], int]:
+    """GetUsage's rows once `want` calls are metered (Envoy's log arrives in batches)."""
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    for _ in range(100):
+        usage = await stub.GetUsage(gateway_pb2.GetUsageRequest(), timeout=5, metadata=metadata)
+        rows = {(m.method, m.code): m.calls for m in usage.methods}
+        if sum(rows.values()) >= want:
+            return rows
+        await asyncio.sleep(0.05)
+    return rows
 
 
 async def test_backend_status_and_message_pass_through_unchanged(mesh: Mesh) -> None:
@@ -229,8 +284,31 @@ async def test_gateway_health_covers_its_backends(mesh: Mesh) -> None:
     assert await status("") != serving  # one backend is down
 
 
-async def test_api_keys_are_required_when_configured() -> None:
-    running = await start(api_keys="alice=alice-secret-key-0001")
+async def test_idempotent_calls_are_retried_and_others_are_not(mesh: Mesh) -> None:
+    stub = retrieval_pb2_grpc.RetrievalServiceStub(mesh.channel)
+    reply = await stub.GetTrack(retrieval_pb2.GetTrackRequest(track_id="flaky1"), timeout=5)
+    assert reply.track.metadata.track_id == "flaky1"
+    assert mesh.retriever.attempts["flaky1"] == 2
+    generate = generate_pb2_grpc.GenerateServiceStub(mesh.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await generate.WriteLyrics(generate_pb2.WriteLyricsRequest(), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details().endswith("model reloading")
+    assert mesh.generator.lyrics_attempts == 1
+
+
+async def test_usage_is_metered_per_method_and_code(mesh: Mesh) -> None:
+    stub = retrieval_pb2_grpc.RetrievalServiceStub(mesh.channel)
+    await stub.GetTrack(retrieval_pb2.GetTrackRequest(track_id="t1"), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetTrack(retrieval_pb2.GetTrackRequest(track_id="missing"), timeout=5)
+    rows = await usage_rows(mesh.channel, want=2)
+    assert rows == {(f"/{RETRIEVAL}/GetTrack", "OK"): 1,
+                    (f"/{RETRIEVAL}/GetTrack", "NOT_FOUND"): 1}
+
+
+async def test_api_keys_are_required_when_configured(path: str, tmp_path: pathlib.Path) -> None:
+    running = await start(path, tmp_path, api_keys="alice=alice-secret-key-0001")
     stub = retrieval_pb2_grpc.RetrievalServiceStub(running.channel)
     request = retrieval_pb2.GetTrackRequest(track_id="t1")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -247,13 +325,13 @@ async def test_api_keys_are_required_when_configured() -> None:
     usage = await gateway_pb2_grpc.GatewayServiceStub(running.channel).GetUsage(
         gateway_pb2.GetUsageRequest(), timeout=5, metadata=auth)
     assert usage.principal == "alice"
-    rows = {(m.method, m.code): m.calls for m in usage.methods}
-    assert rows == {(f"/{RETRIEVAL}/GetTrack", "OK"): 1}
+    assert await usage_rows(running.channel, auth) == {(f"/{RETRIEVAL}/GetTrack", "OK"): 1}
     await running.close()
 
 
-async def test_quota_exhaustion_is_resource_exhausted_with_quota_failure() -> None:
-    running = await start(quota_calls_per_s=0.5, quota_burst=2)
+async def test_quota_exhaustion_is_resource_exhausted_with_quota_failure(
+        path: str, tmp_path: pathlib.Path) -> None:
+    running = await start(path, tmp_path, quota_calls_per_s=0.5, quota_burst=2)
     stub = retrieval_pb2_grpc.RetrievalServiceStub(running.channel)
     request = retrieval_pb2.GetTrackRequest(track_id="t1")
     await stub.GetTrack(request, timeout=5)
@@ -272,4 +350,4 @@ async def test_quota_exhaustion_is_resource_exhausted_with_quota_failure() -> No
 
 def test_bad_api_key_config_fails_fast() -> None:
     with pytest.raises(ValueError, match="16\\+ characters"):
-        AccessInterceptor(GatewaySettings(api_keys="bob=short"))
+        AccessInterceptor(Access(GatewaySettings(api_keys="bob=short")))

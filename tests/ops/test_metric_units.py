@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.access import AccessInterceptor
+from gateway.access import Access, AccessInterceptor
 from gateway.settings import GatewaySettings
 from services.recommend import metrics, quality
 from services.recommend.event_store import SqliteEventStore
@@ -36,8 +36,8 @@ def refused(principal: str, code: str) -> float:
 
 
 async def test_gateway_counts_calls_refused_for_a_bad_key_or_the_quota() -> None:
-    access = AccessInterceptor(GatewaySettings(
-        api_keys="alice=alice-secret-key-0001", quota_calls_per_s=0.001, quota_burst=1))
+    access = AccessInterceptor(Access(GatewaySettings(
+        api_keys="alice=alice-secret-key-0001", quota_calls_per_s=0.001, quota_burst=1)))
 
     async def forward(details: grpc.HandlerCallDetails) -> str:
         return "forwarded"

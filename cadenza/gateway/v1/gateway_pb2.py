@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cadenza/gateway/v1/gateway.proto\x12\x12\x63\x61\x64\x65nza.gateway.v1\"\x12\n\x10\x43heckMeshRequest\"\x9c\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x18\n\x10\x63heck_latency_ms\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\x11\x43heckMeshResponse\x12\x32\n\x07gateway\x18\x01 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x33\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32!.cadenza.gateway.v1.BackendStatus\"\x11\n\x0fGetUsageRequest\"i\n\x0bMethodUsage\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x15\n\rrequest_bytes\x18\x04 \x01(\x03\x12\x16\n\x0eresponse_bytes\x18\x05 \x01(\x03\"W\n\x10GetUsageResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x30\n\x07methods\x18\x02 \x03(\x0b\x32\x1f.cadenza.gateway.v1.MethodUsage*\x8b\x01\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1e\n\x1aSERVING_STATUS_UNREACHABLE\x10\x03\x32\xcb\x01\n\x0eGatewayService\x12]\n\tCheckMesh\x12$.cadenza.gateway.v1.CheckMeshRequest\x1a%.cadenza.gateway.v1.CheckMeshResponse\"\x03\x90\x02\x01\x12Z\n\x08GetUsage\x12#.cadenza.gateway.v1.GetUsageRequest\x1a$.cadenza.gateway.v1.GetUsageResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cadenza/gateway/v1/gateway.proto\x12\x12\x63\x61\x64\x65nza.gateway.v1\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10\x43heckMeshRequest\"\x9c\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x18\n\x10\x63heck_latency_ms\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\x11\x43heckMeshResponse\x12\x32\n\x07gateway\x18\x01 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x33\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32!.cadenza.gateway.v1.BackendStatus\"\x11\n\x0fGetUsageRequest\"i\n\x0bMethodUsage\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x15\n\rrequest_bytes\x18\x04 \x01(\x03\x12\x16\n\x0eresponse_bytes\x18\x05 \x01(\x03\"W\n\x10GetUsageResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x30\n\x07methods\x18\x02 \x03(\x0b\x32\x1f.cadenza.gateway.v1.MethodUsage*\x8b\x01\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1e\n\x1aSERVING_STATUS_UNREACHABLE\x10\x03\x32\xf2\x01\n\x0eGatewayService\x12s\n\tCheckMesh\x12$.cadenza.gateway.v1.CheckMeshRequest\x1a%.cadenza.gateway.v1.CheckMeshResponse\"\x19\x90\x02\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/mesh:check\x12k\n\x08GetUsage\x12#.cadenza.gateway.v1.GetUsageRequest\x1a$.cadenza.gateway.v1.GetUsageResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cadenza.gateway.v1.gateway_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['CheckMesh']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['CheckMesh']._serialized_options = b'\220\002\001'
+  _globals['_GATEWAYSERVICE'].methods_by_name['CheckMesh']._serialized_options = b'\220\002\001\202\323\344\223\002\020\022\016/v1/mesh:check'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetUsage']._loaded_options = None
-  _globals['_GATEWAYSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001'
-  _globals['_SERVINGSTATUS']._serialized_start=577
-  _globals['_SERVINGSTATUS']._serialized_end=716
-  _globals['_CHECKMESHREQUEST']._serialized_start=56
-  _globals['_CHECKMESHREQUEST']._serialized_end=74
-  _globals['_BACKENDSTATUS']._serialized_start=77
-  _globals['_BACKENDSTATUS']._serialized_end=233
-  _globals['_CHECKMESHRESPONSE']._serialized_start=235
-  _globals['_CHECKMESHRESPONSE']._serialized_end=359
-  _globals['_GETUSAGEREQUEST']._serialized_start=361
-  _globals['_GETUSAGEREQUEST']._serialized_end=378
-  _globals['_METHODUSAGE']._serialized_start=380
-  _globals['_METHODUSAGE']._serialized_end=485
-  _globals['_GETUSAGERESPONSE']._serialized_start=487
-  _globals['_GETUSAGERESPONSE']._serialized_end=574
-  _globals['_GATEWAYSERVICE']._serialized_start=719
-  _globals['_GATEWAYSERVICE']._serialized_end=922
+  _globals['_GATEWAYSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\202\323\344\223\002\013\022\t/v1/usage'
+  _globals['_SERVINGSTATUS']._serialized_start=607
+  _globals['_SERVINGSTATUS']._serialized_end=746
+  _globals['_CHECKMESHREQUEST']._serialized_start=86
+  _globals['_CHECKMESHREQUEST']._serialized_end=104
+  _globals['_BACKENDSTATUS']._serialized_start=107
+  _globals['_BACKENDSTATUS']._serialized_end=263
+  _globals['_CHECKMESHRESPONSE']._serialized_start=265
+  _globals['_CHECKMESHRESPONSE']._serialized_end=389
+  _globals['_GETUSAGEREQUEST']._serialized_start=391
+  _globals['_GETUSAGEREQUEST']._serialized_end=408
+  _globals['_METHODUSAGE']._serialized_start=410
+  _globals['_METHODUSAGE']._serialized_end=515
+  _globals['_GETUSAGERESPONSE']._serialized_start=517
+  _globals['_GETUSAGERESPONSE']._serialized_end=604
+  _globals['_GATEWAYSERVICE']._serialized_start=749
+  _globals['_GATEWAYSERVICE']._serialized_end=991
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,63 @@
+"""Envoy's external authorization service: API keys and quotas for calls at the edge.
+
+Envoy asks before it routes each public call; the answer carries the caller's principal
+to the backend's side of Envoy (and into the access log, for metering) and strips the
+key, so it never leaves the edge.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from envoy.type.v3 import http_status_pb2
+from google.rpc import status_pb2
+
+from cadenza.kit.interceptor import Context
+from gateway.access import Access, Decision
+from gateway.edge.config import PRINCIPAL_HEADER
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+# The HTTP status a REST caller sees; gRPC callers get grpc-status set explicitly,
+# because Envoy's HTTP-to-gRPC mapping would turn 429 into UNAVAILABLE.
+_HTTP = {16: 401, 8: 429}
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=key, value=value),
+                                      append_action=_OVERWRITE)
+
+
+def _denied(decision: Decision) -> external_auth_pb2.CheckResponse:
+    code = decision.code.value[0]
+    headers = [_header("grpc-status", str(code)), _header("grpc-message", decision.message)]
+    if decision.status is not None:
+        details = base64.b64encode(decision.status.SerializeToString()).decode()
+        headers.append(_header("grpc-status-details-bin", details))
+    return external_auth_pb2.CheckResponse(
+        status=status_pb2.Status(code=code, message=decision.message),
+        denied_response=external_auth_pb2.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=_HTTP.get(code, 403)),
+            headers=headers, body=decision.message))
+
+
+class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: ignore[misc]
+    """envoy.service.auth.v3.Authorization over the gateway's keys and quota buckets."""
+
+    def __init__(self, access: Access) -> None:
+        self._access = access
+
+    async def Check(self, request: external_auth_pb2.CheckRequest,
+                    context: Context) -> external_auth_pb2.CheckResponse:
+        """Allows the call with its principal attached, or denies it with the gRPC status."""
+        headers = request.attributes.request.http.headers
+        decision = self._access.decide(headers.get("authorization", ""))
+        if decision.code != grpc.StatusCode.OK:
+            return _denied(decision)
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(code=0),
+            ok_response=external_auth_pb2.OkHttpResponse(
+                headers=[_header(PRINCIPAL_HEADER, decision.principal)],
+                headers_to_remove=["authorization"]))
