@@ -37,9 +37,9 @@ PROCESSES = {
 # manifests and metrics checks are per service).
 EDGE = ("gateway.edge", "CADENZA_EDGE_", 8443, 9901)
 BACKENDS = ("retrieval", "recommend", "generate")
-# Settings that turn API keys or quotas on at the gateway: the edge must then ask it.
+# The gateway's key and quota settings; the edge takes the same ones.
 _ACCESS_SETTINGS = ("CADENZA_GATEWAY_API_KEYS", "CADENZA_GATEWAY_API_KEYS_FILE",
-                    "CADENZA_GATEWAY_QUOTA_CALLS_PER_S")
+                    "CADENZA_GATEWAY_QUOTA_CALLS_PER_S", "CADENZA_GATEWAY_QUOTA_BURST")
 
 
 def free_port() -> int:
@@ -182,8 +182,13 @@ class Mesh:
         env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba" / name))
         env.update(self.endpoints.peer_env())
         env.update(self.extra_env)
-        if name == "edge" and any(env.get(key) not in (None, "", "0") for key in _ACCESS_SETTINGS):
-            env.setdefault("CADENZA_EDGE_AUTHZ", "1")
+        if name == "edge" and env.get("CADENZA_EDGE_AUTHZ", "") in ("", "0"):
+            # Keys and quotas are checked by Envoy itself (measured cheaper than asking
+            # the gateway; one edge here, so its buckets are the only ones), unless
+            # CADENZA_EDGE_AUTHZ=1 asks for the gateway's ext_authz.
+            for key in _ACCESS_SETTINGS:
+                if key in env:
+                    env.setdefault(key.replace("_GATEWAY_", "_EDGE_"), env[key])
         return env
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:

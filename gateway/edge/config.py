@@ -132,12 +132,17 @@ def _method_route(service: ServiceDescriptor, method: MethodDescriptor, cluster:
     }
 
 
+_ACCESS_FILTERS = ("envoy.filters.http.ext_authz", "envoy.filters.http.api_key_auth",
+                   "envoy.filters.http.local_ratelimit")
+
+
 def _open(route: dict[str, Any]) -> dict[str, Any]:
-    """The route without the ext_authz check (probes, tooling, the gateway's own
+    """The route without key checks or quotas (probes, tooling, the gateway's own
     service, which authenticates its callers itself)."""
-    route["typed_per_filter_config"] = {"envoy.filters.http.ext_authz": {
-        _TYPE: "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3."
-               "ExtAuthzPerRoute", "disabled": True}}
+    route["typed_per_filter_config"] = {
+        name: {_TYPE: "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+               "disabled": True, "is_optional": True}
+        for name in _ACCESS_FILTERS}
     return route
 
 
@@ -175,6 +180,7 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
             "max_response_body_size": settings.max_message_bytes,
         }},
     ]
+    filters += _envoy_access(settings)
     if settings.authz:
         filters.append({"name": "envoy.filters.http.ext_authz", "typed_config": {
             _TYPE: "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
@@ -188,6 +194,103 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
     filters.append({"name": "envoy.filters.http.router", "typed_config": {
         _TYPE: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     return filters
+
+
+def _keys(settings: EdgeSettings) -> dict[str, str]:
+    """API key -> principal, parsed and checked as the gateway does."""
+    from gateway.access import load_keys
+    from gateway.settings import GatewaySettings
+
+    return load_keys(GatewaySettings(api_keys=settings.api_keys,
+                                     api_keys_file=settings.api_keys_file))
+
+
+def _envoy_access(settings: EdgeSettings) -> list[dict[str, Any]]:
+    """Keys and quotas checked inside Envoy (when the gateway is not asked)."""
+    if settings.authz:
+        return []
+    filters: list[dict[str, Any]] = []
+    keys = _keys(settings)
+    if keys:
+        filters.append({"name": "envoy.filters.http.api_key_auth", "typed_config": {
+            _TYPE: "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3."
+                   "ApiKeyAuth",
+            "credentials": [{"key": key, "client": name} for key, name in keys.items()],
+            "key_sources": [{"header": "authorization"}],
+            # The principal travels on (for the access log); the key stays at the edge.
+            "forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": True},
+        }})
+    if settings.quota_calls_per_s > 0:
+        rate = settings.quota_calls_per_s
+        # Envoy's token bucket refills whole tokens per interval (50 ms at least): pick
+        # the interval that makes `rate` per second.
+        interval_ms = max(50, round(1000 / rate))
+        bucket = {"max_tokens": settings.quota_burst,
+                  "tokens_per_fill": max(1, round(rate * interval_ms / 1000)),
+                  "fill_interval": f"{interval_ms / 1000:g}s"}
+        filters.append({"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+            _TYPE: "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3."
+                   "LocalRateLimit",
+            "stat_prefix": "quota",
+            "token_bucket": bucket,
+            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            # One bucket per principal, made on first use (an empty value matches any).
+            "rate_limits": [{"actions": [{"request_headers": {
+                "header_name": PRINCIPAL_HEADER, "descriptor_key": "principal"}}]}]
+            if keys else [],
+            "descriptors": [{"entries": [{"key": "principal"}], "token_bucket": bucket}]
+            if keys else [],
+            "max_dynamic_descriptors": 10_000,
+            "rate_limited_as_resource_exhausted": True,
+            "response_headers_to_add": [{"header": {
+                "key": "grpc-status-details-bin",
+                "value": _quota_details(rate)}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        }})
+    return filters
+
+
+def _quota_details(rate: float) -> str:
+    """A google.rpc.Status with a QuotaFailure, base64 (a -bin header's wire form)."""
+    import base64
+
+    from google.protobuf import any_pb2
+    from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+    failure = error_details_pb2.QuotaFailure(violations=[
+        error_details_pb2.QuotaFailure.Violation(
+            subject="api_key", description=f"{rate:g} calls per second")])
+    detail = any_pb2.Any()
+    detail.Pack(failure)
+    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED,
+                               message=f"quota exceeded: {rate:g} calls/s", details=[detail])
+    return base64.b64encode(status.SerializeToString()).decode()
+
+
+def _local_replies(settings: EdgeSettings) -> list[dict[str, Any]]:
+    """Messages for Envoy's own refusals that say what to fix, as the gateway's do."""
+    from gateway.access import UNAUTHENTICATED_MESSAGE
+
+    mappers: list[dict[str, Any]] = [{
+        "filter": {"response_flag_filter": {"flags": _UNREACHABLE_FLAGS}},
+        "body_format_override": {"text_format_source": {"inline_string":
+            "%UPSTREAM_CLUSTER% backend is unavailable: %LOCAL_REPLY_BODY%"}},
+    }]
+    if not settings.authz and settings.quota_calls_per_s > 0:
+        who = f"%REQ({PRINCIPAL_HEADER})%" if _keys(settings) else "anonymous"
+        mappers.append({
+            "filter": {"status_code_filter": {"comparison": {
+                "op": "EQ", "value": {"default_value": 429, "runtime_key": "edge.429"}}}},
+            "body_format_override": {"text_format_source": {"inline_string":
+                f"quota exceeded for key '{who}': "
+                f"{settings.quota_calls_per_s:g} calls/s"}}})
+    if not settings.authz and (settings.api_keys or settings.api_keys_file):
+        mappers.append({
+            "filter": {"status_code_filter": {"comparison": {
+                "op": "EQ", "value": {"default_value": 401, "runtime_key": "edge.401"}}}},
+            "body_format_override": {"text_format_source": {
+                "inline_string": UNAUTHENTICATED_MESSAGE}}})
+    return mappers
 
 
 def _access_log(settings: EdgeSettings) -> list[dict[str, Any]]:
@@ -244,11 +347,7 @@ def _listener(settings: EdgeSettings, public: tuple[Backend, ...]) -> dict[str, 
         }]},
         "http_filters": _http_filters(settings, public),
         "access_log": _access_log(settings),
-        "local_reply_config": {"mappers": [{
-            "filter": {"response_flag_filter": {"flags": _UNREACHABLE_FLAGS}},
-            "body_format_override": {"text_format_source": {"inline_string":
-                "%UPSTREAM_CLUSTER% backend is unavailable: %LOCAL_REPLY_BODY%"}},
-        }]},
+        "local_reply_config": {"mappers": _local_replies(settings)},
     }
     listener: dict[str, Any] = {
         "name": "public",
