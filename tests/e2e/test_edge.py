@@ -104,6 +104,7 @@ def test_rest_generate_streams_a_json_array(mesh: Mesh) -> None:
     status, headers, raw = rest(mesh, "POST", "/v1/music:generate",
                                 {"bars": 2, "seed": 3})
     assert status == 200, raw[:500]
+    assert headers["content-type"].startswith("application/json")
     items = json.loads(raw)  # one array, streamed element by element
     assert isinstance(items, list) and len(items) >= 2
     assert all("event" in item for item in items[:-1])
