@@ -37,8 +37,15 @@ def test_observe_starts_prometheus_on_the_running_mesh_and_stops_it(mesh: Mesh) 
     try:
         client = PrometheusApi(f"http://127.0.0.1:{port}")
         wait_all_up(client)
-        jobs = {r["metric"]["job"] for r in client.query("up == 1")}
-        assert jobs == {observe.job_name(p) for p in PROCESSES}
+        expected = {observe.job_name(p) for p in PROCESSES} | {observe.job_name("edge")}
+        deadline = time.monotonic() + DEADLINE_S
+        while (jobs := {r["metric"]["job"] for r in client.query("up == 1")}) != expected:
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.5)
+        # Envoy's own stats arrive beside ours: its view of each backend cluster.
+        clusters = {r["metric"]["envoy_cluster_name"] for r in client.query(
+            'envoy_cluster_membership_healthy{job="cadenza-edge"} == 1')}
+        assert clusters >= {"retrieval", "recommend", "generate"}
         again = observe_cli("--run-dir", run_dir, "--port", str(port))
         assert again.returncode == 0 and "already running" in again.stdout
     finally:
