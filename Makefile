@@ -130,8 +130,9 @@ image-model: install text-model ## Retrain the cover-motif diffusion model caden
 
 models: text-model poly-model text-llm $(AUDIO_MODEL) $(IMAGE_MODEL) ## Build every model the mesh serves (skips what exists)
 
-protos: $(STAMP) ## Regenerate the Python code from protos/ (committed)
+protos: $(STAMP) ## Regenerate the Python code, the descriptor set and the k8s edge config from protos/ (committed)
 	$(PY) tools/gen_protos.py --out .
+	$(PY) -m gateway.edge.k8s --out deploy/k8s/base/edge/envoy.json
 
 up: install models ## Start the mesh on localhost (builds the demo catalog if empty)
 	$(PY) -m tools.devmesh up
