@@ -161,7 +161,7 @@ def test_a_sigkill_mid_batch_loses_no_acknowledged_event_and_the_batch_resends_o
 
 def cli(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cadenza.cli.main", "event", *args,
-                           "--target", pair.address("recommend")],
+                           "--target", pair.address("recommend"), "--insecure"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
