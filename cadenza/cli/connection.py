@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import grpc
 
 DEFAULT_TARGET = "127.0.0.1:8443"
+# The gateway's own port (plaintext, inside the mesh): for tools that run beside it.
+GATEWAY_TARGET = "127.0.0.1:50051"
 # `make up` writes its development CA here; the CLI trusts it when no CA is named.
 DEV_CA = pathlib.Path(__file__).resolve().parents[2] / ".run" / "tls" / "ca.pem"
 

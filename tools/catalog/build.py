@@ -16,7 +16,7 @@ import grpc
 from tqdm import tqdm
 
 from cadenza.cli.catalog import byte_chunks, ingest_requests
-from cadenza.cli.connection import DEFAULT_TARGET
+from cadenza.cli.connection import GATEWAY_TARGET
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tools.catalog.listing import list_demo_sources
@@ -46,7 +46,7 @@ def _present(stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str]) -> s
 def main() -> int:
     """Builds the demo catalog; exit status 1 when any piece failed to ingest."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--target", default=DEFAULT_TARGET)
+    parser.add_argument("--target", default=GATEWAY_TARGET)
     parser.add_argument("--limit", type=int, default=0, help="at most this many pieces")
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from cadenza.cli.connection import DEFAULT_TARGET
+from cadenza.cli.connection import GATEWAY_TARGET
 from cadenza.generate.v1 import generate_pb2 as gpb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
@@ -83,7 +83,7 @@ def sheet(images: list[bytes], path: pathlib.Path) -> None:
 def main() -> None:
     """Prints the correlations over the catalogue and writes the contact sheet."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default=DEFAULT_TARGET, help="the gateway")
+    parser.add_argument("--target", default=GATEWAY_TARGET, help="the gateway")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(".cache/image-eval"))
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
