@@ -59,6 +59,7 @@ OTHER_ENV = {
     "PYTHONDONTWRITEBYTECODE": "python, on a read-only filesystem",
     "CADENZA_TARGET": "the cadenza CLI (cadenza/cli/connection.py)",
     "CADENZA_API_KEY": "the cadenza CLI (cadenza/cli/connection.py)",
+    "CADENZA_INSECURE": "the cadenza CLI (cadenza/cli/connection.py): plaintext inside the cluster",
 }
 
 
@@ -369,7 +370,8 @@ def test_settings_are_variables_the_services_read_with_valid_values(
         for container in pod_template(job)["spec"]["containers"]:
             assert set(container_env(overlay, container)) <= set(OTHER_ENV)
     cli = (ROOT / "cadenza" / "cli" / "connection.py").read_text()
-    assert '"CADENZA_TARGET"' in cli and '"CADENZA_API_KEY"' in cli
+    assert all(f'"{name}"' in cli for name in ("CADENZA_TARGET", "CADENZA_API_KEY",
+                                               "CADENZA_INSECURE"))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
