@@ -116,16 +116,21 @@ def _rejection(code: grpc.StatusCode, message: str,
     return grpc.unary_unary_rpc_method_handler(reject)
 
 
+def quota_failure(subject: str, rate: float, message: str) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure naming the subject and the rate."""
+    failure = error_details_pb2.QuotaFailure(violations=[
+        error_details_pb2.QuotaFailure.Violation(
+            subject=subject, description=f"{rate:g} calls per second")])
+    detail = any_pb2.Any()
+    detail.Pack(failure)
+    return status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message,
+                             details=[detail])
+
+
 def _quota_status(name: str, rate: float, retry_after_s: float) -> tuple[str, status_pb2.Status]:
     message = (f"quota exceeded for key '{name}': {rate:g} calls/s; "
                f"retry in {retry_after_s * 1000:.0f} ms")
-    failure = error_details_pb2.QuotaFailure(violations=[
-        error_details_pb2.QuotaFailure.Violation(
-            subject=f"api_key:{name}", description=f"{rate:g} calls per second")])
-    detail = any_pb2.Any()
-    detail.Pack(failure)
-    return message, status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message,
-                                      details=[detail])
+    return message, quota_failure(f"api_key:{name}", rate, message)
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from google.protobuf.descriptor import ServiceDescriptor
 
 from cadenza.generate.v1 import generate_pb2
 from cadenza.recommend.v1 import recommend_pb2
 from cadenza.retrieval.v1 import retrieval_pb2
-from gateway.settings import GatewaySettings
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,16 @@ class Backend:
     service: ServiceDescriptor
 
 
-def backends(settings: GatewaySettings) -> tuple[Backend, ...]:
-    """The backends the gateway forwards to, from the settings."""
+class BackendAddresses(Protocol):
+    """Settings that say where the backends are (the gateway's, the edge's)."""
+
+    retrieval_address: str
+    recommend_address: str
+    generate_address: str
+
+
+def backends(settings: BackendAddresses) -> tuple[Backend, ...]:
+    """The public backends and where they are, from the settings."""
     return (
         Backend("retrieval", settings.retrieval_address,
                 retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"]),

@@ -51,8 +51,9 @@ def free_port() -> int:
 
 def wait_serving(address: str, timeout_s: float,
                  check_alive: Callable[[], None] = lambda: None,
-                 ca_file: pathlib.Path | None = None) -> None:
-    """Polls grpc.health.v1 '' at address until SERVING; check_alive may raise to give up.
+                 ca_file: pathlib.Path | None = None, service: str = "") -> None:
+    """Polls grpc.health.v1 (service '' by default) at address until SERVING;
+    check_alive may raise to give up.
 
     With ca_file the channel is TLS, trusting that CA.
     """
@@ -64,7 +65,7 @@ def wait_serving(address: str, timeout_s: float,
         while True:
             check_alive()
             try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:

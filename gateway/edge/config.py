@@ -9,6 +9,7 @@ cannot drift apart.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import pathlib
 from typing import Any
@@ -17,8 +18,10 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from cadenza.gateway.v1 import gateway_pb2
 from cadenza.kit.channels import is_idempotent
+from gateway.access import UNAUTHENTICATED_MESSAGE, load_keys, quota_failure
 from gateway.edge.settings import EdgeSettings
 from gateway.routes import Backend, backends
+from gateway.settings import GatewaySettings
 
 CONTROL = "gateway"  # the cluster of the gateway (control plane and GatewayService)
 PRINCIPAL_HEADER = "x-cadenza-principal"
@@ -198,9 +201,6 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
 
 def _keys(settings: EdgeSettings) -> dict[str, str]:
     """API key -> principal, parsed and checked as the gateway does."""
-    from gateway.access import load_keys
-    from gateway.settings import GatewaySettings
-
     return load_keys(GatewaySettings(api_keys=settings.api_keys,
                                      api_keys_file=settings.api_keys_file))
 
@@ -252,25 +252,12 @@ def _envoy_access(settings: EdgeSettings) -> list[dict[str, Any]]:
 
 def _quota_details(rate: float) -> str:
     """A google.rpc.Status with a QuotaFailure, base64 (a -bin header's wire form)."""
-    import base64
-
-    from google.protobuf import any_pb2
-    from google.rpc import code_pb2, error_details_pb2, status_pb2
-
-    failure = error_details_pb2.QuotaFailure(violations=[
-        error_details_pb2.QuotaFailure.Violation(
-            subject="api_key", description=f"{rate:g} calls per second")])
-    detail = any_pb2.Any()
-    detail.Pack(failure)
-    status = status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED,
-                               message=f"quota exceeded: {rate:g} calls/s", details=[detail])
+    status = quota_failure("api_key", rate, f"quota exceeded: {rate:g} calls/s")
     return base64.b64encode(status.SerializeToString()).decode()
 
 
 def _local_replies(settings: EdgeSettings) -> list[dict[str, Any]]:
     """Messages for Envoy's own refusals that say what to fix, as the gateway's do."""
-    from gateway.access import UNAUTHENTICATED_MESSAGE
-
     mappers: list[dict[str, Any]] = [{
         "filter": {"response_flag_filter": {"flags": _UNREACHABLE_FLAGS}},
         "body_format_override": {"text_format_source": {"inline_string":
@@ -371,7 +358,7 @@ def _listener(settings: EdgeSettings, public: tuple[Backend, ...]) -> dict[str, 
 
 def render(settings: EdgeSettings) -> dict[str, Any]:
     """Envoy's bootstrap config (a JSON-able dict) for these settings."""
-    public = backends(_gateway_view(settings))
+    public = backends(settings)
     clusters = [_grpc_cluster(b.name, b.address, settings, b.service.full_name)
                 for b in public]
     clusters.append(_grpc_cluster(CONTROL, settings.gateway_address, settings, None))
@@ -385,15 +372,6 @@ def render(settings: EdgeSettings) -> dict[str, Any]:
             # Envoy's overload defaults for an edge proxy, as its docs recommend.
             "overload.global_downstream_max_connections": 50_000}}]},
     }
-
-
-def _gateway_view(settings: EdgeSettings) -> Any:
-    """The backend addresses in the shape gateway.routes.backends reads."""
-    from gateway.settings import GatewaySettings
-
-    return GatewaySettings(retrieval_address=settings.retrieval_address,
-                           recommend_address=settings.recommend_address,
-                           generate_address=settings.generate_address)
 
 
 def write(settings: EdgeSettings, path: pathlib.Path) -> pathlib.Path:

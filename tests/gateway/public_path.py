@@ -150,11 +150,10 @@ async def start(path: str, run_dir: pathlib.Path, edge_settings: dict[str, objec
                     authz=access.active and not native, **access_settings,
                     **(edge_settings or {}))
         # The gateway serves on this event loop: wait from a thread.
-        credentials = None
+        ca = None
         if edge_settings and "tls_cert_file" in edge_settings:
             ca = pathlib.Path(str(edge_settings["tls_cert_file"])).with_name("ca.pem")
-            credentials = grpc.ssl_channel_credentials(ca.read_bytes())
-        await asyncio.to_thread(edge.wait_ready, RETRIEVAL, 30, credentials)
+        await asyncio.to_thread(edge.wait_ready, RETRIEVAL, 30, ca)
     return Mesh(gateway, retrieval, generate, generator, retriever, edge)
 
 

@@ -7,12 +7,8 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from tools.devmesh import free_port
+from tools.devmesh import free_port, wait_serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -46,25 +42,17 @@ class Edge:
         return int((self.data_dir / "envoy.pid").read_text())
 
     def wait_ready(self, service: str = "cadenza.gateway.v1.GatewayService",
-                   timeout_s: float = 30, credentials: grpc.ChannelCredentials | None = None,
-                   ) -> None:
-        """Waits until Envoy routes a health check for `service` and it says SERVING."""
-        deadline = time.monotonic() + timeout_s
-        channel = (grpc.secure_channel(self.address, credentials) if credentials
-                   else grpc.insecure_channel(self.address))
-        with channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"edge exited: {self.log.read_text()[-2000:]}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
-        raise TimeoutError(f"edge not ready: {self.log.read_text()[-2000:]}")
+                   timeout_s: float = 30, ca_file: pathlib.Path | None = None) -> None:
+        """Waits until Envoy routes a health check for `service` and it says SERVING
+        (over TLS trusting ca_file, when given)."""
+        def check_alive() -> None:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edge exited: {self.log.read_text()[-2000:]}")
+
+        try:
+            wait_serving(self.address, timeout_s, check_alive, ca_file, service)
+        except TimeoutError as error:
+            raise TimeoutError(f"edge not ready: {self.log.read_text()[-2000:]}") from error
 
     def stop(self) -> None:
         """SIGTERM to the supervisor, which stops Envoy."""
