@@ -9,7 +9,7 @@ from gateway.settings import GatewaySettings
 def main() -> None:
     """Starts the gateway."""
     settings = GatewaySettings()
-    access = Access(settings)
+    access = Access()
     run(settings, "gateway", lambda: build_gateway(settings, access),
         interceptors=access.interceptors())
 

@@ -1,140 +1,185 @@
-"""Who is calling (API keys) and whether they may call now (per-key rate quota)."""
+"""Who is calling (API keys from the store), whether the key may call this method (scopes),
+whether the tenant is within its quotas, and the usage record that meters the call.
+
+One `Access` serves both ways in: the gateway's own interceptor (calls to its port) and
+the ext_authz service Envoy asks at the edge, so both draw on the same quotas and write
+the same usage records.
+"""
 
 from __future__ import annotations
 
 import contextvars
-import hmac
-import pathlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 import grpc.aio
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import status_pb2
 
+from cadenza.kit.errors import CadenzaError
 from cadenza.kit.interceptor import Context, Handler
-from gateway.settings import GatewaySettings
+from gateway import keys
+from gateway.caller import ANONYMOUS, Caller, caller
+from gateway.catalog import meter_of
+from gateway.metering import Metering, new_call_id
+from gateway.quota.policy import QuotaPolicy, refusal_status
+from gateway.store import ApiKey, Store, Tenant, UsageRecord
 from gateway.usage import REJECTED
-
-ANONYMOUS = "anonymous"
-principal: contextvars.ContextVar[str] = contextvars.ContextVar("principal", default=ANONYMOUS)
 
 # Probes and tooling must work without a key, and so must Envoy's calls to the control
 # plane (ext_authz, access logs): the gateway's port is inside the mesh, never public.
-_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.", "/envoy.service.")
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.", "/envoy.service.")
 UNAUTHENTICATED_MESSAGE = "send a valid API key as 'authorization: Bearer <key>'"
-
-
-def load_keys(settings: GatewaySettings) -> dict[str, str]:
-    """API key -> principal name, from the settings string and the optional key file."""
-    entries = [e for e in settings.api_keys.split(",") if e.strip()]
-    if settings.api_keys_file:
-        lines = pathlib.Path(settings.api_keys_file).read_text().splitlines()
-        entries += [line for line in lines if line.strip() and not line.startswith("#")]
-    keys: dict[str, str] = {}
-    for entry in entries:
-        name, sep, key = entry.strip().partition("=")
-        if not sep or not name or len(key) < 16:
-            raise ValueError(
-                f"API key entry {name or entry!r}: use name=key with a key of 16+ characters")
-        keys[key] = name
-    return keys
-
-
-class TokenBucket:
-    """Allows `rate` calls per second on average with bursts of up to `burst`."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, float(burst)
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
-
-    def take(self) -> float:
-        """Takes a token; returns 0 on success, else the seconds until one is free."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+CALL_ID_HEADER = "x-cadenza-call-id"
+# Quotas are read from the store at most this often per tenant: a change to a tenant's
+# quotas applies within this time. Keys are looked up on every call, so a revoked key
+# stops at once on every replica.
+_TENANT_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Whether a call may go ahead: its principal, or the status that refuses it."""
-    principal: str
+    """Whether a call may go ahead: its caller and usage record, or the refusal."""
+    caller: Caller
+    record: UsageRecord | None = None
     code: grpc.StatusCode = grpc.StatusCode.OK
     message: str = ""
     status: status_pb2.Status | None = None
+    retry_after_s: float = 0.0
+
+
+def _refuse(code: grpc.StatusCode, message: str, who: str = "unknown") -> Decision:
+    REJECTED.labels(who, code.name).inc()
+    return Decision(ANONYMOUS, code=code, message=message)
 
 
 class Access:
-    """API keys and per-key quotas, shared by the gateway's interceptor and the ext_authz
-    service Envoy calls, so both paths draw on the same buckets."""
+    """Keys, scopes, quotas and usage reservations, over the gateway's store."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
-        self._keys = load_keys(settings)
-        self._rate = settings.quota_calls_per_s
-        self._burst = settings.quota_burst
-        self._buckets: dict[str, TokenBucket] = {}
-        self.active = bool(self._keys) or self._rate > 0
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        # Attached once the gateway has opened its store (inside the event loop); the
+        # interceptor exists before that, because the server is built with it.
+        self._store: Store | None = None
+        self._policy: QuotaPolicy | None = None
+        self._metering: Metering | None = None
+        self.required = False
+        self._clock = clock
+        self._tenants: dict[str, tuple[float, Tenant | None]] = {}
 
-    def decide(self, authorization: str) -> Decision:
-        """Authenticates an `authorization` header value and takes a token for its key."""
-        name = ANONYMOUS
-        if self._keys:
-            key = authorization[len("Bearer "):] if authorization.startswith("Bearer ") else ""
-            name = next((n for k, n in self._keys.items() if hmac.compare_digest(k, key)), "")
-            if not name:
-                REJECTED.labels("unknown", "UNAUTHENTICATED").inc()
-                return Decision("", grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
-        if self._rate > 0:
-            bucket = self._buckets.setdefault(name, TokenBucket(self._rate, self._burst))
-            wait_s = bucket.take()
-            if wait_s > 0:
-                REJECTED.labels(name, "RESOURCE_EXHAUSTED").inc()
-                message, status = _quota_status(name, self._rate, wait_s)
-                return Decision(name, grpc.StatusCode.RESOURCE_EXHAUSTED, message, status)
-        return Decision(name)
+    def attach(self, store: Store, policy: QuotaPolicy, metering: Metering,
+               required: bool) -> None:
+        """Uses the store's keys, the quota policy and metering from now on."""
+        self._store, self._policy, self._metering = store, policy, metering
+        self.required = required
+
+    async def decide(self, authorization: str, method: str) -> Decision:
+        """Authenticates the header value, checks the method's scope and the tenant's
+        quota, and reserves the call's usage record (metered methods only)."""
+        if not self.required:
+            # An open mesh: no tenants, no quotas; calls are metered when they end.
+            return Decision(ANONYMOUS)
+        meter = meter_of(method)
+        scope = keys.scope_for(method)
+        found = await self._authenticate(authorization, scope, method)
+        if isinstance(found, Decision):
+            return found
+        who, tenant = found
+        if not scope or scope == "admin" or self._metering is None:
+            return Decision(who)
+        if self._policy is not None and tenant is not None:
+            refusal = await self._policy.admit(tenant, meter.model, meter.unit)
+            if refusal is not None:
+                REJECTED.labels(who.tenant, "RESOURCE_EXHAUSTED").inc()
+                return Decision(who, code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                message=refusal.message, status=refusal_status(refusal),
+                                retry_after_s=refusal.retry_after_s)
+        record = self._metering.record(who, new_call_id(), method, meter.model, meter.unit)
+        try:
+            await self._metering.reserve(record)
+        except CadenzaError as error:
+            return Decision(who, code=error.code, message=error.message)
+        return Decision(who, record)
+
+    async def _authenticate(self, authorization: str, scope: str,
+                            method: str) -> Decision | tuple[Caller, Tenant | None]:
+        assert self._store is not None
+        if not authorization.startswith("Bearer "):
+            return _refuse(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+        secret = authorization[len("Bearer "):].strip()
+        if not keys.well_formed(secret):
+            return _refuse(grpc.StatusCode.UNAUTHENTICATED,
+                           f"malformed API key: a key is '{keys.PREFIX}' and 43 characters "
+                           f"(create one with `cadenza keys create`); {UNAUTHENTICATED_MESSAGE}")
+        now = self._clock()
+        try:
+            key = await self._store.find_key(keys.hash_secret(secret), now)
+        except CadenzaError as error:
+            return _refuse(error.code, error.message)
+        refusal = _inactive(key, now)
+        if refusal is not None:
+            return refusal
+        assert key is not None
+        who = Caller(key.tenant, key.id, key.scopes)
+        if scope and scope not in key.scopes:
+            return _refuse(grpc.StatusCode.PERMISSION_DENIED,
+                           f"API key {key.id} lacks the '{scope}' scope that {method} needs; "
+                           f"its scopes: {sorted(key.scopes)}", key.tenant)
+        try:
+            tenant = await self._tenant(key.tenant)
+        except CadenzaError as error:
+            return _refuse(error.code, error.message, key.tenant)
+        return who, tenant
+
+    async def _tenant(self, name: str) -> Tenant | None:
+        assert self._store is not None
+        cached = self._tenants.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _TENANT_TTL_S:
+            return cached[1]
+        tenant = await self._store.get_tenant(name)
+        self._tenants[name] = (now, tenant)
+        return tenant
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """The access interceptor, only when keys or a quota are configured: open local
-        development pays nothing for it."""
-        return [AccessInterceptor(self)] if self.active else []
+        """The access interceptor (always: it meters calls even when keys are off)."""
+        return [AccessInterceptor(self)]
 
 
-def _rejection(code: grpc.StatusCode, message: str,
-               detail: status_pb2.Status | None = None) -> Handler:
+def _inactive(key: ApiKey | None, now: datetime) -> Decision | None:
+    """The refusal for an unknown, revoked or expired key (one message for unknown keys,
+    whoever's they might have been)."""
+    if key is None:
+        return _refuse(grpc.StatusCode.UNAUTHENTICATED,
+                       f"unknown API key; {UNAUTHENTICATED_MESSAGE}")
+    if key.revoke_time is not None:
+        return _refuse(grpc.StatusCode.UNAUTHENTICATED,
+                       f"API key {key.id} was revoked at {key.revoke_time.isoformat()}; "
+                       "ask your admin for a new key", key.tenant)
+    if key.expire_time is not None and key.expire_time <= now:
+        return _refuse(grpc.StatusCode.UNAUTHENTICATED,
+                       f"API key {key.id} expired at {key.expire_time.isoformat()}; "
+                       "ask your admin for a new key", key.tenant)
+    return None
+
+
+def _rejection(decision: Decision) -> Handler:
     async def reject(request: object, ctx: Context) -> None:
-        trailers = () if detail is None else (
-            ("grpc-status-details-bin", detail.SerializeToString()),)
-        await ctx.abort(code, message, trailers)
+        trailers = () if decision.status is None else (
+            ("grpc-status-details-bin", decision.status.SerializeToString()),)
+        await ctx.abort(decision.code, decision.message, trailers)
 
     return grpc.unary_unary_rpc_method_handler(reject)
 
 
-def quota_failure(subject: str, rate: float, message: str) -> status_pb2.Status:
-    """RESOURCE_EXHAUSTED with a google.rpc.QuotaFailure naming the subject and the rate."""
-    failure = error_details_pb2.QuotaFailure(violations=[
-        error_details_pb2.QuotaFailure.Violation(
-            subject=subject, description=f"{rate:g} calls per second")])
-    detail = any_pb2.Any()
-    detail.Pack(failure)
-    return status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=message,
-                             details=[detail])
-
-
-def _quota_status(name: str, rate: float, retry_after_s: float) -> tuple[str, status_pb2.Status]:
-    message = (f"quota exceeded for key '{name}': {rate:g} calls/s; "
-               f"retry in {retry_after_s * 1000:.0f} ms")
-    return message, quota_failure(f"api_key:{name}", rate, message)
+# The admitted call's usage record, for the forwarder to settle when the call ends.
+reservation: contextvars.ContextVar[UsageRecord | None] = contextvars.ContextVar(
+    "reservation", default=None)
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates by bearer API key (when keys are configured) and applies the quota."""
+    """Applies `Access` to every call on the gateway's own port."""
 
     def __init__(self, access: Access) -> None:
         self._access = access
@@ -144,15 +189,16 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        """Authenticates the call and applies its key's quota, or returns a rejecting handler."""
-        if details.method.startswith(_OPEN_PREFIXES):
+        """Admits the call (setting its caller and usage record), or rejects it."""
+        if details.method.startswith(OPEN_PREFIXES):
             return await continuation(details)
         authorization = ""
         for meta_key, value in details.invocation_metadata or ():
             if meta_key == "authorization":
                 authorization = str(value)
-        decision = self._access.decide(authorization)
+        decision = await self._access.decide(authorization, details.method)
         if decision.code != grpc.StatusCode.OK:
-            return _rejection(decision.code, decision.message, decision.status)
-        principal.set(decision.principal)
+            return _rejection(decision)
+        caller.set(decision.caller)
+        reservation.set(decision.record)
         return await continuation(details)

@@ -16,10 +16,16 @@ import grpc.aio
 from cadenza.kit import context, metrics
 from cadenza.kit.channels import channel_options
 from cadenza.kit.interceptor import Context, Handler
-from gateway.access import principal
+from cadenza.kit.usage import read_usage
+from gateway.access import CALL_ID_HEADER, reservation
+from gateway.caller import caller
+from gateway.catalog import meter_of
+from gateway.metering import Metering, Settlement, new_call_id
 from gateway.routes import Backend
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageMeter
+
+Metadata = grpc.aio.Metadata | tuple[tuple[str, str | bytes], ...] | None
 
 # Trailing metadata that carries rich error details (google.rpc.Status) end to end.
 _PASSED_TRAILERS = ("grpc-status-details-bin",)
@@ -28,9 +34,11 @@ _PASSED_TRAILERS = ("grpc-status-details-bin",)
 class Forwarder:
     """One backend's channel and a generic handler for each of its public methods."""
 
-    def __init__(self, backend: Backend, settings: GatewaySettings, usage: UsageMeter) -> None:
+    def __init__(self, backend: Backend, settings: GatewaySettings, usage: UsageMeter,
+                 metering: Metering) -> None:
         self.backend = backend
         self._usage = usage
+        self._metering = metering
         self._unary_deadline_s = settings.default_unary_deadline_s
         self._stream_deadline_s = settings.default_stream_deadline_s
         self.channel = grpc.aio.insecure_channel(
@@ -60,13 +68,29 @@ class Forwarder:
             return self._stream_deadline_s if streaming else self._unary_deadline_s
         return float(left)
 
+    async def _begin(self, ctx: Context) -> None:
+        """Tells the caller the id its usage is recorded under (x-cadenza-call-id)."""
+        record = reservation.get()
+        if record is not None:
+            await ctx.send_initial_metadata(((CALL_ID_HEADER, record.request_id),))
+
     def _end(self, route: _Route, code: grpc.StatusCode, started: float, sent: int,
-             received: int) -> None:
+             received: int, trailers: Metadata) -> None:
         # The client-side standard metrics, recorded inline instead of by an
         # interceptor: the gateway's hot path stays one frame deep.
+        elapsed_s = time.perf_counter() - started
         route.handled(code).inc()
-        route.handling.observe(time.perf_counter() - started)
-        self._usage.record(principal.get(), self.backend.name, route.full, code, sent, received)
+        route.handling.observe(elapsed_s)
+        who = caller.get()
+        self._usage.record(who.tenant, self.backend.name, route.full, code, sent, received)
+        meter = meter_of(route.full)
+        record = reservation.get() or self._metering.record(
+            who, new_call_id(), route.full, meter.model, meter.unit)
+        reported = read_usage(trailers or ())
+        model, units = reported if reported is not None else ("", 0.0)
+        self._metering.settle(record, Settlement(
+            code=code, model=model, units=units, unit=meter.unit, request_bytes=sent,
+            response_bytes=received, latency_ms=elapsed_s * 1000))
 
     async def _relay(self, ctx: Context, error: grpc.aio.AioRpcError) -> None:
         """Ends the call with the backend's status and message, unchanged but for naming
@@ -110,14 +134,16 @@ def _unary_unary(fw: Forwarder, route: _Route) -> Handler:
     async def forward(request: bytes, ctx: Context) -> bytes:
         started = time.perf_counter()
         route.started.inc()
+        await fw._begin(ctx)
+        pending = call(request, timeout=fw._timeout(ctx, False), metadata=_outbound_metadata())
         try:
-            response: bytes = await call(request, timeout=fw._timeout(ctx, False),
-                                         metadata=_outbound_metadata())
+            response: bytes = await pending
         except grpc.aio.AioRpcError as error:
-            fw._end(route, error.code(), started, len(request), 0)
+            fw._end(route, error.code(), started, len(request), 0, error.trailing_metadata())
             await fw._relay(ctx, error)
             raise
-        fw._end(route, grpc.StatusCode.OK, started, len(request), len(response))
+        fw._end(route, grpc.StatusCode.OK, started, len(request), len(response),
+                await pending.trailing_metadata())
         return response
 
     return grpc.unary_unary_rpc_method_handler(forward)
@@ -130,21 +156,24 @@ def _unary_stream(fw: Forwarder, route: _Route) -> Handler:
     async def forward(request: bytes, ctx: Context) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         route.started.inc()
+        await fw._begin(ctx)
         call = open_call(request, timeout=fw._timeout(ctx, True), metadata=_outbound_metadata())
         received = 0
         code = grpc.StatusCode.CANCELLED
+        trailers: Metadata = None
         try:
             async for response in call:
                 received += len(response)
                 yield response
             code = grpc.StatusCode.OK
+            trailers = await call.trailing_metadata()
         except grpc.aio.AioRpcError as error:
-            code = error.code()
+            code, trailers = error.code(), error.trailing_metadata()
             await fw._relay(ctx, error)
         finally:
             # A caller that goes away must free the backend's work too.
             call.cancel()
-            fw._end(route, code, started, len(request), received)
+            fw._end(route, code, started, len(request), received, trailers)
 
     return grpc.unary_stream_rpc_method_handler(forward)
 
@@ -170,14 +199,17 @@ def _stream_unary(fw: Forwarder, route: _Route) -> Handler:
         started = time.perf_counter()
         route.started.inc()
         counted = _Counted(requests)
+        await fw._begin(ctx)
+        pending = call(counted.__aiter__(), timeout=fw._timeout(ctx, True),
+                       metadata=_outbound_metadata())
         try:
-            response: bytes = await call(counted.__aiter__(), timeout=fw._timeout(ctx, True),
-                                         metadata=_outbound_metadata())
+            response: bytes = await pending
         except grpc.aio.AioRpcError as error:
-            fw._end(route, error.code(), started, counted.size, 0)
+            fw._end(route, error.code(), started, counted.size, 0, error.trailing_metadata())
             await fw._relay(ctx, error)
             raise
-        fw._end(route, grpc.StatusCode.OK, started, counted.size, len(response))
+        fw._end(route, grpc.StatusCode.OK, started, counted.size, len(response),
+                await pending.trailing_metadata())
         return response
 
     return grpc.stream_unary_rpc_method_handler(forward)
@@ -192,21 +224,24 @@ def _stream_stream(fw: Forwarder, route: _Route) -> Handler:
         started = time.perf_counter()
         route.started.inc()
         counted = _Counted(requests)
+        await fw._begin(ctx)
         call = open_call(counted.__aiter__(), timeout=fw._timeout(ctx, True),
                          metadata=_outbound_metadata())
         received = 0
         code = grpc.StatusCode.CANCELLED
+        trailers: Metadata = None
         try:
             async for response in call:
                 received += len(response)
                 yield response
             code = grpc.StatusCode.OK
+            trailers = await call.trailing_metadata()
         except grpc.aio.AioRpcError as error:
-            code = error.code()
+            code, trailers = error.code(), error.trailing_metadata()
             await fw._relay(ctx, error)
         finally:
             call.cancel()
-            fw._end(route, code, started, counted.size, received)
+            fw._end(route, code, started, counted.size, received, trailers)
 
     return grpc.stream_stream_rpc_method_handler(forward)
 

@@ -1,19 +1,36 @@
-"""GatewayService: proto <-> domain for questions about the mesh itself."""
+"""GatewayService: proto <-> domain for the mesh, usage and the model catalogue."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC
+
+import grpc.aio
+from google.longrunning import operations_pb2
+
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from cadenza.kit.errors import NotFound, PermissionDenied, Unimplemented
 from cadenza.kit.interceptor import Context
-from gateway.access import principal
+from gateway.caller import caller
+from gateway.catalog import build_catalog, to_proto
 from gateway.mesh_health import MeshHealth
-from gateway.usage import UsageMeter
+from gateway.quota.policy import QuotaPolicy
+from gateway.store import Store
+
+_GROUPS = {gateway_pb2.USAGE_GROUP_MODEL: "model", gateway_pb2.USAGE_GROUP_DAY: "day",
+           gateway_pb2.USAGE_GROUP_METHOD: "method", gateway_pb2.USAGE_GROUP_KEY: "key_id",
+           gateway_pb2.USAGE_GROUP_CODE: "code"}
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    """GatewayService: the mesh's health and the caller's usage."""
-    def __init__(self, mesh: MeshHealth, usage: UsageMeter) -> None:
+    """GatewayService: the mesh's health, usage and models."""
+
+    def __init__(self, mesh: MeshHealth, store: Store, policy: QuotaPolicy,
+                 channels: Mapping[str, grpc.aio.Channel]) -> None:
         self._mesh = mesh
-        self._usage = usage
+        self._store = store
+        self._policy = policy
+        self._channels = channels
 
     async def CheckMesh(self, request: gateway_pb2.CheckMeshRequest,
                         context: Context) -> gateway_pb2.CheckMeshResponse:
@@ -38,14 +55,63 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def GetUsage(self, request: gateway_pb2.GetUsageRequest,
                        context: Context) -> gateway_pb2.GetUsageResponse:
-        """The caller's calls since start, per method and status code."""
-        name = principal.get()
-        return gateway_pb2.GetUsageResponse(
-            principal=name,
-            methods=[
-                gateway_pb2.MethodUsage(method=method, code=code, calls=t.calls,
-                                        request_bytes=t.request_bytes,
-                                        response_bytes=t.response_bytes)
-                for (method, code), t in sorted(self._usage.totals(name).items())
-            ],
-        )
+        """The tenant's usage records from the store, summed per group."""
+        who = caller.get()
+        tenant = request.tenant or who.tenant
+        if tenant != who.tenant:
+            if not who.admin:
+                raise PermissionDenied(
+                    "another tenant's usage needs a key with the 'admin' scope")
+            if await self._store.get_tenant(tenant) is None:
+                raise NotFound(f"no tenant named {tenant!r}")
+        start = (request.start_time.ToDatetime(tzinfo=UTC)
+                 if request.HasField("start_time") else None)
+        end = (request.end_time.ToDatetime(tzinfo=UTC)
+               if request.HasField("end_time") else None)
+        groups = [_GROUPS[g] for g in request.group_by if g in _GROUPS] or ["model", "day"]
+        rows = await self._store.usage(tenant, start, end, list(dict.fromkeys(groups)))
+        return gateway_pb2.GetUsageResponse(tenant=tenant, rows=[
+            gateway_pb2.UsageRow(model=r.model, day=r.day, method=r.method, key_id=r.key_id,
+                                 code=r.code, calls=r.calls, units=r.units, unit=r.unit,
+                                 request_bytes=r.request_bytes,
+                                 response_bytes=r.response_bytes, latency_ms=r.latency_ms)
+            for r in rows])
+
+    async def ListModels(self, request: gateway_pb2.ListModelsRequest,
+                         context: Context) -> gateway_pb2.ListModelsResponse:
+        """Every model of every service, with the caller's quota and use today."""
+        who = caller.get()
+        tenant = await self._store.get_tenant(who.tenant)
+        entries = await build_catalog(self._channels)
+        models = []
+        for entry in entries:
+            if request.modality and entry.modality != request.modality:
+                continue
+            quota = tenant_quota(tenant.quotas if tenant else (), entry.name)
+            used = await self._policy.usage_today(who.tenant, entry.name)
+            models.append(to_proto(entry, quota, used))
+        return gateway_pb2.ListModelsResponse(models=models)
+
+
+    async def StartOperation(self, request: gateway_pb2.StartOperationRequest,
+                             context: Context) -> operations_pb2.Operation:
+        """Not built yet (issue 18, point 4): says so plainly."""
+        raise Unimplemented("long-running operations are not available yet; call the "
+                            "method directly")
+
+
+def tenant_quota(quotas: object, model: str) -> gateway_pb2.Quota:
+    """The tenant's quota for the model: its own, else its "*" default, else none."""
+    chosen = None
+    for quota in quotas:  # type: ignore[attr-defined]
+        if quota.model == model:
+            chosen = quota
+            break
+        if quota.model == "*":
+            chosen = quota
+    if chosen is None:
+        return gateway_pb2.Quota(model=model)
+    return gateway_pb2.Quota(model=chosen.model, requests_per_minute=chosen.requests_per_minute,
+                             units_per_day=chosen.units_per_day)
+
+

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from cadenza.kit.settings import ServerSettings
@@ -10,20 +10,34 @@ from cadenza.kit.settings import ServerSettings
 
 class GatewaySettings(ServerSettings):
     """The gateway's settings (environment prefix CADENZA_GATEWAY_)."""
-    model_config = SettingsConfigDict(env_prefix="CADENZA_GATEWAY_")
+    model_config = SettingsConfigDict(env_prefix="CADENZA_GATEWAY_", populate_by_name=True)
 
     port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9091, ge=-1, le=65535)
     retrieval_address: str = "127.0.0.1:50052"
     recommend_address: str = "127.0.0.1:50053"
     generate_address: str = "127.0.0.1:50054"
-    # API keys as "name=key,name=key"; empty means open access (local development).
-    api_keys: str = ""
-    # A file with one "name=key" per line (a mounted Kubernetes Secret); read at start.
-    api_keys_file: str = ""
-    # Calls per second each key may make (token bucket); 0 means no quota.
-    quota_calls_per_s: float = Field(default=0.0, ge=0)
-    quota_burst: int = Field(default=100, gt=0)
+    # Keys required (from the store; `cadenza keys create`). Off only for an open mesh in
+    # local development and tests: every call is then the "anonymous" tenant's.
+    require_keys: bool = True
+    # The store: PostgreSQL when DATABASE_URL is set (shared by every replica), else this
+    # embedded SQLite file.
+    database_url: str = Field(default="", validation_alias=AliasChoices(
+        "DATABASE_URL", "CADENZA_GATEWAY_DATABASE_URL"))
+    store_path: str = ".data/gateway/gateway.db"
+    # Quota counters in Redis when REDIS_URL is set (shared by every replica), else in
+    # process (per replica).
+    redis_url: str = Field(default="", validation_alias=AliasChoices(
+        "REDIS_URL", "CADENZA_GATEWAY_REDIS_URL"))
+    # An admin secret to register at start (a mounted Kubernetes Secret), besides the one
+    # `make up` prints once when the store has none.
+    admin_key_file: str = ""
+    # Where to write the first admin key when the gateway makes one (mode 0600).
+    bootstrap_key_file: str = ""
+    # How long a finished operation's result or error is kept.
+    operation_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    # The longest an operation's backend call may run.
+    operation_deadline_s: float = Field(default=3600.0, gt=0)
     # Deadlines applied when the caller sets none, so no call can hang forever.
     default_unary_deadline_s: float = Field(default=30.0, gt=0)
     default_stream_deadline_s: float = Field(default=600.0, gt=0)

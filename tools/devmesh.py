@@ -37,9 +37,8 @@ PROCESSES = {
 # manifests and metrics checks are per service).
 EDGE = ("gateway.edge", "CADENZA_EDGE_", 8443, 9901)
 BACKENDS = ("retrieval", "recommend", "generate")
-# The gateway's key and quota settings; the edge takes the same ones.
-_ACCESS_SETTINGS = ("CADENZA_GATEWAY_API_KEYS", "CADENZA_GATEWAY_API_KEYS_FILE",
-                    "CADENZA_GATEWAY_QUOTA_CALLS_PER_S", "CADENZA_GATEWAY_QUOTA_BURST")
+# The first admin key the gateway makes, for the CLI and tools on this machine.
+ADMIN_KEY = "admin.key"
 
 
 def free_port() -> int:
@@ -143,13 +142,18 @@ class Endpoints:
 class Mesh:
     """The five processes, started in dependency order and stopped with SIGTERM.
 
-    With tls the edge serves TLS with a development CA made in run_dir/tls.
+    With tls the edge serves TLS with a development CA made in run_dir/tls. With keys
+    every call needs an API key (the gateway's store; the first admin key is written to
+    run_dir/admin.key) and the edge asks the gateway about each call (ext_authz);
+    without, the mesh is open and every call is the anonymous tenant's.
     """
 
     def __init__(self, run_dir: pathlib.Path, endpoints: Endpoints,
                  env: dict[str, str] | None = None,
-                 data_dir: pathlib.Path | None = None, tls: bool = False) -> None:
+                 data_dir: pathlib.Path | None = None, tls: bool = False,
+                 keys: bool = False) -> None:
         self.run_dir = run_dir
+        self.keys = keys
         self.data_dir = data_dir or run_dir / "data"
         self.endpoints = endpoints
         self.extra_env = env or {}
@@ -182,15 +186,21 @@ class Mesh:
         # service, as each has its own container in production.
         env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba" / name))
         env.update(self.endpoints.peer_env())
+        if name == "gateway":
+            env.update({"CADENZA_GATEWAY_REQUIRE_KEYS": "1" if self.keys else "0",
+                        "CADENZA_GATEWAY_STORE_PATH": str(self.data_dir / "gateway" /
+                                                          "gateway.db"),
+                        "CADENZA_GATEWAY_BOOTSTRAP_KEY_FILE": str(self.run_dir / ADMIN_KEY)})
+        if name == "edge":
+            env["CADENZA_EDGE_AUTHZ"] = "1" if self.keys else "0"
         env.update(self.extra_env)
-        if name == "edge" and env.get("CADENZA_EDGE_AUTHZ", "") in ("", "0"):
-            # Keys and quotas are checked by Envoy itself (measured cheaper than asking
-            # the gateway; one edge here, so its buckets are the only ones), unless
-            # CADENZA_EDGE_AUTHZ=1 asks for the gateway's ext_authz.
-            for key in _ACCESS_SETTINGS:
-                if key in env:
-                    env.setdefault(key.replace("_GATEWAY_", "_EDGE_"), env[key])
         return env
+
+    @property
+    def admin_key(self) -> str:
+        """The first admin key the gateway made ("" before it has, or without keys)."""
+        path = self.run_dir / ADMIN_KEY
+        return path.read_text().strip() if path.exists() else ""
 
     def start_process(self, name: str) -> subprocess.Popen[bytes]:
         """Starts one process, logging to the run directory."""
@@ -299,7 +309,7 @@ def up(run_dir: pathlib.Path) -> int:
         return build_catalog_if_empty(current.address("gateway"))
     if current:
         down(run_dir)  # a partly dead mesh: start clean
-    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data", tls=True)
+    mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data", tls=True, keys=True)
     try:
         mesh.start()
     except (RuntimeError, TimeoutError) as error:
@@ -315,8 +325,13 @@ def up(run_dir: pathlib.Path) -> int:
         print(f"  {name:<17} 127.0.0.1:{ep.grpc_ports[name]}   "
               f"metrics http://127.0.0.1:{ep.metrics_ports[name]}/metrics")
     print(f"  logs              {run_dir}/*.log")
+    if mesh.admin_key:
+        # Shown once: the store keeps only its hash. The CLI reads the file by itself.
+        print(f"  first admin key   {mesh.admin_key}   (shown once; kept in "
+              f"{run_dir / ADMIN_KEY}, mode 0600)")
     print("Try: .venv/bin/cadenza health")
-    print(f"     curl --cacert {mesh.ca_file} https://{ep.public}/v1/models")
+    print(f"     curl --cacert {mesh.ca_file} -H 'authorization: Bearer '$(cat "
+          f"{run_dir / ADMIN_KEY}) https://{ep.public}/v1/models")
     return build_catalog_if_empty(mesh.endpoints.address("gateway"))
 
 

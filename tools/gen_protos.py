@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import shutil
 import sys
+import tempfile
 
 from grpc_tools import protoc
 
@@ -42,10 +44,18 @@ def generate(out: pathlib.Path) -> None:
 
 
 def _google_include() -> list[str]:
-    """googleapis-common-protos ships google/api/*.proto beside its modules."""
+    """googleapis-common-protos ships google/api/*.proto beside its modules, and the
+    long-running operations proto as operations_proto.proto, though its module registers
+    it as google/longrunning/operations.proto: an alias under that name keeps the two
+    agreeing (protos import the registered name)."""
     import google.api.annotations_pb2 as annotations
 
-    return [f"-I{pathlib.Path(annotations.__file__).parents[2]}"]
+    site = pathlib.Path(annotations.__file__).parents[2]
+    alias = pathlib.Path(tempfile.mkdtemp(prefix="cadenza-protos-"))
+    (alias / "google" / "longrunning").mkdir(parents=True)
+    shutil.copy(site / "google" / "longrunning" / "operations_proto.proto",
+                alias / "google" / "longrunning" / "operations.proto")
+    return [f"-I{alias}", f"-I{site}"]
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ set -euo pipefail
 # fluidsynth renders the demo catalog; TimGM6mb is a small General MIDI soundfont.
 # prometheus (with promtool) backs the metrics, dashboard and alert-rule tests;
 # prometheus-alertmanager (with amtool) the routing and inhibition tests.
-packages=(fluidsynth timgm6mb-soundfont prometheus prometheus-alertmanager)
+# redis-server and postgresql back the gateway's shared quota counters (REDIS_URL) and
+# its store (DATABASE_URL); the tests start their own servers on loopback.
+packages=(fluidsynth timgm6mb-soundfont prometheus prometheus-alertmanager redis-server
+          postgresql)
 # --training: FluidR3 GM (148 MB, MIT) renders the neural synthesiser's training and
 # evaluation audio (make audio-model, make eval-audio); serving never needs it.
 if [ "${1:-}" = "--training" ]; then

@@ -15,6 +15,14 @@ DEFAULT_TARGET = "127.0.0.1:8443"
 GATEWAY_TARGET = "127.0.0.1:50051"
 # `make up` writes its development CA here; the CLI trusts it when no CA is named.
 DEV_CA = pathlib.Path(__file__).resolve().parents[2] / ".run" / "tls" / "ca.pem"
+# ... and the first admin key, which the CLI sends when no key is named.
+DEV_KEY = pathlib.Path(__file__).resolve().parents[2] / ".run" / "admin.key"
+
+
+def _default_key() -> str:
+    if "CADENZA_API_KEY" in os.environ:
+        return os.environ["CADENZA_API_KEY"]
+    return DEV_KEY.read_text().strip() if DEV_KEY.exists() else ""
 
 
 def _default_ca() -> str:
@@ -27,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds --target, --api-key and --timeout, shared by every command."""
     parser.add_argument("--target", default=os.environ.get("CADENZA_TARGET", DEFAULT_TARGET),
                         help="gateway address (env CADENZA_TARGET; default %(default)s)")
-    parser.add_argument("--api-key", default=os.environ.get("CADENZA_API_KEY", ""),
-                        help="API key, when the gateway requires one (env CADENZA_API_KEY)")
+    parser.add_argument("--api-key", default=_default_key(),
+                        help="API key (env CADENZA_API_KEY; default: the admin key `make up` "
+                             "made, if present)")
     parser.add_argument("--ca-file", default=_default_ca(),
                         help="CA certificate (PEM) to trust for TLS (env CADENZA_CA_FILE; "
                              "default: make up's development CA if present, else the "

@@ -1,4 +1,4 @@
-"""`cadenza generate -o out.mid|.wav|.flac` and `cadenza models`: new music from our models."""
+"""`cadenza generate -o out.mid|.wav|.flac`: new music from our models."""
 
 from __future__ import annotations
 
@@ -57,10 +57,6 @@ def register(subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
     gen.add_argument("--seed", type=int)
     gen.add_argument("--model", default="", help="default: the service's default model")
     gen.set_defaults(func=run_generate)
-
-    models = subparsers.add_parser("models", parents=[common],
-                                   help="the generation models, their status and metrics")
-    models.set_defaults(func=run_models)
 
 
 def generate_request(args: argparse.Namespace) -> pb.GenerateRequest:
@@ -154,40 +150,3 @@ def _print_result(args: argparse.Namespace, result: pb.GenerationResult, events:
           f"notes{source}")
     size = f"{written_bytes} bytes" if written_bytes < 10240 else f"{written_bytes // 1024} KiB"
     print(f"wrote {args.output} ({size})")
-
-
-def run_models(args: argparse.Namespace, conn: Connection) -> int:
-    """Lists the generation models with their status and card."""
-    stub = generate_pb2_grpc.GenerateServiceStub(conn.channel)
-    try:
-        reply = stub.ListModels(pb.ListModelsRequest(), metadata=conn.metadata,
-                                timeout=conn.timeout_s)
-    except grpc.RpcError as error:
-        print(f"{error.code().name}: {error.details()}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
-        return 0
-    rows = [("NAME", "MODALITY", "VERSION", "BACKEND", "STATUS", "PARAMS", "METRICS")]
-    for info in reply.models:
-        card = info.card
-        default = card.name in (reply.default_model, reply.default_text_model)
-        name = card.name + (" *" if default else "")
-        modality = pb.Modality.Name(info.modality).removeprefix("MODALITY_").lower()
-        metrics = ", ".join(f"{key}={value:.4g}" for key, value in sorted(card.metrics.items()))
-        rows.append((name, modality, card.version, info.backend, info.status,
-                     _count(card.parameters), metrics))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
-        print("  ".join(cells) + "  " + row[-1])
-    if reply.default_model:
-        print("* default model of its modality")
-    return 0
-
-
-def _count(parameters: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if parameters >= size:
-            return f"{parameters / size:.1f}{unit}"
-    return str(parameters)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from cadenza.cli import (
+    admin,
     audio,
     catalog,
     connection,
@@ -13,9 +14,11 @@ from cadenza.cli import (
     generate,
     health,
     image,
+    operations,
     recs,
     search,
     text,
+    usage,
 )
 
 
@@ -25,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_arguments(common)
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (health, catalog, search, events, recs, generate, text, audio, image):
+    for module in (health, catalog, search, events, recs, generate, text, audio, image,
+                   admin, usage, operations):
         module.register(subparsers, common)
     return parser
 

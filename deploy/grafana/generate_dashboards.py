@@ -297,12 +297,10 @@ def edge() -> dict[str, Any]:
         panel("Refused at the edge", [
             refused("envoy_http_ext_authz_denied", public, "denied by the gateway (ext_authz)"),
             refused("envoy_http_ext_authz_error", public, "gateway check failed (503)"),
-            refused("envoy_http_api_key_auth_unauthorized", public, "no valid key (in Envoy)"),
-            refused("envoy_http_local_rate_limit_rate_limited",
-                    f'{sel},envoy_local_http_ratelimit_prefix="quota"', "over quota (in Envoy)"),
         ], "reqps",
-              "Keys and quotas are checked by the gateway (ext_authz: Kubernetes) or inside "
-              "Envoy (make up): the other mode's series are absent."),
+              "Keys, scopes and quotas are checked by the gateway (ext_authz) on every "
+              "public call: denials are bad keys and calls over quota, errors mean the "
+              "gateway did not answer."),
     ], template("instance", 'label_values(up{job="cadenza-edge"}, instance)', ".+"))
 
 

@@ -9,25 +9,30 @@ cannot drift apart.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import pathlib
 from typing import Any
 
+from google.longrunning import operations_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from cadenza.gateway.v1 import gateway_pb2
 from cadenza.kit.channels import is_idempotent
-from gateway.access import UNAUTHENTICATED_MESSAGE, load_keys, quota_failure
+from cadenza.kit.usage import MODEL_KEY, UNITS_KEY
 from gateway.edge.settings import EdgeSettings
 from gateway.routes import Backend, backends
-from gateway.settings import GatewaySettings
 
 CONTROL = "gateway"  # the cluster of the gateway (control plane and GatewayService)
-PRINCIPAL_HEADER = "x-cadenza-principal"
+# Set by ext_authz on admitted calls, for the access log; stripped from callers' requests.
+TENANT_HEADER = "x-cadenza-tenant"
+KEY_HEADER = "x-cadenza-key"
+CALL_ID_HEADER = "x-cadenza-call-id"
 _HEALTH = "grpc.health.v1.Health"
 _REFLECTION = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")
-_GATEWAY = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"]
+# The gateway's own services: it authenticates their callers itself.
+_GATEWAY_SERVICES = (gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+                     gateway_pb2.DESCRIPTOR.services_by_name["AdminService"],
+                     operations_pb2.DESCRIPTOR.services_by_name["Operations"])
 # gRPC statuses Envoy may retry for idempotent calls: the backend said it could not
 # serve, or the stream was reset before an answer. Non-idempotent calls are retried only
 # when the request never left Envoy (no connection, or a refused stream).
@@ -135,8 +140,7 @@ def _method_route(service: ServiceDescriptor, method: MethodDescriptor, cluster:
     }
 
 
-_ACCESS_FILTERS = ("envoy.filters.http.ext_authz", "envoy.filters.http.api_key_auth",
-                   "envoy.filters.http.local_ratelimit")
+_ACCESS_FILTERS = ("envoy.filters.http.ext_authz",)
 
 
 def _open(route: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +159,8 @@ def _routes(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[dict[st
     # Unknown methods of a known service still reach it (it answers UNIMPLEMENTED).
     routes += [{"match": {"prefix": f"/{b.service.full_name}/"},
                 "route": {"cluster": b.name, "timeout": "0s"}} for b in public]
-    routes += [_open(_method_route(_GATEWAY, m, CONTROL, settings)) for m in _GATEWAY.methods]
+    routes += [_open(_method_route(service, m, CONTROL, settings))
+               for service in _GATEWAY_SERVICES for m in service.methods]
     for service in (_HEALTH, *_REFLECTION):
         routes.append(_open({"match": {"prefix": f"/{service}/"},
                              "route": {"cluster": CONTROL, "timeout": "0s"}}))
@@ -172,7 +177,8 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
             _TYPE: "type.googleapis.com/envoy.extensions.filters.http."
                    "grpc_json_transcoder.v3.GrpcJsonTranscoder",
             "proto_descriptor": settings.descriptor_set,
-            "services": [b.service.full_name for b in public] + [_GATEWAY.full_name],
+            "services": [b.service.full_name for b in public]
+            + [service.full_name for service in _GATEWAY_SERVICES],
             "print_options": {"preserve_proto_field_names": True,
                               "always_print_primitive_fields": False},
             # Errors come back as a JSON google.rpc.Status: code, message, details.
@@ -183,7 +189,6 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
             "max_response_body_size": settings.max_message_bytes,
         }},
     ]
-    filters += _envoy_access(settings)
     if settings.authz:
         filters.append({"name": "envoy.filters.http.ext_authz", "typed_config": {
             _TYPE: "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
@@ -199,63 +204,6 @@ def _http_filters(settings: EdgeSettings, public: tuple[Backend, ...]) -> list[d
     return filters
 
 
-def _keys(settings: EdgeSettings) -> dict[str, str]:
-    """API key -> principal, parsed and checked as the gateway does."""
-    return load_keys(GatewaySettings(api_keys=settings.api_keys,
-                                     api_keys_file=settings.api_keys_file))
-
-
-def _envoy_access(settings: EdgeSettings) -> list[dict[str, Any]]:
-    """Keys and quotas checked inside Envoy (when the gateway is not asked)."""
-    if settings.authz:
-        return []
-    filters: list[dict[str, Any]] = []
-    keys = _keys(settings)
-    if keys:
-        filters.append({"name": "envoy.filters.http.api_key_auth", "typed_config": {
-            _TYPE: "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3."
-                   "ApiKeyAuth",
-            "credentials": [{"key": key, "client": name} for key, name in keys.items()],
-            "key_sources": [{"header": "authorization"}],
-            # The principal travels on (for the access log); the key stays at the edge.
-            "forwarding": {"header": PRINCIPAL_HEADER, "hide_credentials": True},
-        }})
-    if settings.quota_calls_per_s > 0:
-        rate = settings.quota_calls_per_s
-        # Envoy's token bucket refills whole tokens per interval (50 ms at least): pick
-        # the interval that makes `rate` per second.
-        interval_ms = max(50, round(1000 / rate))
-        bucket = {"max_tokens": settings.quota_burst,
-                  "tokens_per_fill": max(1, round(rate * interval_ms / 1000)),
-                  "fill_interval": f"{interval_ms / 1000:g}s"}
-        filters.append({"name": "envoy.filters.http.local_ratelimit", "typed_config": {
-            _TYPE: "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3."
-                   "LocalRateLimit",
-            "stat_prefix": "quota",
-            "token_bucket": bucket,
-            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
-            "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
-            # One bucket per principal, made on first use (an empty value matches any).
-            "rate_limits": [{"actions": [{"request_headers": {
-                "header_name": PRINCIPAL_HEADER, "descriptor_key": "principal"}}]}]
-            if keys else [],
-            "descriptors": [{"entries": [{"key": "principal"}], "token_bucket": bucket}]
-            if keys else [],
-            "max_dynamic_descriptors": 10_000,
-            "rate_limited_as_resource_exhausted": True,
-            "response_headers_to_add": [{"header": {
-                "key": "grpc-status-details-bin",
-                "value": _quota_details(rate)}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
-        }})
-    return filters
-
-
-def _quota_details(rate: float) -> str:
-    """A google.rpc.Status with a QuotaFailure, base64 (a -bin header's wire form)."""
-    status = quota_failure("api_key", rate, f"quota exceeded: {rate:g} calls/s")
-    return base64.b64encode(status.SerializeToString()).decode()
-
-
 def _local_replies(settings: EdgeSettings) -> list[dict[str, Any]]:
     """Messages for Envoy's own refusals that say what to fix, as the gateway's do."""
     mappers: list[dict[str, Any]] = [{
@@ -263,20 +211,6 @@ def _local_replies(settings: EdgeSettings) -> list[dict[str, Any]]:
         "body_format_override": {"text_format_source": {"inline_string":
             "%UPSTREAM_CLUSTER% backend is unavailable: %LOCAL_REPLY_BODY%"}},
     }]
-    if not settings.authz and settings.quota_calls_per_s > 0:
-        who = f"%REQ({PRINCIPAL_HEADER})%" if _keys(settings) else "anonymous"
-        mappers.append({
-            "filter": {"status_code_filter": {"comparison": {
-                "op": "EQ", "value": {"default_value": 429, "runtime_key": "edge.429"}}}},
-            "body_format_override": {"text_format_source": {"inline_string":
-                f"quota exceeded for key '{who}': "
-                f"{settings.quota_calls_per_s:g} calls/s"}}})
-    if not settings.authz and (settings.api_keys or settings.api_keys_file):
-        mappers.append({
-            "filter": {"status_code_filter": {"comparison": {
-                "op": "EQ", "value": {"default_value": 401, "runtime_key": "edge.401"}}}},
-            "body_format_override": {"text_format_source": {
-                "inline_string": UNAUTHENTICATED_MESSAGE}}})
     return mappers
 
 
@@ -293,10 +227,12 @@ def _access_log(settings: EdgeSettings) -> list[dict[str, Any]]:
             "buffer_flush_interval": _duration(settings.metering_flush_s),
             "buffer_size_bytes": 65536,
         },
-        "additional_request_headers_to_log": [PRINCIPAL_HEADER],
-        # grpc-status is a trailer, or a header in a trailers-only reply (errors).
+        # The call id, tenant and key ext_authz attached settle the call's usage record.
+        "additional_request_headers_to_log": [CALL_ID_HEADER, TENANT_HEADER, KEY_HEADER],
+        # grpc-status is a trailer, or a header in a trailers-only reply (errors); the
+        # backend reports the model and units it metered in trailers.
         "additional_response_headers_to_log": ["grpc-status"],
-        "additional_response_trailers_to_log": ["grpc-status"],
+        "additional_response_trailers_to_log": ["grpc-status", MODEL_KEY, UNITS_KEY],
     }}]
 
 
@@ -310,7 +246,8 @@ def _cors(settings: EdgeSettings) -> dict[str, Any]:
         "allow_methods": "GET, POST, PUT, DELETE, OPTIONS",
         "allow_headers": "authorization, content-type, x-grpc-web, x-user-agent, "
                          "grpc-timeout, x-request-id",
-        "expose_headers": "grpc-status, grpc-message, grpc-status-details-bin, x-request-id",
+        "expose_headers": "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, "
+                          "x-cadenza-call-id, retry-after",
         "max_age": "86400",
     }}
 

@@ -35,16 +35,10 @@ class EdgeSettings(BaseSettings):
     upstream_ca_file: str = ""
     upstream_cert_file: str = ""
     upstream_key_file: str = ""
-    # Ask the gateway about every public call (ext_authz): API keys, and quotas shared
-    # by every edge replica. Costs a round trip to Python per call.
+    # Ask the gateway about every public call (ext_authz): API keys, scopes, quotas
+    # shared by every replica, and the call's usage reservation. Costs a round trip to
+    # the gateway per call; off only for an open mesh (no keys, local development).
     authz: bool = False
-    # Or let Envoy check keys and quotas itself (no round trip): keys as the gateway
-    # takes them ("name=key,..." or a file of name=key lines), and a token bucket per
-    # key. The buckets are per Envoy process, so N replicas allow N times the rate.
-    api_keys: str = ""
-    api_keys_file: str = ""
-    quota_calls_per_s: float = Field(default=0.0, ge=0)
-    quota_burst: int = Field(default=100, gt=0)
     # Stream an access-log entry of every call to the gateway (usage metering).
     metering: bool = True
     # How often Envoy flushes buffered access-log entries to the gateway.

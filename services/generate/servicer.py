@@ -11,6 +11,7 @@ import grpc.aio
 from cadenza.generate.v1 import generate_pb2 as pb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.kit.errors import InvalidArgument
+from cadenza.kit.usage import report_usage
 from cadenza.kit.validate import check_enum, check_id
 from services.generate import audio_convert, image_convert, text_convert
 from services.generate.audio.room import AudioRoom
@@ -116,7 +117,12 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         composition = to_composition(request)
         spq = self.registry.get(composition.model, "music").spec.steps_per_quarter
         async for item in self.composer.compose(composition):
-            yield to_result(item) if isinstance(item, Piece) else to_event(item, spq)
+            if isinstance(item, Piece):
+                result = to_result(item)
+                report_usage(context, result.result.model, result.result.duration_s)
+                yield result
+            else:
+                yield to_event(item, spq)
 
     async def GenerateText(
         self, request: pb.GenerateTextRequest,
@@ -127,8 +133,12 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         model = self.registry.text(text_request.model)
         with self.slots.take(model.name, "text"):
             async for item in complete(model, text_request):
-                yield (text_convert.text_result_to_pb(item) if isinstance(item, Completion)
-                       else pb.GenerateTextResponse(delta=item))
+                if isinstance(item, Completion):
+                    result = text_convert.text_result_to_pb(item)
+                    report_usage(context, model.name, result.result.usage.completion_tokens)
+                    yield result
+                else:
+                    yield pb.GenerateTextResponse(delta=item)
 
     async def DescribeMusic(
         self, request: pb.DescribeMusicRequest,
@@ -168,7 +178,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         model = self.registry.audio(score.model)
         with self.slots.take(model.name, "render"):
             rendering = await self.audio.render_score(model, score)
-        return audio_convert.rendering_to_pb(rendering)
+        response = audio_convert.rendering_to_pb(rendering)
+        report_usage(context, response.model, response.duration_s)
+        return response
 
     async def TransferTimbre(
         self, request: pb.TransferTimbreRequest,
@@ -179,7 +191,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         model = self.registry.audio(transfer.model)
         with self.slots.take(model.name, "transfer"):
             result = await self.audio.transfer(model, transfer)
-        return audio_convert.transfer_to_pb(result)
+        response = audio_convert.transfer_to_pb(result)
+        report_usage(context, response.model, response.duration_s)
+        return response
 
     async def GenerateCover(
         self, request: pb.GenerateCoverRequest,
@@ -192,7 +206,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                  else None)
         with self.slots.take(model.name if model else "cover", "cover"):
             result = await self.image.cover(model, cover)
-        return image_convert.cover_to_pb(result)
+        response = image_convert.cover_to_pb(result)
+        report_usage(context, response.model or "cover", 1)
+        return response
 
     async def GenerateImage(
         self, request: pb.GenerateImageRequest,
@@ -203,7 +219,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         model = self.registry.image(image_request.model)
         with self.slots.take(model.name, "image"):
             images = await self.image.images(model, image_request)
-        return image_convert.images_to_pb(images)
+        response = image_convert.images_to_pb(images)
+        report_usage(context, response.model, len(response.images))
+        return response
 
     async def ListModels(
         self, request: pb.ListModelsRequest,

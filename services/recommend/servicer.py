@@ -7,6 +7,7 @@ from typing import Any, TypeAlias
 
 import grpc.aio
 
+from cadenza.kit.usage import report_usage
 from cadenza.kit.validate import check_id
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
@@ -17,6 +18,9 @@ from services.recommend.training import Trainer
 
 # A string: grpc.aio.ServicerContext is generic only in its type stubs.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+# The name the recommender is metered and listed under (its algorithms are one model).
+RECOMMENDER = "cadenza-recommender"
 
 
 class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
@@ -48,7 +52,9 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         """A personalised list for the user."""
         query = convert.recommend_query_from_pb(request)
         result = await self.recommender.recommend(query)
-        return convert.recommend_response_to_pb(result)
+        response = convert.recommend_response_to_pb(result)
+        report_usage(context, RECOMMENDER, len(response.items))
+        return response
 
     async def SimilarTracks(self, request: pb.SimilarTracksRequest,
                             context: Context) -> pb.SimilarTracksResponse:
@@ -56,6 +62,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         track_id = check_id("track_id", request.track_id)
         limit = convert.limit_from_pb(request)
         items = await self.recommender.similar_tracks(track_id, limit)
+        report_usage(context, RECOMMENDER, len(items))
         return pb.SimilarTracksResponse(items=[convert.item_to_pb(i) for i in items])
 
     async def SimilarUsers(self, request: pb.SimilarUsersRequest,
@@ -64,6 +71,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         user_id = check_id("user_id", request.user_id)
         limit = convert.limit_from_pb(request)
         users = await self.recommender.similar_users(user_id, limit)
+        report_usage(context, RECOMMENDER, len(users))
         return pb.SimilarUsersResponse(users=[pb.SimilarUser(user_id=u, similarity=s)
                                               for u, s in users])
 

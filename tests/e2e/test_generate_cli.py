@@ -1,4 +1,5 @@
-"""`cadenza generate` and `cadenza models` through the gateway, against the whole mesh."""
+"""`cadenza generate` and `cadenza models` (the platform's catalogue) through the gateway,
+against the whole mesh."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ def test_models_lists_the_served_model_as_ready(mesh: Mesh) -> None:
     shown = cli(mesh, "models")
     assert shown.returncode == 0, shown.stderr
     line = next(line for line in shown.stdout.splitlines() if "cadenza-poly" in line)
-    assert "ready" in line and "onnxruntime" in line
+    assert "ready" in line.lower() and "music" in line and "seconds" in line
+    # Every service's models are in the one list.
+    assert "cadenza-recommender" in shown.stdout and "all-minilm-l6-v2" in shown.stdout
 
 
 def test_generate_writes_midi_and_audio(mesh: Mesh, tmp_path: pathlib.Path) -> None:

@@ -120,8 +120,11 @@ async def _backend(name: str, add: object) -> RunningServer:
 
 
 async def start(path: str, run_dir: pathlib.Path, edge_settings: dict[str, object] | None = None,
-                **overrides: object) -> Mesh:
-    """Backends, the gateway and (for path "envoy") the edge, on free ports."""
+                keys: bool = False, **overrides: object) -> Mesh:
+    """Backends, the gateway and (for path "envoy") the edge, on free ports.
+
+    With keys, calls need an API key from the gateway's store (run_dir/gateway.db) and
+    the edge asks the gateway about each call (ext_authz)."""
     generator, retriever = CountingGenerate(), EchoRetrieval()
     retrieval = await _backend(RETRIEVAL, lambda s: retrieval_pb2_grpc.
                                add_RetrievalServiceServicer_to_server(retriever, s))
@@ -132,23 +135,19 @@ async def start(path: str, run_dir: pathlib.Path, edge_settings: dict[str, objec
         retrieval_address=f"127.0.0.1:{retrieval.port}",
         generate_address=f"127.0.0.1:{generate.port}",
         recommend_address=f"127.0.0.1:{free_port()}",  # nothing listens there
+        store_path=str(run_dir / "gateway.db"), require_keys=keys,
         **overrides)
-    access = Access(settings)
+    access = Access()
     app = await build_gateway(settings, access)
     gateway = await serve_in_process(app, interceptors=access.interceptors(),
                                      settings=settings)
     edge = None
-    if path.startswith("envoy"):
-        # "envoy" asks the gateway (ext_authz); "envoy-native" checks keys itself.
-        native = path == "envoy-native"
-        access_settings = {key: value for key, value in overrides.items()
-                           if key.startswith(("api_keys", "quota_"))} if native else {}
+    if path == "envoy":
         edge = Edge(run_dir, gateway_address=f"127.0.0.1:{gateway.port}",
                     retrieval_address=settings.retrieval_address,
                     generate_address=settings.generate_address,
                     recommend_address=settings.recommend_address,
-                    authz=access.active and not native, **access_settings,
-                    **(edge_settings or {}))
+                    authz=keys, **(edge_settings or {}))
         # The gateway serves on this event loop: wait from a thread.
         ca = None
         if edge_settings and "tls_cert_file" in edge_settings:

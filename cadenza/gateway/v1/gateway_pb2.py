@@ -23,9 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cadenza/gateway/v1/gateway.proto\x12\x12\x63\x61\x64\x65nza.gateway.v1\x1a\x1cgoogle/api/annotations.proto\"\x12\n\x10\x43heckMeshRequest\"\x9c\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x18\n\x10\x63heck_latency_ms\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\x11\x43heckMeshResponse\x12\x32\n\x07gateway\x18\x01 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x33\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32!.cadenza.gateway.v1.BackendStatus\"\x11\n\x0fGetUsageRequest\"i\n\x0bMethodUsage\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x03 \x01(\x03\x12\x15\n\rrequest_bytes\x18\x04 \x01(\x03\x12\x16\n\x0eresponse_bytes\x18\x05 \x01(\x03\"W\n\x10GetUsageResponse\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x30\n\x07methods\x18\x02 \x03(\x0b\x32\x1f.cadenza.gateway.v1.MethodUsage*\x8b\x01\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1e\n\x1aSERVING_STATUS_UNREACHABLE\x10\x03\x32\xf2\x01\n\x0eGatewayService\x12s\n\tCheckMesh\x12$.cadenza.gateway.v1.CheckMeshRequest\x1a%.cadenza.gateway.v1.CheckMeshResponse\"\x19\x90\x02\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/mesh:check\x12k\n\x08GetUsage\x12#.cadenza.gateway.v1.GetUsageRequest\x1a$.cadenza.gateway.v1.GetUsageResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n cadenza/gateway/v1/gateway.proto\x12\x12\x63\x61\x64\x65nza.gateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a#google/longrunning/operations.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10\x43heckMeshRequest\"\x9c\x01\n\rBackendStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x18\n\x10\x63heck_latency_ms\x18\x05 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"|\n\x11\x43heckMeshResponse\x12\x32\n\x07gateway\x18\x01 \x01(\x0e\x32!.cadenza.gateway.v1.ServingStatus\x12\x33\n\x08\x62\x61\x63kends\x18\x02 \x03(\x0b\x32!.cadenza.gateway.v1.BackendStatus\"\xb1\x01\n\x0fGetUsageRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x08group_by\x18\x04 \x03(\x0e\x32\x1e.cadenza.gateway.v1.UsageGroup\"\xc3\x01\n\x08UsageRow\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x06 \x01(\x03\x12\r\n\x05units\x18\x07 \x01(\x01\x12\x0c\n\x04unit\x18\x08 \x01(\t\x12\x15\n\rrequest_bytes\x18\t \x01(\x03\x12\x16\n\x0eresponse_bytes\x18\n \x01(\x03\x12\x12\n\nlatency_ms\x18\x0b \x01(\x01\"N\n\x10GetUsageResponse\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12*\n\x04rows\x18\x02 \x03(\x0b\x32\x1c.cadenza.gateway.v1.UsageRow\"%\n\x11ListModelsRequest\x12\x10\n\x08modality\x18\x01 \x01(\t\"J\n\x05Quota\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1b\n\x13requests_per_minute\x18\x02 \x01(\x03\x12\x15\n\runits_per_day\x18\x03 \x01(\x01\"\xdd\x01\n\x0c\x43\x61talogModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08modality\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x0f\n\x07methods\x18\x05 \x03(\t\x12\x0c\n\x04unit\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x0f\n\x07licence\x18\x08 \x01(\t\x12\x0c\n\x04\x63\x61rd\x18\t \x01(\t\x12(\n\x05quota\x18\n \x01(\x0b\x32\x19.cadenza.gateway.v1.Quota\x12\x13\n\x0bunits_today\x18\x0b \x01(\x01\"F\n\x12ListModelsResponse\x12\x30\n\x06models\x18\x01 \x03(\x0b\x32 .cadenza.gateway.v1.CatalogModel\"v\n\x15StartOperationRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12%\n\x07request\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12&\n\x08requests\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x84\x02\n\x11OperationMetadata\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08messages\x18\x05 \x01(\x03\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x18\n\x10\x63\x61ncel_requested\x18\x07 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06quotas\x18\x04 \x03(\x0b\x32\x19.cadenza.gateway.v1.Quota\"d\n\x13\x43reateTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12)\n\x06quotas\x18\x03 \x03(\x0b\x32\x19.cadenza.gateway.v1.Quota\"B\n\x14\x43reateTenantResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.cadenza.gateway.v1.Tenant\"\x14\n\x12ListTenantsRequest\"B\n\x13ListTenantsResponse\x12+\n\x07tenants\x18\x01 \x03(\x0b\x32\x1a.cadenza.gateway.v1.Tenant\"M\n\x10SetQuotasRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12)\n\x06quotas\x18\x02 \x03(\x0b\x32\x19.cadenza.gateway.v1.Quota\"?\n\x11SetQuotasResponse\x12*\n\x06tenant\x18\x01 \x01(\x0b\x32\x1a.cadenza.gateway.v1.Tenant\"\x8d\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brotate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"\\\n\x10\x43reateKeyRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"L\n\x11\x43reateKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.cadenza.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\";\n\x0fListKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x18\n\x10include_inactive\x18\x02 \x01(\x08\"<\n\x10ListKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.cadenza.gateway.v1.ApiKey\"9\n\x10RotateKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x15\n\rgrace_seconds\x18\x02 \x01(\x03\"L\n\x11RotateKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.cadenza.gateway.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\"\n\x10RevokeKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"<\n\x11RevokeKeyResponse\x12\'\n\x03key\x18\x01 \x01(\x0b\x32\x1a.cadenza.gateway.v1.ApiKey*\x8b\x01\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x12\x1e\n\x1aSERVING_STATUS_UNREACHABLE\x10\x03*\x98\x01\n\nUsageGroup\x12\x1b\n\x17USAGE_GROUP_UNSPECIFIED\x10\x00\x12\x15\n\x11USAGE_GROUP_MODEL\x10\x01\x12\x13\n\x0fUSAGE_GROUP_DAY\x10\x02\x12\x16\n\x12USAGE_GROUP_METHOD\x10\x03\x12\x13\n\x0fUSAGE_GROUP_KEY\x10\x04\x12\x14\n\x10USAGE_GROUP_CODE\x10\x05\x32\xe3\x03\n\x0eGatewayService\x12s\n\tCheckMesh\x12$.cadenza.gateway.v1.CheckMeshRequest\x1a%.cadenza.gateway.v1.CheckMeshResponse\"\x19\x90\x02\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/mesh:check\x12k\n\x08GetUsage\x12#.cadenza.gateway.v1.GetUsageRequest\x1a$.cadenza.gateway.v1.GetUsageResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/usage\x12r\n\nListModels\x12%.cadenza.gateway.v1.ListModelsRequest\x1a&.cadenza.gateway.v1.ListModelsResponse\"\x15\x90\x02\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12{\n\x0eStartOperation\x12).cadenza.gateway.v1.StartOperationRequest\x1a\x1d.google.longrunning.Operation\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/operations:start:\x01*2\x89\x07\n\x0c\x41\x64minService\x12y\n\x0c\x43reateTenant\x12\'.cadenza.gateway.v1.CreateTenantRequest\x1a(.cadenza.gateway.v1.CreateTenantResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/tenants:\x01*\x12v\n\x0bListTenants\x12&.cadenza.gateway.v1.ListTenantsRequest\x1a\'.cadenza.gateway.v1.ListTenantsResponse\"\x16\x90\x02\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/tenants\x12\x86\x01\n\tSetQuotas\x12$.cadenza.gateway.v1.SetQuotasRequest\x1a%.cadenza.gateway.v1.SetQuotasResponse\",\x90\x02\x02\x82\xd3\xe4\x93\x02#\"\x1e/v1/tenants/{tenant}:setQuotas:\x01*\x12~\n\tCreateKey\x12$.cadenza.gateway.v1.CreateKeyRequest\x1a%.cadenza.gateway.v1.CreateKeyResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/tenants/{tenant}/keys:\x01*\x12{\n\x08ListKeys\x12#.cadenza.gateway.v1.ListKeysRequest\x1a$.cadenza.gateway.v1.ListKeysResponse\"$\x90\x02\x01\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/tenants/{tenant}/keys\x12}\n\tRotateKey\x12$.cadenza.gateway.v1.RotateKeyRequest\x1a%.cadenza.gateway.v1.RotateKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/keys/{key_id}:rotate:\x01*\x12\x80\x01\n\tRevokeKey\x12$.cadenza.gateway.v1.RevokeKeyRequest\x1a%.cadenza.gateway.v1.RevokeKeyResponse\"&\x90\x02\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/keys/{key_id}:revoke:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,20 +39,86 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATEWAYSERVICE'].methods_by_name['CheckMesh']._serialized_options = b'\220\002\001\202\323\344\223\002\020\022\016/v1/mesh:check'
   _globals['_GATEWAYSERVICE'].methods_by_name['GetUsage']._loaded_options = None
   _globals['_GATEWAYSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\220\002\001\202\323\344\223\002\013\022\t/v1/usage'
-  _globals['_SERVINGSTATUS']._serialized_start=607
-  _globals['_SERVINGSTATUS']._serialized_end=746
-  _globals['_CHECKMESHREQUEST']._serialized_start=86
-  _globals['_CHECKMESHREQUEST']._serialized_end=104
-  _globals['_BACKENDSTATUS']._serialized_start=107
-  _globals['_BACKENDSTATUS']._serialized_end=263
-  _globals['_CHECKMESHRESPONSE']._serialized_start=265
-  _globals['_CHECKMESHRESPONSE']._serialized_end=389
-  _globals['_GETUSAGEREQUEST']._serialized_start=391
-  _globals['_GETUSAGEREQUEST']._serialized_end=408
-  _globals['_METHODUSAGE']._serialized_start=410
-  _globals['_METHODUSAGE']._serialized_end=515
-  _globals['_GETUSAGERESPONSE']._serialized_start=517
-  _globals['_GETUSAGERESPONSE']._serialized_end=604
-  _globals['_GATEWAYSERVICE']._serialized_start=749
-  _globals['_GATEWAYSERVICE']._serialized_end=991
+  _globals['_GATEWAYSERVICE'].methods_by_name['ListModels']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['ListModels']._serialized_options = b'\220\002\001\202\323\344\223\002\014\022\n/v1/models'
+  _globals['_GATEWAYSERVICE'].methods_by_name['StartOperation']._loaded_options = None
+  _globals['_GATEWAYSERVICE'].methods_by_name['StartOperation']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/operations:start:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['CreateTenant']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['CreateTenant']._serialized_options = b'\202\323\344\223\002\020\"\013/v1/tenants:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['ListTenants']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListTenants']._serialized_options = b'\220\002\001\202\323\344\223\002\r\022\013/v1/tenants'
+  _globals['_ADMINSERVICE'].methods_by_name['SetQuotas']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['SetQuotas']._serialized_options = b'\220\002\002\202\323\344\223\002#\"\036/v1/tenants/{tenant}:setQuotas:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['CreateKey']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['CreateKey']._serialized_options = b'\202\323\344\223\002\036\"\031/v1/tenants/{tenant}/keys:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['ListKeys']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListKeys']._serialized_options = b'\220\002\001\202\323\344\223\002\033\022\031/v1/tenants/{tenant}/keys'
+  _globals['_ADMINSERVICE'].methods_by_name['RotateKey']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RotateKey']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/keys/{key_id}:rotate:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['RevokeKey']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['RevokeKey']._serialized_options = b'\220\002\002\202\323\344\223\002\035\"\030/v1/keys/{key_id}:revoke:\001*'
+  _globals['_SERVINGSTATUS']._serialized_start=3086
+  _globals['_SERVINGSTATUS']._serialized_end=3225
+  _globals['_USAGEGROUP']._serialized_start=3228
+  _globals['_USAGEGROUP']._serialized_end=3380
+  _globals['_CHECKMESHREQUEST']._serialized_start=183
+  _globals['_CHECKMESHREQUEST']._serialized_end=201
+  _globals['_BACKENDSTATUS']._serialized_start=204
+  _globals['_BACKENDSTATUS']._serialized_end=360
+  _globals['_CHECKMESHRESPONSE']._serialized_start=362
+  _globals['_CHECKMESHRESPONSE']._serialized_end=486
+  _globals['_GETUSAGEREQUEST']._serialized_start=489
+  _globals['_GETUSAGEREQUEST']._serialized_end=666
+  _globals['_USAGEROW']._serialized_start=669
+  _globals['_USAGEROW']._serialized_end=864
+  _globals['_GETUSAGERESPONSE']._serialized_start=866
+  _globals['_GETUSAGERESPONSE']._serialized_end=944
+  _globals['_LISTMODELSREQUEST']._serialized_start=946
+  _globals['_LISTMODELSREQUEST']._serialized_end=983
+  _globals['_QUOTA']._serialized_start=985
+  _globals['_QUOTA']._serialized_end=1059
+  _globals['_CATALOGMODEL']._serialized_start=1062
+  _globals['_CATALOGMODEL']._serialized_end=1283
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1285
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1355
+  _globals['_STARTOPERATIONREQUEST']._serialized_start=1357
+  _globals['_STARTOPERATIONREQUEST']._serialized_end=1475
+  _globals['_OPERATIONMETADATA']._serialized_start=1478
+  _globals['_OPERATIONMETADATA']._serialized_end=1738
+  _globals['_TENANT']._serialized_start=1741
+  _globals['_TENANT']._serialized_end=1877
+  _globals['_CREATETENANTREQUEST']._serialized_start=1879
+  _globals['_CREATETENANTREQUEST']._serialized_end=1979
+  _globals['_CREATETENANTRESPONSE']._serialized_start=1981
+  _globals['_CREATETENANTRESPONSE']._serialized_end=2047
+  _globals['_LISTTENANTSREQUEST']._serialized_start=2049
+  _globals['_LISTTENANTSREQUEST']._serialized_end=2069
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=2071
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=2137
+  _globals['_SETQUOTASREQUEST']._serialized_start=2139
+  _globals['_SETQUOTASREQUEST']._serialized_end=2216
+  _globals['_SETQUOTASRESPONSE']._serialized_start=2218
+  _globals['_SETQUOTASRESPONSE']._serialized_end=2281
+  _globals['_APIKEY']._serialized_start=2284
+  _globals['_APIKEY']._serialized_end=2553
+  _globals['_CREATEKEYREQUEST']._serialized_start=2555
+  _globals['_CREATEKEYREQUEST']._serialized_end=2647
+  _globals['_CREATEKEYRESPONSE']._serialized_start=2649
+  _globals['_CREATEKEYRESPONSE']._serialized_end=2725
+  _globals['_LISTKEYSREQUEST']._serialized_start=2727
+  _globals['_LISTKEYSREQUEST']._serialized_end=2786
+  _globals['_LISTKEYSRESPONSE']._serialized_start=2788
+  _globals['_LISTKEYSRESPONSE']._serialized_end=2848
+  _globals['_ROTATEKEYREQUEST']._serialized_start=2850
+  _globals['_ROTATEKEYREQUEST']._serialized_end=2907
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=2909
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=2985
+  _globals['_REVOKEKEYREQUEST']._serialized_start=2987
+  _globals['_REVOKEKEYREQUEST']._serialized_end=3021
+  _globals['_REVOKEKEYRESPONSE']._serialized_start=3023
+  _globals['_REVOKEKEYRESPONSE']._serialized_end=3083
+  _globals['_GATEWAYSERVICE']._serialized_start=3383
+  _globals['_GATEWAYSERVICE']._serialized_end=3866
+  _globals['_ADMINSERVICE']._serialized_start=3869
+  _globals['_ADMINSERVICE']._serialized_end=4774
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from cadenza.gateway.v1 import gateway_pb2 as cadenza_dot_gateway_dot_v1_dot_gateway__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.80.0'
 GRPC_VERSION = grpc.__version__
@@ -44,6 +45,16 @@ class GatewayServiceStub(object):
                 request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/cadenza.gateway.v1.GatewayService/ListModels',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.StartOperation = channel.unary_unary(
+                '/cadenza.gateway.v1.GatewayService/StartOperation',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer(object):
@@ -57,7 +68,27 @@ class GatewayServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetUsage(self, request, context):
-        """Calls made with the caller's API key since the gateway started, per method and code.
+        """Usage from the gateway's store: one record per metered call, summed over
+        [start_time, end_time) and grouped as asked. A key sees its own tenant's usage; an
+        admin key may name any tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Every model the platform serves, from every service, with what it is metered in and
+        the caller's quota for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartOperation(self, request, context):
+        """Starts a public method as a long-running operation and returns at once. Follow it with
+        google.longrunning.Operations (GetOperation, WaitOperation, CancelOperation); its
+        metadata is an OperationMetadata, its response the method's response (for a server
+        stream, the last message). Needs the scope of the method it runs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +106,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.FromString,
                     response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'StartOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartOperation,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +172,398 @@ class GatewayService(object):
             '/cadenza.gateway.v1.GatewayService/GetUsage',
             cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
             cadenza_dot_gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.GatewayService/ListModels',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.GatewayService/StartOperation',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AdminServiceStub(object):
+    """Tenants and their API keys. Every method needs a key with the "admin" scope.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateTenant = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/CreateTenant',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantResponse.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/ListTenants',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.SetQuotas = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/SetQuotas',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasResponse.FromString,
+                _registered_method=True)
+        self.CreateKey = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/CreateKey',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/ListKeys',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RotateKey = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/RotateKey',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/cadenza.gateway.v1.AdminService/RevokeKey',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServiceServicer(object):
+    """Tenants and their API keys. Every method needs a key with the "admin" scope.
+    """
+
+    def CreateTenant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuotas(self, request, context):
+        """Replaces a tenant's quotas (all of them: quotas not listed are removed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateKey(self, request, context):
+        """A new key for a tenant. The secret is in this response only: it is stored hashed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKey(self, request, context):
+        """A new secret for the key, with the same id, scopes and expiry. The old secret stops
+        working at once on every gateway replica, unless grace_seconds keeps it valid a while.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """The key stops working at once on every gateway replica. Revoking twice is allowed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTenant,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantResponse.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'SetQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuotas,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasResponse.SerializeToString,
+            ),
+            'CreateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKey,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RotateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKey,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyResponse.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cadenza.gateway.v1.AdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cadenza.gateway.v1.AdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AdminService(object):
+    """Tenants and their API keys. Every method needs a key with the "admin" scope.
+    """
+
+    @staticmethod
+    def CreateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/CreateTenant',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/ListTenants',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/SetQuotas',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.SetQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/CreateKey',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.CreateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/ListKeys',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/RotateKey',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RotateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.AdminService/RevokeKey',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyRequest.SerializeToString,
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.RevokeKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,17 +4,28 @@ isort:skip_file
 The gateway is Cadenza's one public endpoint. It serves the public services of the
 backends (cadenza.retrieval.v1.RetrievalService, cadenza.recommend.v1.RecommendService,
 cadenza.generate.v1.GenerateService) by forwarding each call unchanged to its backend,
-and this service for questions about the mesh itself.
+and these services of its own: GatewayService (the mesh, usage, the model catalogue,
+starting long-running operations), AdminService (tenants and API keys) and
+google.longrunning.Operations (the operations StartOperation began).
 
-Callers send metadata "authorization: Bearer <api key>" when the gateway has API keys
-configured (UNAUTHENTICATED otherwise), and may send "x-request-id" to correlate logs
-across hops (one is made up when absent; every hop logs it). Deadlines set by the caller
-propagate to the backends; calls without one get the gateway's default deadline. RESOURCE_EXHAUSTED with a QuotaFailure
-detail means the caller's key is over its rate quota.
+Every call sends metadata "authorization: Bearer <api key>". A key belongs to a tenant
+and carries scopes: "search" (RetrievalService), "recommend" (RecommendService),
+"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage and
+operations). GatewayService and Operations need a valid key of any scope.
+UNAUTHENTICATED: no key, or one that is malformed, unknown, expired or revoked.
+PERMISSION_DENIED: a valid key without the scope the method needs.
+RESOURCE_EXHAUSTED: over a quota; the status carries a google.rpc.QuotaFailure (which
+quota) and a google.rpc.RetryInfo (when to retry); REST callers get 429 and Retry-After.
+
+Callers may send "x-request-id" to correlate logs across hops and to make metering
+idempotent (one usage record per request id); one is made up when absent and returned
+in the response headers. Deadlines set by the caller propagate to the backends; calls
+without one get the gateway's default deadline.
 """
 
 from cadenza.gateway.v1 import gateway_pb2 as _gateway_pb2
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -44,7 +55,20 @@ class GatewayServiceStub:
     CheckMesh: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.CheckMeshRequest, _gateway_pb2.CheckMeshResponse]
     """Health of every backend as the gateway sees it right now."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]
-    """Calls made with the caller's API key since the gateway started, per method and code."""
+    """Usage from the gateway's store: one record per metered call, summed over
+    [start_time, end_time) and grouped as asked. A key sees its own tenant's usage; an
+    admin key may name any tenant.
+    """
+    ListModels: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]
+    """Every model the platform serves, from every service, with what it is metered in and
+    the caller's quota for it.
+    """
+    StartOperation: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.StartOperationRequest, _operations_pb2.Operation]
+    """Starts a public method as a long-running operation and returns at once. Follow it with
+    google.longrunning.Operations (GetOperation, WaitOperation, CancelOperation); its
+    metadata is an OperationMetadata, its response the method's response (for a server
+    stream, the last message). Needs the scope of the method it runs.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -52,7 +76,20 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     CheckMesh: _aio.UnaryUnaryMultiCallable[_gateway_pb2.CheckMeshRequest, _gateway_pb2.CheckMeshResponse]  # type: ignore[assignment]
     """Health of every backend as the gateway sees it right now."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]  # type: ignore[assignment]
-    """Calls made with the caller's API key since the gateway started, per method and code."""
+    """Usage from the gateway's store: one record per metered call, summed over
+    [start_time, end_time) and grouped as asked. A key sees its own tenant's usage; an
+    admin key may name any tenant.
+    """
+    ListModels: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Every model the platform serves, from every service, with what it is metered in and
+    the caller's quota for it.
+    """
+    StartOperation: _aio.UnaryUnaryMultiCallable[_gateway_pb2.StartOperationRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Starts a public method as a long-running operation and returns at once. Follow it with
+    google.longrunning.Operations (GetOperation, WaitOperation, CancelOperation); its
+    metadata is an OperationMetadata, its response the method's response (for a server
+    stream, the last message). Needs the scope of the method it runs.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -69,6 +106,131 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateway_pb2.GetUsageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateway_pb2.GetUsageResponse, _abc.Awaitable[_gateway_pb2.GetUsageResponse]]:
-        """Calls made with the caller's API key since the gateway started, per method and code."""
+        """Usage from the gateway's store: one record per metered call, summed over
+        [start_time, end_time) and grouped as asked. A key sees its own tenant's usage; an
+        admin key may name any tenant.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _gateway_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListModelsResponse, _abc.Awaitable[_gateway_pb2.ListModelsResponse]]:
+        """Every model the platform serves, from every service, with what it is metered in and
+        the caller's quota for it.
+        """
+
+    @_abc_1.abstractmethod
+    def StartOperation(
+        self,
+        request: _gateway_pb2.StartOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Starts a public method as a long-running operation and returns at once. Follow it with
+        google.longrunning.Operations (GetOperation, WaitOperation, CancelOperation); its
+        metadata is an OperationMetadata, its response the method's response (for a server
+        stream, the last message). Needs the scope of the method it runs.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AdminServiceStub:
+    """Tenants and their API keys. Every method needs a key with the "admin" scope."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
+    CreateTenant: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.CreateTenantRequest, _gateway_pb2.CreateTenantResponse]
+    ListTenants: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListTenantsRequest, _gateway_pb2.ListTenantsResponse]
+    SetQuotas: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SetQuotasRequest, _gateway_pb2.SetQuotasResponse]
+    """Replaces a tenant's quotas (all of them: quotas not listed are removed)."""
+    CreateKey: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.CreateKeyRequest, _gateway_pb2.CreateKeyResponse]
+    """A new key for a tenant. The secret is in this response only: it is stored hashed."""
+    ListKeys: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListKeysRequest, _gateway_pb2.ListKeysResponse]
+    RotateKey: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RotateKeyRequest, _gateway_pb2.RotateKeyResponse]
+    """A new secret for the key, with the same id, scopes and expiry. The old secret stops
+    working at once on every gateway replica, unless grace_seconds keeps it valid a while.
+    """
+    RevokeKey: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RevokeKeyRequest, _gateway_pb2.RevokeKeyResponse]
+    """The key stops working at once on every gateway replica. Revoking twice is allowed."""
+
+@_typing.type_check_only
+class AdminServiceAsyncStub(AdminServiceStub):
+    """Tenants and their API keys. Every method needs a key with the "admin" scope."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateTenant: _aio.UnaryUnaryMultiCallable[_gateway_pb2.CreateTenantRequest, _gateway_pb2.CreateTenantResponse]  # type: ignore[assignment]
+    ListTenants: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListTenantsRequest, _gateway_pb2.ListTenantsResponse]  # type: ignore[assignment]
+    SetQuotas: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SetQuotasRequest, _gateway_pb2.SetQuotasResponse]  # type: ignore[assignment]
+    """Replaces a tenant's quotas (all of them: quotas not listed are removed)."""
+    CreateKey: _aio.UnaryUnaryMultiCallable[_gateway_pb2.CreateKeyRequest, _gateway_pb2.CreateKeyResponse]  # type: ignore[assignment]
+    """A new key for a tenant. The secret is in this response only: it is stored hashed."""
+    ListKeys: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListKeysRequest, _gateway_pb2.ListKeysResponse]  # type: ignore[assignment]
+    RotateKey: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RotateKeyRequest, _gateway_pb2.RotateKeyResponse]  # type: ignore[assignment]
+    """A new secret for the key, with the same id, scopes and expiry. The old secret stops
+    working at once on every gateway replica, unless grace_seconds keeps it valid a while.
+    """
+    RevokeKey: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RevokeKeyRequest, _gateway_pb2.RevokeKeyResponse]  # type: ignore[assignment]
+    """The key stops working at once on every gateway replica. Revoking twice is allowed."""
+
+class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Tenants and their API keys. Every method needs a key with the "admin" scope."""
+
+    @_abc_1.abstractmethod
+    def CreateTenant(
+        self,
+        request: _gateway_pb2.CreateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.CreateTenantResponse, _abc.Awaitable[_gateway_pb2.CreateTenantResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTenants(
+        self,
+        request: _gateway_pb2.ListTenantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListTenantsResponse, _abc.Awaitable[_gateway_pb2.ListTenantsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetQuotas(
+        self,
+        request: _gateway_pb2.SetQuotasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.SetQuotasResponse, _abc.Awaitable[_gateway_pb2.SetQuotasResponse]]:
+        """Replaces a tenant's quotas (all of them: quotas not listed are removed)."""
+
+    @_abc_1.abstractmethod
+    def CreateKey(
+        self,
+        request: _gateway_pb2.CreateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.CreateKeyResponse, _abc.Awaitable[_gateway_pb2.CreateKeyResponse]]:
+        """A new key for a tenant. The secret is in this response only: it is stored hashed."""
+
+    @_abc_1.abstractmethod
+    def ListKeys(
+        self,
+        request: _gateway_pb2.ListKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListKeysResponse, _abc.Awaitable[_gateway_pb2.ListKeysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RotateKey(
+        self,
+        request: _gateway_pb2.RotateKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.RotateKeyResponse, _abc.Awaitable[_gateway_pb2.RotateKeyResponse]]:
+        """A new secret for the key, with the same id, scopes and expiry. The old secret stops
+        working at once on every gateway replica, unless grace_seconds keeps it valid a while.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeKey(
+        self,
+        request: _gateway_pb2.RevokeKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.RevokeKeyResponse, _abc.Awaitable[_gateway_pb2.RevokeKeyResponse]]:
+        """The key stops working at once on every gateway replica. Revoking twice is allowed."""
+
+def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
