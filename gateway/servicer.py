@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from datetime import UTC
 
 import grpc.aio
-from google.longrunning import operations_pb2
 
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from cadenza.kit.errors import NotFound, PermissionDenied, Unimplemented
+from cadenza.kit.errors import NotFound, PermissionDenied
 from cadenza.kit.interceptor import Context
 from gateway.caller import caller
 from gateway.catalog import build_catalog, to_proto
@@ -91,13 +90,6 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             used = await self._policy.usage_today(who.tenant, entry.name)
             models.append(to_proto(entry, quota, used))
         return gateway_pb2.ListModelsResponse(models=models)
-
-
-    async def StartOperation(self, request: gateway_pb2.StartOperationRequest,
-                             context: Context) -> operations_pb2.Operation:
-        """Not built yet (issue 18, point 4): says so plainly."""
-        raise Unimplemented("long-running operations are not available yet; call the "
-                            "method directly")
 
 
 def tenant_quota(quotas: object, model: str) -> gateway_pb2.Quota:

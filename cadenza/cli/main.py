@@ -14,7 +14,6 @@ from cadenza.cli import (
     generate,
     health,
     image,
-    operations,
     recs,
     search,
     text,
@@ -29,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (health, catalog, search, events, recs, generate, text, audio, image,
-                   admin, usage, operations):
+                   admin, usage):
         module.register(subparsers, common)
     return parser
 

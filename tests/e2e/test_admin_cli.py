@@ -1,4 +1,4 @@
-"""The `cadenza tenants`, `keys`, `usage`, `models` and `operations` commands, run as a
+"""The `cadenza tenants`, `keys`, `usage`, and `models` commands, run as a
 user runs them, against a real gRPC server: AdminService over a real SQLite store, and
 stand-in GatewayService / Operations servicers with fixed answers (the CLI's part is the
 request it builds and what it prints)."""
@@ -19,16 +19,10 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import any_pb2, empty_pb2
-from google.rpc import status_pb2
 
 from cadenza.gateway.v1 import gateway_pb2 as pb
 from cadenza.gateway.v1 import gateway_pb2_grpc
-from cadenza.generate.v1 import generate_pb2
-from cadenza.kit.errors import NotFound
 from cadenza.kit.server import App, Binding, serve_in_process
-from cadenza.retrieval.v1 import retrieval_pb2
 from gateway.admin import AdminServicer
 from gateway.caller import Caller, caller
 from gateway.keys import hash_secret
@@ -71,12 +65,10 @@ MODELS = [
 
 
 @dataclass
-class Gateway(gateway_pb2_grpc.GatewayServiceServicer,
-              operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
-    """GetUsage and ListModels with fixed rows, and operations kept in a dict; each
-    request is recorded so a test can check what the CLI sent."""
+class Gateway(gateway_pb2_grpc.GatewayServiceServicer):
+    """GetUsage and ListModels with fixed rows; each request is recorded so a test can
+    check what the CLI sent."""
     requests: list[Any] = field(default_factory=list)
-    operations: dict[str, operations_pb2.Operation] = field(default_factory=dict)
 
     async def GetUsage(self, request: pb.GetUsageRequest,
                        context: Any) -> pb.GetUsageResponse:
@@ -87,47 +79,6 @@ class Gateway(gateway_pb2_grpc.GatewayServiceServicer,
                          context: Any) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[
             m for m in MODELS if request.modality in ("", m.modality)])
-
-    async def StartOperation(self, request: pb.StartOperationRequest,
-                             context: Any) -> operations_pb2.Operation:
-        self.requests.append(request)
-        metadata = any_pb2.Any()
-        metadata.Pack(pb.OperationMetadata(method=request.method, tenant="acme",
-                                           progress=0.25))
-        operation = operations_pb2.Operation(name=f"operations/op{len(self.operations)}",
-                                             metadata=metadata)
-        self.operations[operation.name] = operation
-        return operation
-
-    def _find(self, name: str) -> operations_pb2.Operation:
-        if name not in self.operations:
-            raise NotFound(f"no operation named {name!r}")
-        return self.operations[name]
-
-    async def GetOperation(self, request: operations_pb2.GetOperationRequest,
-                           context: Any) -> operations_pb2.Operation:
-        return self._find(request.name)
-
-    async def ListOperations(self, request: operations_pb2.ListOperationsRequest,
-                             context: Any) -> operations_pb2.ListOperationsResponse:
-        return operations_pb2.ListOperationsResponse(operations=list(self.operations.values()))
-
-    async def CancelOperation(self, request: operations_pb2.CancelOperationRequest,
-                              context: Any) -> empty_pb2.Empty:
-        operation = self._find(request.name)
-        operation.done = True
-        operation.error.CopyFrom(status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0],
-                                                   message="cancelled by the caller"))
-        return empty_pb2.Empty()
-
-    async def WaitOperation(self, request: operations_pb2.WaitOperationRequest,
-                            context: Any) -> operations_pb2.Operation:
-        self.requests.append(request)
-        operation = self._find(request.name)
-        if not operation.done:
-            operation.done = True
-            operation.response.Pack(generate_pb2.WriteLyricsResponse())
-        return operation
 
 
 @dataclass
@@ -148,8 +99,6 @@ async def server(tmp_path: pathlib.Path) -> AsyncIterator[Server]:
                     add_AdminServiceServicer_to_server(admin, s)),
             Binding("cadenza.gateway.v1.GatewayService", lambda s: gateway_pb2_grpc.
                     add_GatewayServiceServicer_to_server(gateway, s)),
-            Binding("google.longrunning.Operations", lambda s: operations_pb2_grpc.
-                    add_OperationsServicer_to_server(gateway, s)),
         ]),
         interceptors=[AdminCaller()])
     yield Server(store, gateway, f"127.0.0.1:{running.port}")
@@ -277,48 +226,3 @@ async def test_models_lists_the_catalogue_with_quota_and_use(server: Server) -> 
     code, out, err = await cli(server, "models", "--modality", "text", "--json")
     assert code == 0, err
     assert [m["name"] for m in json.loads(out)] == ["smollm2-135m-instruct"]
-
-
-async def test_operations_start_get_list_wait_cancel(server: Server) -> None:
-    code, out, err = await cli(server, "operations", "start", "WriteLyrics",
-                               "--request-json", '{"theme": "rain"}', "--json")
-    assert code == 0, err
-    name = json.loads(out)["name"]
-    sent = server.gateway.requests[-1]
-    assert sent.method == "/cadenza.generate.v1.GenerateService/WriteLyrics"
-    lyrics = generate_pb2.WriteLyricsRequest()
-    assert sent.request.Unpack(lyrics) and lyrics.theme == "rain"
-
-    code, out, err = await cli(server, "operations", "start", "IngestTrack",
-                               "--request-json", '[{}, {}, {}]')
-    assert code == 0, err
-    sent = server.gateway.requests[-1]
-    assert len(sent.requests) == 3
-    assert sent.requests[0].Is(retrieval_pb2.IngestTrackRequest.DESCRIPTOR)
-
-    code, _, err = await cli(server, "operations", "start", "RetrievalService/WriteLyrics")
-    assert code == 2 and "no public method" in err and "GenerateService/WriteLyrics" in err
-    code, _, err = await cli(server, "operations", "start", "WriteLyrics",
-                             "--request-json", '{"colour": 1}')
-    assert code == 2 and "WriteLyricsRequest" in err
-
-    code, out, err = await cli(server, "operations", "get", name)
-    assert code == 0, err
-    assert name in out and "running" in out and "25%" in out
-    code, out, err = await cli(server, "operations", "list")
-    assert code == 0, err
-    assert out.splitlines()[0].split() == ["NAME", "METHOD", "STATE", "PROGRESS", "CREATED"]
-    assert name in out and "IngestTrack" in out
-
-    code, out, err = await cli(server, "operations", "wait", name, "--timeout", "7")
-    assert code == 0, err
-    assert "done" in out
-    assert server.gateway.requests[-1].timeout.seconds == 7
-
-    second = next(n for n in server.gateway.operations if n != name)
-    code, out, err = await cli(server, "operations", "cancel", second)
-    assert code == 0 and f"asked {second} to cancel" in out
-    code, out, err = await cli(server, "operations", "wait", second)
-    assert code == 1 and "failed (CANCELLED)" in out and "cancelled by the caller" in out
-    code, _, err = await cli(server, "operations", "get", "operations/nope")
-    assert code == 1 and err.startswith("NOT_FOUND:")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -265,6 +266,14 @@ async def test_two_replicas_on_one_database_see_each_others_writes(url: str) -> 
             await opened_store.close()
 
 
+async def test_sqlite_keeps_a_write_ahead_log_shared_by_processes(
+        tmp_path: pathlib.Path) -> None:
+    store = await open_store(str(tmp_path / "gateway.db"))
+    await store.close()
+    with sqlite3.connect(tmp_path / "gateway.db") as raw:  # another process's view
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 async def test_a_database_that_cannot_be_opened_is_unavailable(tmp_path: pathlib.Path) -> None:
     (tmp_path / "gateway.db").mkdir()  # a folder where the file should be
     before = set(threading.enumerate())
@@ -276,7 +285,7 @@ async def test_a_database_that_cannot_be_opened_is_unavailable(tmp_path: pathlib
         thread.join(timeout=10)
 
 
-async def test_a_stopped_postgres_is_unavailable_then_recovers(postgres: Postgres) -> None:  # noqa: F811
+async def test_a_stopped_postgres_is_unavailable_then_recovers(postgres: Postgres) -> None:
     url = postgres.database_url()
     store = await open_store(url)
     try:

@@ -4,14 +4,13 @@ isort:skip_file
 The gateway is Cadenza's one public endpoint. It serves the public services of the
 backends (cadenza.retrieval.v1.RetrievalService, cadenza.recommend.v1.RecommendService,
 cadenza.generate.v1.GenerateService) by forwarding each call unchanged to its backend,
-and these services of its own: GatewayService (the mesh, usage, the model catalogue,
-starting long-running operations), AdminService (tenants and API keys) and
-google.longrunning.Operations (the operations StartOperation began).
+and these services of its own: GatewayService (the mesh, usage, the model catalogue)
+and AdminService (tenants and API keys).
 
 Every call sends metadata "authorization: Bearer <api key>". A key belongs to a tenant
 and carries scopes: "search" (RetrievalService), "recommend" (RecommendService),
-"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage and
-operations). GatewayService and Operations need a valid key of any scope.
+"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage).
+GatewayService needs a valid key of any scope.
 UNAUTHENTICATED: no key, or one that is malformed, unknown, expired or revoked.
 PERMISSION_DENIED: a valid key without the scope the method needs.
 RESOURCE_EXHAUSTED: over a quota; the status carries a google.rpc.QuotaFailure (which
@@ -24,7 +23,6 @@ without one get the gateway's default deadline.
 """
 
 from collections import abc as _abc
-from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -417,90 +415,6 @@ class ListModelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
-
-@_typing.final
-class StartOperationRequest(_message.Message):
-    """---------------------------------------------------------------------------- operations"""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    METHOD_FIELD_NUMBER: _builtins.int
-    REQUEST_FIELD_NUMBER: _builtins.int
-    REQUESTS_FIELD_NUMBER: _builtins.int
-    method: _builtins.str
-    """The public method to run, e.g. "/cadenza.generate.v1.GenerateService/Generate"."""
-    @_builtins.property
-    def request(self) -> _any_pb2.Any:
-        """The method's request, packed. A client-streaming method (IngestTrack, RecordEvents)
-        takes its messages in order in requests instead.
-        """
-
-    @_builtins.property
-    def requests(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]: ...
-    def __init__(
-        self,
-        *,
-        method: _builtins.str = ...,
-        request: _any_pb2.Any | None = ...,
-        requests: _abc.Iterable[_any_pb2.Any] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "request", b"request", "requests", b"requests"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___StartOperationRequest: _TypeAlias = StartOperationRequest  # noqa: Y015
-
-@_typing.final
-class OperationMetadata(_message.Message):
-    """google.longrunning.Operation.metadata of the operations StartOperation begins."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    METHOD_FIELD_NUMBER: _builtins.int
-    TENANT_FIELD_NUMBER: _builtins.int
-    CREATE_TIME_FIELD_NUMBER: _builtins.int
-    UPDATE_TIME_FIELD_NUMBER: _builtins.int
-    MESSAGES_FIELD_NUMBER: _builtins.int
-    PROGRESS_FIELD_NUMBER: _builtins.int
-    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
-    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
-    method: _builtins.str
-    tenant: _builtins.str
-    messages: _builtins.int
-    """Messages the method has streamed back so far (server streams), and the progress they
-    report (0 to 1) where the method reports one.
-    """
-    progress: _builtins.float
-    cancel_requested: _builtins.bool
-    @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the result or error will be forgotten (set once the operation is done)."""
-
-    def __init__(
-        self,
-        *,
-        method: _builtins.str = ...,
-        tenant: _builtins.str = ...,
-        create_time: _timestamp_pb2.Timestamp | None = ...,
-        update_time: _timestamp_pb2.Timestamp | None = ...,
-        messages: _builtins.int = ...,
-        progress: _builtins.float = ...,
-        cancel_requested: _builtins.bool = ...,
-        expire_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "create_time", b"create_time", "expire_time", b"expire_time", "messages", b"messages", "method", b"method", "progress", b"progress", "tenant", b"tenant", "update_time", b"update_time"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___OperationMetadata: _TypeAlias = OperationMetadata  # noqa: Y015
 
 @_typing.final
 class Tenant(_message.Message):
