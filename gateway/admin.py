@@ -7,6 +7,7 @@ made here, handed back once, and only its hash reaches the store.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -65,9 +66,7 @@ class Tenancy:
                          description: str) -> tuple[ApiKey, str]:
         """A new key of the tenant's, and its secret (not kept anywhere)."""
         checked = check_scopes(scopes)
-        if not 0 <= ttl_seconds <= MAX_TTL_S:
-            raise InvalidArgument("ttl_seconds", f"{ttl_seconds}: use 0 (never expires) to "
-                                  f"{MAX_TTL_S} (ten years)")
+        check_ttl(ttl_seconds)
         _check_length("description", description, MAX_DESCRIPTION)
         await self._tenant(tenant)
         now = datetime.now(UTC)
@@ -84,9 +83,7 @@ class Tenancy:
 
     async def rotate_key(self, key_id: str, grace_seconds: int) -> tuple[ApiKey, str]:
         """A new secret for the key; the old one works for grace_seconds more."""
-        if not 0 <= grace_seconds <= MAX_GRACE_S:
-            raise InvalidArgument("grace_seconds", f"{grace_seconds}: use 0 (the old secret "
-                                  f"stops at once) to {MAX_GRACE_S} (a day)")
+        check_grace(grace_seconds)
         await self._key(key_id)
         now = datetime.now(UTC)
         grace = now + timedelta(seconds=grace_seconds) if grace_seconds else None
@@ -116,6 +113,22 @@ class Tenancy:
         return key
 
 
+def check_ttl(ttl_seconds: int) -> int:
+    """The key lifetime, or InvalidArgument giving the range."""
+    if not 0 <= ttl_seconds <= MAX_TTL_S:
+        raise InvalidArgument("ttl_seconds", f"{ttl_seconds}: use 0 (never expires) to "
+                              f"{MAX_TTL_S} (ten years)")
+    return ttl_seconds
+
+
+def check_grace(grace_seconds: int) -> int:
+    """The rotation grace, or InvalidArgument giving the range."""
+    if not 0 <= grace_seconds <= MAX_GRACE_S:
+        raise InvalidArgument("grace_seconds", f"{grace_seconds}: use 0 (the old secret "
+                              f"stops at once) to {MAX_GRACE_S} (a day)")
+    return grace_seconds
+
+
 def check_quotas(quotas: Sequence[Quota]) -> tuple[Quota, ...]:
     """The quotas, or InvalidArgument naming the first bad one and what to fix."""
     seen: set[str] = set()
@@ -132,7 +145,7 @@ def check_quotas(quotas: Sequence[Quota]) -> tuple[Quota, ...]:
         if quota.requests_per_minute < 0:
             raise InvalidArgument(f"{where}.requests_per_minute",
                                   f"{quota.requests_per_minute}: use 0 (no limit) or more")
-        if not quota.units_per_day >= 0:  # also rejects NaN
+        if not 0 <= quota.units_per_day < math.inf:  # also rejects NaN
             raise InvalidArgument(f"{where}.units_per_day",
                                   f"{quota.units_per_day}: use 0 (no limit) or more")
     return tuple(quotas)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc.aio
 
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from cadenza.kit.errors import NotFound, PermissionDenied
+from cadenza.kit.errors import InvalidArgument, NotFound, PermissionDenied
 from cadenza.kit.interceptor import Context
 from gateway.caller import caller
 from gateway.catalog import build_catalog, to_proto
@@ -63,12 +63,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                     "another tenant's usage needs a key with the 'admin' scope")
             if await self._store.get_tenant(tenant) is None:
                 raise NotFound(f"no tenant named {tenant!r}")
-        start = (request.start_time.ToDatetime(tzinfo=UTC)
-                 if request.HasField("start_time") else None)
-        end = (request.end_time.ToDatetime(tzinfo=UTC)
-               if request.HasField("end_time") else None)
-        groups = [_GROUPS[g] for g in request.group_by if g in _GROUPS] or ["model", "day"]
-        rows = await self._store.usage(tenant, start, end, list(dict.fromkeys(groups)))
+        start, end, groups = usage_query(request)
+        rows = await self._store.usage(tenant, start, end, groups)
         return gateway_pb2.GetUsageResponse(tenant=tenant, rows=[
             gateway_pb2.UsageRow(model=r.model, day=r.day, method=r.method, key_id=r.key_id,
                                  code=r.code, calls=r.calls, units=r.units, unit=r.unit,
@@ -90,6 +86,30 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             used = await self._policy.usage_today(who.tenant, entry.name)
             models.append(to_proto(entry, quota, used))
         return gateway_pb2.ListModelsResponse(models=models)
+
+
+def usage_query(request: gateway_pb2.GetUsageRequest
+                ) -> tuple[datetime | None, datetime | None, list[str]]:
+    """The time range and groups asked for, or InvalidArgument naming the bad field."""
+    times: list[datetime | None] = []
+    for name in ("start_time", "end_time"):
+        if not request.HasField(name):
+            times.append(None)
+            continue
+        try:
+            times.append(getattr(request, name).ToDatetime(tzinfo=UTC))
+        except ValueError as error:
+            raise InvalidArgument(name, f"not a valid timestamp ({error}); use RFC 3339 "
+                                  "times between years 1 and 9999") from error
+    if times[0] is not None and times[1] is not None and times[1] <= times[0]:
+        raise InvalidArgument("end_time", "must be after start_time")
+    groups = []
+    for i, group in enumerate(request.group_by):
+        if group not in _GROUPS:
+            raise InvalidArgument(f"group_by[{i}]", f"{group}: use one of "
+                                  f"{', '.join(gateway_pb2.UsageGroup.Name(g) for g in _GROUPS)}")
+        groups.append(_GROUPS[group])
+    return times[0], times[1], list(dict.fromkeys(groups)) or ["model", "day"]
 
 
 def tenant_quota(quotas: object, model: str) -> gateway_pb2.Quota:

@@ -24,9 +24,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.access import load_keys
 from gateway.edge import k8s as edge_k8s
 from gateway.edge.settings import DESCRIPTOR_SET
+from gateway.keys import well_formed
 from gateway.mesh_health import GATEWAY_SERVICE
 from gateway.settings import GatewaySettings
 from services.generate import metrics as generate_metrics
@@ -391,14 +391,13 @@ def test_mesh_addresses_are_headless_services_for_round_robin(overlay: str) -> N
         assert service["spec"]["selector"] == {"app.kubernetes.io/name": backend}
 
 
-def test_placeholder_keys_load_in_the_gateway_and_include_the_jobs_key() -> None:
-    """The gateway reads the example file as it would the mounted Secret; the jobs' key
-    is one of its keys; every key says it is a placeholder."""
-    keys = load_keys(GatewaySettings(
-        api_keys_file=str(K8S / "base" / "secrets" / "api-keys.example")))
-    jobs_key = (K8S / "base" / "secrets" / "jobs-api-key.example").read_text()
-    assert keys[jobs_key] == "jobs"
-    assert all("REPLACE-ME" in key for key in keys)
+def test_placeholder_admin_key_has_the_shape_of_a_key_and_says_it_is_one() -> None:
+    """The gateway would accept the example as its admin secret (it is well formed) and
+    every secret example says it is a placeholder."""
+    admin = (K8S / "base" / "secrets" / "admin-api-key.example").read_text()
+    assert well_formed(admin) and "REPLACE-ME" in admin
+    database = (K8S / "base" / "secrets" / "gateway-database-url.example").read_text()
+    assert "REPLACE-ME" in database
     qdrant_key = (K8S / "overlays" / "prod" / "secrets" / "qdrant-api-key.example").read_text()
     assert "REPLACE-ME" in qdrant_key
 

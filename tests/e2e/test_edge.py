@@ -48,7 +48,16 @@ def rest_json(mesh: Mesh, method: str, path: str, body: object = None) -> tuple[
 
 
 def test_rest_lists_the_models(mesh: Mesh) -> None:
+    # The platform's catalogue: every service's models, each with its unit.
     status, reply = rest_json(mesh, "GET", "/v1/models")
+    assert status == 200
+    units = {m["name"]: m["unit"] for m in reply["models"]}
+    assert units["cadenza-poly"] == "seconds" and units["cadenza-motif"] == "images"
+    assert units["cadenza-recommender"] == "recommendations"
+    assert {m["modality"] for m in reply["models"]} >= {"music", "audio", "image",
+                                                        "embedding", "recommender"}
+    # The generate service's own list is still there, under its service's path.
+    status, reply = rest_json(mesh, "GET", "/v1/generate/models")
     assert status == 200
     names = {m["card"]["name"] for m in reply["models"]}
     assert {"cadenza-poly", "cadenza-ddsp", "cadenza-motif"} <= names

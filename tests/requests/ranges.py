@@ -16,10 +16,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cadenza.gateway.v1 import gateway_pb2 as gw
 from cadenza.generate.v1 import generate_pb2 as gen
 from cadenza.kit.validate import check_page_size
 from cadenza.recommend.v1 import recommend_pb2 as rec
 from cadenza.retrieval.v1 import retrieval_pb2 as ret
+from gateway.admin import check_grace, check_quotas, check_ttl, quota_from_proto
+from gateway.servicer import usage_query
 from services.generate.audio_convert import render_request_from_pb, transfer_request_from_pb
 from services.generate.image_convert import cover_request_from_pb, image_request_from_pb
 from services.generate.servicer import to_composition
@@ -189,7 +192,28 @@ _TARGETS = [
     for kind in ("min", "max", "target")
 ]
 
+def _quotas(r: gw.SetQuotasRequest) -> object:
+    return check_quotas([quota_from_proto(q) for q in r.quotas])
+
+
+def _quota_base() -> Message:
+    return gw.SetQuotasRequest(tenant="acme", quotas=[gw.Quota(model="*")])
+
+
+GW = "cadenza.gateway.v1"
 BOUNDS: list[Bound] = [
+    # -- gateway
+    Bound(f"{GW}.CreateKeyRequest.ttl_seconds", gw.CreateKeyRequest, "ttl_seconds",
+          "ttl_seconds", 0, 316224000, "0 to 316224000",
+          lambda r: check_ttl(r.ttl_seconds)),
+    Bound(f"{GW}.RotateKeyRequest.grace_seconds", gw.RotateKeyRequest, "grace_seconds",
+          "grace_seconds", 0, 86400, "0 to 86400", lambda r: check_grace(r.grace_seconds)),
+    Bound(f"{GW}.Quota.requests_per_minute", gw.SetQuotasRequest,
+          "quotas[0].requests_per_minute", "quotas[0].requests_per_minute", 0, None,
+          "0 or more", _quotas, base=_quota_base),
+    Bound(f"{GW}.Quota.units_per_day", gw.SetQuotasRequest, "quotas[0].units_per_day",
+          "quotas[0].units_per_day", 0, None, "0 or more, finite", _quotas,
+          base=_quota_base),
     # -- generate
     Bound(f"{G}.GenerateRequest.bars", gen.GenerateRequest, "bars", "bars", 1, 128, "1-128",
           _generate),
@@ -316,6 +340,8 @@ def _examples_base() -> Message:
 
 
 ENUMS: list[EnumField] = [
+    EnumField(f"{GW}.GetUsageRequest.group_by", gw.GetUsageRequest, "group_by[0]",
+              "group_by[0]", usage_query, required=True),
     EnumField(f"{G}.GenerateRequest.mode", gen.GenerateRequest, "mode", "mode", _generate),
     EnumField(f"{G}.GenerateRequest.audio_format", gen.GenerateRequest, "audio_format",
               "audio_format", _generate),

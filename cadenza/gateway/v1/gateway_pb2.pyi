@@ -316,7 +316,9 @@ class Quota(_message.Message):
     model: _builtins.str
     """A model name from ListModels, or "*" for the tenant's default for every model."""
     requests_per_minute: _builtins.int
+    """Calls per minute, 0 or more (0: no limit)."""
     units_per_day: _builtins.float
+    """Units per UTC day, 0 or more, finite (0: no limit)."""
     def __init__(
         self,
         *,
@@ -635,7 +637,7 @@ class CreateKeyRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     ttl_seconds: _builtins.int
-    """Seconds until the key expires; 0: never."""
+    """Seconds until the key expires, 0 to 316224000 (ten years); 0: never."""
     description: _builtins.str
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
