@@ -98,9 +98,9 @@ class MemoryCounters:
 class RedisCounters:
     """Counters in Redis, shared by every gateway replica."""
 
-    def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=0.25,
-                                              socket_connect_timeout=0.25)
+    def __init__(self, url: str, timeout_s: float = 0.25) -> None:
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
+                                              socket_connect_timeout=timeout_s)
         self._take = self._redis.register_script(_TAKE)
 
     async def take(self, key: str, limit: int, window_s: int) -> float:
