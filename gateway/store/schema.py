@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,8 @@ from sqlalchemy.types import TypeEngine
 
 from cadenza.kit.errors import InvalidArgument
 from gateway.store import ApiKey, OperationRecord, Quota, Tenant, UsageRecord
+
+_WAL_ATTEMPTS = 1500  # x 20 ms: 30 s, the busy timeout
 
 
 class UtcTime(sa.types.TypeDecorator[datetime]):
@@ -139,11 +143,27 @@ def sqlite_connect(connection: Any, _record: Any) -> None:
     # Transactions are begun by _sqlite_begin, not by the driver's own guesswork.
     connection.isolation_level = None
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")  # first, so the pragmas below wait too
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    # WAL is a property of the file, set once. Switching to it needs the file to itself,
+    # and SQLite answers "locked" at once (no busy wait) while another replica opening
+    # the same new file holds it; so wait and look again.
+    for attempt in itertools.count():
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as error:  # the driver's OperationalError, wrapped or not
+            if "locked" not in str(error) or attempt >= _WAL_ATTEMPTS:
+                raise
+            time.sleep(0.02)
 
 
 def sqlite_begin(conn: sa.Connection) -> None:
