@@ -1,5 +1,6 @@
 """Wires the gateway: the store, quotas and metering behind every call, forwarders per
-backend, mesh health, GatewayService, AdminService, and the
+backend, mesh health, GatewayService, AdminService, the operations runner and
+google.longrunning.Operations, and the
 control-plane services Envoy calls (ext_authz, access-log service)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pathlib
 import grpc.aio
 from envoy.service.accesslog.v3 import als_pb2_grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
+from google.longrunning import operations_pb2_grpc
 
 from cadenza.gateway.v1 import gateway_pb2_grpc
 from cadenza.kit.server import App, Binding, RunningServer
@@ -20,6 +22,8 @@ from gateway.authz import AuthorizationServicer
 from gateway.forward import Forwarder
 from gateway.mesh_health import GATEWAY_SERVICE, SERVING, MeshHealth
 from gateway.metering import Metering, UsageWriter
+from gateway.operations.runner import Runner, RunnerSettings
+from gateway.operations.servicer import Operations, OperationsServicer
 from gateway.quota import open_policy
 from gateway.routes import backends
 from gateway.servicer import GatewayServicer
@@ -33,6 +37,7 @@ logger = logging.getLogger(__name__)
 AUTHZ_SERVICE = "envoy.service.auth.v3.Authorization"
 ACCESS_LOG_SERVICE = "envoy.service.accesslog.v3.AccessLogService"
 ADMIN_SERVICE = "cadenza.gateway.v1.AdminService"
+OPERATIONS_SERVICE = "google.longrunning.Operations"
 
 
 async def build_gateway(settings: GatewaySettings, access: Access | None = None) -> App:
@@ -55,7 +60,14 @@ async def build_gateway(settings: GatewaySettings, access: Access | None = None)
     channels = {f.backend.service.full_name: f.channel for f in forwarders}
     mesh = MeshHealth(tuple(f.backend for f in forwarders),
                       {f.backend.name: f.channel for f in forwarders})
-    servicer = GatewayServicer(mesh, store, policy, channels)
+    runner = Runner(store, metering, policy if settings.require_keys else None, channels,
+                    tuple(f.backend for f in forwarders), RunnerSettings(
+                        retention_s=settings.operation_retention_s,
+                        call_deadline_s=settings.operation_deadline_s,
+                        lease_s=settings.operation_lease_s, poll_s=settings.operation_poll_s,
+                        max_running=settings.max_running_operations))
+    operations = Operations(store, runner, policy if settings.require_keys else None)
+    servicer = GatewayServicer(mesh, store, policy, channels, operations)
     admin = AdminServicer(store)
     authz = AuthorizationServicer(access)
     access_log = AccessLogServicer(usage, metering,
@@ -69,11 +81,13 @@ async def build_gateway(settings: GatewaySettings, access: Access | None = None)
 
     async def become_ready(running: RunningServer) -> None:
         writer.start()
+        runner.start()
         await running.health.set(GATEWAY_SERVICE, SERVING)
         await mesh.start(running.health)
 
     async def close() -> None:
         await mesh.stop()
+        await runner.stop()
         await writer.close()
         for fw in forwarders:
             await fw.close()
@@ -86,6 +100,8 @@ async def build_gateway(settings: GatewaySettings, access: Access | None = None)
                     add_GatewayServiceServicer_to_server(servicer, server)),
             Binding(ADMIN_SERVICE, lambda server: gateway_pb2_grpc.
                     add_AdminServiceServicer_to_server(admin, server)),
+            Binding(OPERATIONS_SERVICE, lambda server: operations_pb2_grpc.
+                    add_OperationsServicer_to_server(OperationsServicer(operations), server)),
             *(forwarding(fw) for fw in forwarders),
             Binding(AUTHZ_SERVICE, lambda server: external_auth_pb2_grpc.
                     add_AuthorizationServicer_to_server(authz, server)),

@@ -17,9 +17,11 @@ from envoy.type.v3 import http_status_pb2
 from google.rpc import status_pb2
 
 from cadenza.kit.interceptor import Context
+from gateway import keys
 from gateway.access import CALL_ID_HEADER, Access, Decision
 from gateway.edge.config import KEY_HEADER, TENANT_HEADER
 
+_BACKEND_SCOPES = frozenset(scope for scope in keys.SERVICE_SCOPES.values() if scope != "admin")
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 # The HTTP status a REST caller sees; gRPC callers get grpc-status set explicitly,
 # because Envoy's HTTP-to-gRPC mapping would turn 429 into UNAVAILABLE.
@@ -66,8 +68,11 @@ class AuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer):  # ty
                    _header(KEY_HEADER, decision.caller.key_id)]
         answer = []
         # A call id a caller sent must never reach the access log as if it were ours.
-        remove = ["authorization"] if decision.record is not None else [
-            "authorization", CALL_ID_HEADER]
+        remove = [] if decision.record is not None else [CALL_ID_HEADER]
+        if keys.scope_for(http.path) in _BACKEND_SCOPES:
+            # Backends never see keys. The gateway's own services (reached here too when
+            # a REST call is checked before its route opens) authenticate the key again.
+            remove.append("authorization")
         if decision.record is not None:
             headers.append(_header(CALL_ID_HEADER, decision.record.request_id))
             answer.append(_header(CALL_ID_HEADER, decision.record.request_id))

@@ -1,4 +1,5 @@
-"""GatewayService: proto <-> domain for the mesh, usage and the model catalogue."""
+"""GatewayService: proto <-> domain for the mesh, usage, the model catalogue and
+starting operations."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import grpc.aio
+from google.longrunning import operations_pb2
 
 from cadenza.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from cadenza.kit.errors import InvalidArgument, NotFound, PermissionDenied
@@ -13,6 +15,7 @@ from cadenza.kit.interceptor import Context
 from gateway.caller import caller
 from gateway.catalog import build_catalog, to_proto
 from gateway.mesh_health import MeshHealth
+from gateway.operations.servicer import Operations
 from gateway.quota.policy import QuotaPolicy
 from gateway.store import Store
 
@@ -25,8 +28,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """GatewayService: the mesh's health, usage and models."""
 
     def __init__(self, mesh: MeshHealth, store: Store, policy: QuotaPolicy,
-                 channels: Mapping[str, grpc.aio.Channel]) -> None:
+                 channels: Mapping[str, grpc.aio.Channel], operations: Operations) -> None:
         self._mesh = mesh
+        self._operations = operations
         self._store = store
         self._policy = policy
         self._channels = channels
@@ -86,6 +90,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             used = await self._policy.usage_today(who.tenant, entry.name)
             models.append(to_proto(entry, quota, used))
         return gateway_pb2.ListModelsResponse(models=models)
+
+    async def StartOperation(self, request: gateway_pb2.StartOperationRequest,
+                             context: Context) -> operations_pb2.Operation:
+        """Starts the calls as a long-running operation and returns it at once."""
+        return await self._operations.start(request, context)
 
 
 def usage_query(request: gateway_pb2.GetUsageRequest

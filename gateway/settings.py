@@ -38,6 +38,12 @@ class GatewaySettings(ServerSettings):
     operation_retention_s: float = Field(default=7 * 86400.0, gt=0)
     # The longest an operation's backend call may run.
     operation_deadline_s: float = Field(default=3600.0, gt=0)
+    # A replica's claim on an operation it runs, renewed every poll; when the replica
+    # dies, another one resumes the operation once the claim has run out.
+    operation_lease_s: float = Field(default=15.0, gt=0)
+    operation_poll_s: float = Field(default=1.0, gt=0)
+    # Operations one replica runs at once; more wait, queued, for any replica.
+    max_running_operations: int = Field(default=16, ge=1)
     # Deadlines applied when the caller sets none, so no call can hang forever.
     default_unary_deadline_s: float = Field(default=30.0, gt=0)
     default_stream_deadline_s: float = Field(default=600.0, gt=0)

@@ -14,6 +14,7 @@ from cadenza.cli import (
     generate,
     health,
     image,
+    operations,
     recs,
     search,
     text,
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description="Cadenza command-line client")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (health, catalog, search, events, recs, generate, text, audio, image,
-                   admin, usage):
+                   admin, usage, operations):
         module.register(subparsers, common)
     return parser
 

@@ -162,6 +162,13 @@ def gateway_panels(sel: str) -> list[Panel]:
                                              "{{principal}} {{grpc_code}}")], "reqps",
               "No valid API key (UNAUTHENTICATED) or over the key's quota "
               "(RESOURCE_EXHAUSTED). Empty while access control is off."),
+        panel("Long-running operations", [
+            target(f"sum by (instance) (cadenza_gateway_operations_running{{{sel}}})",
+                   "running {{instance}}"),
+            target(rate("cadenza_gateway_operations_finished_total", sel, "state"),
+                   "finished {{state}}")], "short",
+              "Operations each replica runs now, and those finishing per second by state "
+              "(succeeded, failed, cancelled)."),
     ]
 
 

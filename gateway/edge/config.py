@@ -13,6 +13,7 @@ import json
 import pathlib
 from typing import Any
 
+from google.longrunning import operations_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from cadenza.gateway.v1 import gateway_pb2
@@ -30,7 +31,8 @@ _HEALTH = "grpc.health.v1.Health"
 _REFLECTION = ("grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection")
 # The gateway's own services: it authenticates their callers itself.
 _GATEWAY_SERVICES = (gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
-                     gateway_pb2.DESCRIPTOR.services_by_name["AdminService"])
+                     gateway_pb2.DESCRIPTOR.services_by_name["AdminService"],
+                     operations_pb2.DESCRIPTOR.services_by_name["Operations"])
 # gRPC statuses Envoy may retry for idempotent calls: the backend said it could not
 # serve, or the stream was reset before an answer. Non-idempotent calls are retried only
 # when the request never left Envoy (no connection, or a refused stream).

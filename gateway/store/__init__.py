@@ -96,6 +96,9 @@ class OperationRecord:
     cancel_requested: bool = False
     expire_time: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # The gateway replica running it, and until when its claim holds unless renewed.
+    owner: str = ""
+    lease_until: datetime | None = None
 
 
 class Store(Protocol):
@@ -168,6 +171,16 @@ class Store(Protocol):
 
     async def unfinished_operations(self) -> list[OperationRecord]:
         """Operations not done (to resume after a restart)."""
+
+    async def claim_operation(self, name: str, owner: str, now: datetime,
+                              lease_until: datetime) -> OperationRecord | None:
+        """Makes owner the operation's runner until lease_until, if it is not done and
+        nobody else holds an unexpired claim; the claimed record, or None."""
+
+    async def update_operation(self, record: OperationRecord) -> OperationRecord | None:
+        """Writes the operation's state, lease, done and expiry, if record.owner still
+        holds it and it is not done; the record as stored (with cancel_requested as other
+        replicas set it), or None when the claim was lost or the operation is gone."""
 
     async def delete_operation(self, name: str) -> bool:
         """Forgets the operation; False if unknown."""

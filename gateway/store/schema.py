@@ -132,7 +132,10 @@ operations = sa.Table(
     sa.Column("update_time", UtcTime, nullable=False),
     sa.Column("expire_time", UtcTime),
     sa.Column("extra", sa.JSON, nullable=False, default=dict),
+    sa.Column("owner", sa.String, nullable=False, default=""),
+    sa.Column("lease_until", UtcTime),
     sa.Index("operations_tenant_create", "tenant", "create_time"),
+    sa.Index("operations_done", "done"),
 )
 
 
@@ -237,7 +240,8 @@ def operation_from_row(row: Any) -> OperationRecord:
                            done=bool(row.done), create_time=row.create_time,
                            update_time=row.update_time,
                            cancel_requested=bool(row.cancel_requested),
-                           expire_time=row.expire_time, extra=dict(row.extra or {}))
+                           expire_time=row.expire_time, extra=dict(row.extra or {}),
+                           owner=row.owner, lease_until=row.lease_until)
 
 
 def usage_range(tenant: str, start: datetime | None, end: datetime | None) -> Any:

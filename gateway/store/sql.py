@@ -330,7 +330,8 @@ class SqlStore:
                       request=record.request, operation=record.operation, done=record.done,
                       cancel_requested=record.cancel_requested,
                       create_time=record.create_time, update_time=record.update_time,
-                      expire_time=record.expire_time, extra=dict(record.extra))
+                      expire_time=record.expire_time, extra=dict(record.extra),
+                      owner=record.owner, lease_until=record.lease_until)
         statement = self._insert(operations).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[operations.c.name],
@@ -381,6 +382,42 @@ class SqlStore:
             rows = (await conn.execute(operations.select().where(
                 operations.c.done.is_(False)).order_by(operations.c.create_time))).all()
         return [schema.operation_from_row(r) for r in rows]
+
+    async def claim_operation(self, name: str, owner: str, now: datetime,
+                              lease_until: datetime) -> OperationRecord | None:
+        """Makes owner the operation's runner until lease_until, if it is not done and
+        nobody else holds an unexpired claim; the claimed record, or None."""
+        free = sa.or_(operations.c.owner == "", operations.c.owner == owner,
+                      operations.c.lease_until.is_(None), operations.c.lease_until < now)
+        async with self._begin(write=True) as conn:
+            result = await conn.execute(
+                operations.update().where(operations.c.name == name)
+                .where(operations.c.done.is_(False)).where(free)
+                .values(owner=owner, lease_until=lease_until))
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(operations.select().where(
+                operations.c.name == name))).first()
+        return None if row is None else schema.operation_from_row(row)
+
+    async def update_operation(self, record: OperationRecord) -> OperationRecord | None:
+        """Writes the operation's state, lease, done and expiry, if record.owner still
+        holds it and it is not done; the record as stored, or None when the claim was lost
+        or the operation is gone. cancel_requested is never cleared here: another replica
+        may have just set it."""
+        async with self._begin(write=True) as conn:
+            result = await conn.execute(
+                operations.update().where(operations.c.name == record.name)
+                .where(operations.c.owner == record.owner)
+                .where(operations.c.done.is_(False))
+                .values(operation=record.operation, done=record.done,
+                        update_time=record.update_time, expire_time=record.expire_time,
+                        extra=dict(record.extra), lease_until=record.lease_until))
+            if not result.rowcount:
+                return None
+            row = (await conn.execute(operations.select().where(
+                operations.c.name == record.name))).first()
+        return None if row is None else schema.operation_from_row(row)
 
     async def delete_operation(self, name: str) -> bool:
         """Forgets the operation; False if unknown."""

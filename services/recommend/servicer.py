@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -79,8 +80,15 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
 
     async def TrainModel(self, request: pb.TrainModelRequest,
                          context: Context) -> pb.TrainModelResponse:
-        """Starts a training run."""
+        """Starts a training run; with wait, returns it finished (a cancelled call
+        cancels the run)."""
         run = await self.trainer.train(request.algorithm)
+        if request.wait:
+            try:
+                run = await self.trainer.wait() or run
+            except asyncio.CancelledError:
+                await self.trainer.cancel(run.run_id)
+                raise
         return pb.TrainModelResponse(run=convert.run_to_pb(run))
 
     async def GetModelStatus(self, request: pb.GetModelStatusRequest,

@@ -114,6 +114,17 @@ class Trainer:
             await asyncio.shield(self._task)
         return self.latest
 
+    async def cancel(self, run_id: str) -> None:
+        """Cancels the run if it is still the one in progress. It stops at its next step
+        (a step already in a worker thread finishes there) and publishes nothing."""
+        task = self._task
+        if task is None or task.done() or self.latest is None or \
+                self.latest.run_id != run_id:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def _run(self, run: TrainingRun) -> None:
         started = time.perf_counter()
         try:
@@ -138,6 +149,12 @@ class Trainer:
             metrics.TRAINING_RUNS.labels(run.algorithm, "succeeded").inc()
             logger.info("training run %s succeeded in %.1f s: %s", run.run_id,
                         done.duration_s, version)
+        except asyncio.CancelledError:
+            logger.info("training run %s cancelled", run.run_id)
+            metrics.TRAINING_RUNS.labels(run.algorithm, "cancelled").inc()
+            self.latest = replace(run, state="cancelled",
+                                  duration_s=time.perf_counter() - started)
+            raise
         except Exception as error:  # a failed run must not take serving down
             logger.exception("training run %s failed", run.run_id)
             metrics.TRAINING_RUNS.labels(run.algorithm, "failed").inc()

@@ -86,7 +86,8 @@ class CountingGenerate(generate_pb2_grpc.GenerateServiceServicer):
                        ) -> AsyncIterator[generate_pb2.GenerateResponse]:
         try:
             for i in range(request.bars):
-                yield generate_pb2.GenerateResponse(event=generate_pb2.NoteEvent(pitch=60 + i))
+                yield generate_pb2.GenerateResponse(event=generate_pb2.NoteEvent(
+                    pitch=60 + i % 24, start_beats=4.0 * i, duration_beats=4.0))  # a bar each
                 await asyncio.sleep(0.05)
         except asyncio.CancelledError:
             self.cancelled.set()
@@ -100,18 +101,28 @@ class Mesh:
 
     def __init__(self, gateway: RunningServer, retrieval: RunningServer,
                  generate: RunningServer, generator: CountingGenerate,
-                 retriever: EchoRetrieval, edge: Edge | None) -> None:
+                 retriever: EchoRetrieval, edge: Edge | None, app: App) -> None:
         self.gateway, self.retrieval, self.generate = gateway, retrieval, generate
+        self.app, self._gateway_stopped = app, False
         self.generator, self.retriever = generator, retriever
         self.edge = edge
         public = edge.address if edge else f"127.0.0.1:{gateway.port}"
         self.channel = grpc.aio.insecure_channel(public)
 
+    async def stop_gateway(self) -> None:
+        """Stops the gateway as its process does (server, then its app), once."""
+        if not self._gateway_stopped:
+            self._gateway_stopped = True
+            await self.gateway.server.stop(None)
+            if self.app.close is not None:
+                await self.app.close()
+
     async def close(self) -> None:
         await self.channel.close()
         if self.edge:
             self.edge.stop()
-        for server in (self.gateway, self.retrieval, self.generate):
+        await self.stop_gateway()
+        for server in (self.retrieval, self.generate):
             await server.server.stop(None)
 
 
@@ -153,6 +164,6 @@ async def start(path: str, run_dir: pathlib.Path, edge_settings: dict[str, objec
         if edge_settings and "tls_cert_file" in edge_settings:
             ca = pathlib.Path(str(edge_settings["tls_cert_file"])).with_name("ca.pem")
         await asyncio.to_thread(edge.wait_ready, RETRIEVAL, 30, ca)
-    return Mesh(gateway, retrieval, generate, generator, retriever, edge)
+    return Mesh(gateway, retrieval, generate, generator, retriever, edge, app)
 
 

@@ -9,6 +9,7 @@ import pathlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -307,3 +308,27 @@ async def test_a_stopped_postgres_is_unavailable_then_recovers(postgres: Postgre
         await again.close()
     finally:
         await store.close()
+
+
+async def test_an_operation_is_run_by_one_replica_at_a_time(store: Store) -> None:
+    await store.put_operation(operation(1))
+    name, lease = "operations/acme-1", NOW + 10 * SECOND
+    one = await store.claim_operation(name, "replica-a", NOW, lease)
+    assert one is not None and one.owner == "replica-a" and one.lease_until == lease
+    assert await store.claim_operation(name, "replica-b", NOW + SECOND, lease) is None
+    # The owner writes progress; a cancel set meanwhile by another replica survives it.
+    await store.request_cancel(name)
+    stored = await store.update_operation(replace(one, operation=b"\x02progress"))
+    assert stored is not None and stored.cancel_requested and stored.operation == b"\x02progress"
+    # Another replica may write nothing while the claim holds...
+    assert await store.update_operation(replace(one, owner="replica-b")) is None
+    # ...and takes the operation over once the lease has run out (its owner died).
+    two = await store.claim_operation(name, "replica-b", lease + SECOND, lease + 20 * SECOND)
+    assert two is not None and two.owner == "replica-b"
+    assert await store.update_operation(one) is None  # the old owner's writes now miss
+    done = await store.update_operation(replace(two, done=True, expire_time=lease))
+    assert done is not None and done.done
+    assert await store.claim_operation(name, "replica-c", lease + 30 * SECOND,
+                                       lease + 40 * SECOND) is None  # done: nobody runs it
+    assert await store.update_operation(two) is None
+    assert await store.claim_operation("operations/none", "a", NOW, lease) is None

@@ -2,7 +2,8 @@
 
 A little of everything: ingests (metadata and audio), every search mode, a delete,
 listening events for two groups of listeners, a training run, recommendations, a short
-generation, and one bad request per backend so that error codes appear.
+generation (also as a long-running operation), and one bad request per backend so that
+error codes appear.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from dataclasses import dataclass
 import grpc
 import pytest
 import soundfile
+from google.longrunning import operations_pb2, operations_pb2_grpc
 
+from cadenza.gateway.v1 import gateway_pb2 as gwpb
+from cadenza.gateway.v1 import gateway_pb2_grpc
 from cadenza.generate.v1 import generate_pb2 as gpb
 from cadenza.generate.v1 import generate_pb2_grpc
 from cadenza.recommend.v1 import recommend_pb2 as rpb
@@ -143,6 +147,15 @@ def generate_traffic(channel: grpc.Channel) -> None:
     assert replies, "the generation sent nothing"
     _expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.Generate,
                   gpb.GenerateRequest(sampling=gpb.Sampling(top_p=1.5)), timeout=TIMEOUT_S)
+    # The same generation as a long-running operation, followed to its end.
+    request = gwpb.StartOperationRequest(method="/cadenza.generate.v1.GenerateService/Generate")
+    request.calls.add().messages.add().Pack(gpb.GenerateRequest(bars=2, seed=7))
+    started = gateway_pb2_grpc.GatewayServiceStub(channel).StartOperation(request,
+                                                                          timeout=TIMEOUT_S)
+    wait = operations_pb2.WaitOperationRequest(name=started.name)
+    wait.timeout.FromSeconds(60)
+    done = operations_pb2_grpc.OperationsStub(channel).WaitOperation(wait, timeout=TIMEOUT_S)
+    assert done.done and not done.HasField("error"), done
 
 
 def drive(gateway_address: str) -> Traffic:

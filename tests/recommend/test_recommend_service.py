@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -22,6 +24,7 @@ from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.recommend import fitting
 from services.recommend.app import build_recommend
 from services.recommend.settings import RecommendSettings
 from services.retrieval.app import build_retrieval
@@ -264,3 +267,34 @@ async def test_bad_requests_say_what_to_fix(recs: Recs) -> None:
         pb.SimilarTracksRequest(track_id="no-such-track"), timeout=10), "no-such-track")
     await recs.expect(bad, recs.stub.TrainModel(pb.TrainModelRequest(algorithm="magic"),
                                                 timeout=10), "algorithm")
+
+
+async def test_a_waiting_train_call_ends_with_its_run_and_cancelling_it_stops_the_run(
+        recs: Recs, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = (await recs.stub.TrainModel(pb.TrainModelRequest(wait=True), timeout=120)).run
+    assert run.state == "succeeded" and run.model_version  # returned finished
+    published = (await recs.stub.GetModelStatus(pb.GetModelStatusRequest(),
+                                                timeout=10)).model_version
+
+    fit = fitting.fit
+
+    def slow_fit(*args: Any, **kwargs: Any) -> Any:  # a catalogue big enough to take a while
+        time.sleep(1.5)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "fit", slow_fit)
+    call = recs.stub.TrainModel(pb.TrainModelRequest(wait=True), timeout=120)
+    for _ in range(100):
+        status = await recs.stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=10)
+        if status.latest_run.run_id != run.run_id and status.latest_run.state == "running":
+            break
+        await asyncio.sleep(0.02)
+    assert status.latest_run.state == "running"
+    call.cancel()  # what the gateway does when its operation is cancelled
+    for _ in range(200):
+        status = await recs.stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=10)
+        if status.latest_run.state != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert status.latest_run.state == "cancelled"
+    assert status.model_version == published  # the cancelled run published nothing

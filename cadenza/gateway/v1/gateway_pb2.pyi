@@ -4,13 +4,14 @@ isort:skip_file
 The gateway is Cadenza's one public endpoint. It serves the public services of the
 backends (cadenza.retrieval.v1.RetrievalService, cadenza.recommend.v1.RecommendService,
 cadenza.generate.v1.GenerateService) by forwarding each call unchanged to its backend,
-and these services of its own: GatewayService (the mesh, usage, the model catalogue)
-and AdminService (tenants and API keys).
+and these services of its own: GatewayService (the mesh, usage, the model catalogue,
+starting long-running operations), AdminService (tenants and API keys) and
+google.longrunning.Operations (the operations StartOperation began).
 
 Every call sends metadata "authorization: Bearer <api key>". A key belongs to a tenant
 and carries scopes: "search" (RetrievalService), "recommend" (RecommendService),
-"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage).
-GatewayService needs a valid key of any scope.
+"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage and
+operations). GatewayService and Operations need a valid key of any scope.
 UNAUTHENTICATED: no key, or one that is malformed, unknown, expired or revoked.
 PERMISSION_DENIED: a valid key without the scope the method needs.
 RESOURCE_EXHAUSTED: over a quota; the status carries a google.rpc.QuotaFailure (which
@@ -23,6 +24,7 @@ without one get the gateway's default deadline.
 """
 
 from collections import abc as _abc
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -85,6 +87,31 @@ USAGE_GROUP_METHOD: UsageGroup.ValueType  # 3
 USAGE_GROUP_KEY: UsageGroup.ValueType  # 4
 USAGE_GROUP_CODE: UsageGroup.ValueType  # 5
 Global___UsageGroup: _TypeAlias = UsageGroup  # noqa: Y015
+
+class _OperationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OperationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OperationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPERATION_STATE_UNSPECIFIED: _OperationState.ValueType  # 0
+    OPERATION_STATE_QUEUED: _OperationState.ValueType  # 1
+    """Waiting for a gateway replica to run it (just started, or after a restart)."""
+    OPERATION_STATE_RUNNING: _OperationState.ValueType  # 2
+    OPERATION_STATE_SUCCEEDED: _OperationState.ValueType  # 3
+    OPERATION_STATE_FAILED: _OperationState.ValueType  # 4
+    OPERATION_STATE_CANCELLED: _OperationState.ValueType  # 5
+
+class OperationState(_OperationState, metaclass=_OperationStateEnumTypeWrapper): ...
+
+OPERATION_STATE_UNSPECIFIED: OperationState.ValueType  # 0
+OPERATION_STATE_QUEUED: OperationState.ValueType  # 1
+"""Waiting for a gateway replica to run it (just started, or after a restart)."""
+OPERATION_STATE_RUNNING: OperationState.ValueType  # 2
+OPERATION_STATE_SUCCEEDED: OperationState.ValueType  # 3
+OPERATION_STATE_FAILED: OperationState.ValueType  # 4
+OPERATION_STATE_CANCELLED: OperationState.ValueType  # 5
+Global___OperationState: _TypeAlias = OperationState  # noqa: Y015
 
 @_typing.final
 class CheckMeshRequest(_message.Message):
@@ -417,6 +444,156 @@ class ListModelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
+
+@_typing.final
+class StartOperationRequest(_message.Message):
+    """---------------------------------------------------------------------------- operations"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """The public method to run, e.g. "/cadenza.generate.v1.GenerateService/Generate"."""
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___OperationCall]:
+        """The calls to make, one after another: one for a long generation or a training run,
+        several for a batch (a catalogue import is one IngestTrack call per track). At most
+        1000 calls.
+        """
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        calls: _abc.Iterable[Global___OperationCall] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartOperationRequest: _TypeAlias = StartOperationRequest  # noqa: Y015
+
+@_typing.final
+class OperationCall(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]:
+        """The call's request, packed as the method's request type; a client-streaming method
+        (IngestTrack, RecordEvents) takes its messages in order.
+        """
+
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[_any_pb2.Any] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationCall: _TypeAlias = OperationCall  # noqa: Y015
+
+@_typing.final
+class OperationResult(_message.Message):
+    """google.longrunning.Operation.response of a finished operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]:
+        """One response per call, in order, each packed as the method's response type; for a
+        server-streaming method, its last message (GenerationResult, TextResult).
+        """
+
+    def __init__(
+        self,
+        *,
+        responses: _abc.Iterable[_any_pb2.Any] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["responses", b"responses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationResult: _TypeAlias = OperationResult  # noqa: Y015
+
+@_typing.final
+class OperationMetadata(_message.Message):
+    """google.longrunning.Operation.metadata of the operations StartOperation begins."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CALLS_DONE_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CALL_ID_PREFIX_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    tenant: _builtins.str
+    state: Global___OperationState.ValueType
+    calls_done: _builtins.int
+    """Calls finished and in all."""
+    calls: _builtins.int
+    progress: _builtins.float
+    """0 to 1: calls done, plus the running call's share where its method reports one
+    (Generate: beats streamed of the beats asked for; GenerateText: tokens of max_tokens).
+    """
+    messages: _builtins.int
+    """Messages the running call has streamed back so far (server-streaming methods)."""
+    cancel_requested: _builtins.bool
+    attempts: _builtins.int
+    """How many times a gateway started the work (more than 1 after a restart)."""
+    call_id_prefix: _builtins.str
+    """The usage records of its calls are "<call_id_prefix>-<call index>"."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the result or error will be forgotten (set once the operation is done)."""
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        state: Global___OperationState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        calls_done: _builtins.int = ...,
+        calls: _builtins.int = ...,
+        progress: _builtins.float = ...,
+        messages: _builtins.int = ...,
+        cancel_requested: _builtins.bool = ...,
+        attempts: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        call_id_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "call_id_prefix", b"call_id_prefix", "calls", b"calls", "calls_done", b"calls_done", "cancel_requested", b"cancel_requested", "create_time", b"create_time", "expire_time", b"expire_time", "messages", b"messages", "method", b"method", "progress", b"progress", "state", b"state", "tenant", b"tenant", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OperationMetadata: _TypeAlias = OperationMetadata  # noqa: Y015
 
 @_typing.final
 class Tenant(_message.Message):

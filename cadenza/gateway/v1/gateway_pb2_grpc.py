@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from cadenza.gateway.v1 import gateway_pb2 as cadenza_dot_gateway_dot_v1_dot_gateway__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.80.0'
 GRPC_VERSION = grpc.__version__
@@ -49,6 +50,11 @@ class GatewayServiceStub(object):
                 request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.StartOperation = channel.unary_unary(
+                '/cadenza.gateway.v1.GatewayService/StartOperation',
+                request_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer(object):
@@ -78,6 +84,20 @@ class GatewayServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartOperation(self, request, context):
+        """Runs calls of a public method as a long-running operation and returns at once
+        (AIP-151: the reply is the google.longrunning.Operation itself). Follow it with
+        google.longrunning.Operations: GetOperation, WaitOperation, ListOperations (your
+        tenant's), CancelOperation (stops the work in its service), DeleteOperation. The
+        operation's metadata is an OperationMetadata; its response an OperationResult. It
+        survives a gateway restart (the work is run again from the first unfinished call).
+        Needs the scope of the method it runs; each call is metered and quota-checked like
+        a direct call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +115,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.FromString,
                     response_serializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'StartOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartOperation,
+                    request_deserializer=cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +203,33 @@ class GatewayService(object):
             '/cadenza.gateway.v1.GatewayService/ListModels',
             cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsRequest.SerializeToString,
             cadenza_dot_gateway_dot_v1_dot_gateway__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cadenza.gateway.v1.GatewayService/StartOperation',
+            cadenza_dot_gateway_dot_v1_dot_gateway__pb2.StartOperationRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,13 +4,14 @@ isort:skip_file
 The gateway is Cadenza's one public endpoint. It serves the public services of the
 backends (cadenza.retrieval.v1.RetrievalService, cadenza.recommend.v1.RecommendService,
 cadenza.generate.v1.GenerateService) by forwarding each call unchanged to its backend,
-and these services of its own: GatewayService (the mesh, usage, the model catalogue)
-and AdminService (tenants and API keys).
+and these services of its own: GatewayService (the mesh, usage, the model catalogue,
+starting long-running operations), AdminService (tenants and API keys) and
+google.longrunning.Operations (the operations StartOperation began).
 
 Every call sends metadata "authorization: Bearer <api key>". A key belongs to a tenant
 and carries scopes: "search" (RetrievalService), "recommend" (RecommendService),
-"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage).
-GatewayService needs a valid key of any scope.
+"generate" (GenerateService) and "admin" (AdminService, and any tenant's usage and
+operations). GatewayService and Operations need a valid key of any scope.
 UNAUTHENTICATED: no key, or one that is malformed, unknown, expired or revoked.
 PERMISSION_DENIED: a valid key without the scope the method needs.
 RESOURCE_EXHAUSTED: over a quota; the status carries a google.rpc.QuotaFailure (which
@@ -24,6 +25,7 @@ without one get the gateway's default deadline.
 
 from cadenza.gateway.v1 import gateway_pb2 as _gateway_pb2
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -61,6 +63,16 @@ class GatewayServiceStub:
     """Every model the platform serves, from every service, with what it is metered in and
     the caller's quota for it.
     """
+    StartOperation: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.StartOperationRequest, _operations_pb2.Operation]
+    """Runs calls of a public method as a long-running operation and returns at once
+    (AIP-151: the reply is the google.longrunning.Operation itself). Follow it with
+    google.longrunning.Operations: GetOperation, WaitOperation, ListOperations (your
+    tenant's), CancelOperation (stops the work in its service), DeleteOperation. The
+    operation's metadata is an OperationMetadata; its response an OperationResult. It
+    survives a gateway restart (the work is run again from the first unfinished call).
+    Needs the scope of the method it runs; each call is metered and quota-checked like
+    a direct call.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -75,6 +87,16 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     ListModels: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListModelsRequest, _gateway_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Every model the platform serves, from every service, with what it is metered in and
     the caller's quota for it.
+    """
+    StartOperation: _aio.UnaryUnaryMultiCallable[_gateway_pb2.StartOperationRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Runs calls of a public method as a long-running operation and returns at once
+    (AIP-151: the reply is the google.longrunning.Operation itself). Follow it with
+    google.longrunning.Operations: GetOperation, WaitOperation, ListOperations (your
+    tenant's), CancelOperation (stops the work in its service), DeleteOperation. The
+    operation's metadata is an OperationMetadata; its response an OperationResult. It
+    survives a gateway restart (the work is run again from the first unfinished call).
+    Needs the scope of the method it runs; each call is metered and quota-checked like
+    a direct call.
     """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -105,6 +127,22 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_gateway_pb2.ListModelsResponse, _abc.Awaitable[_gateway_pb2.ListModelsResponse]]:
         """Every model the platform serves, from every service, with what it is metered in and
         the caller's quota for it.
+        """
+
+    @_abc_1.abstractmethod
+    def StartOperation(
+        self,
+        request: _gateway_pb2.StartOperationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Runs calls of a public method as a long-running operation and returns at once
+        (AIP-151: the reply is the google.longrunning.Operation itself). Follow it with
+        google.longrunning.Operations: GetOperation, WaitOperation, ListOperations (your
+        tenant's), CancelOperation (stops the work in its service), DeleteOperation. The
+        operation's metadata is an OperationMetadata; its response an OperationResult. It
+        survives a gateway restart (the work is run again from the first unfinished call).
+        Needs the scope of the method it runs; each call is metered and quota-checked like
+        a direct call.
         """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

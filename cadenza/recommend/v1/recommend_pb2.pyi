@@ -701,18 +701,26 @@ class TrainModelRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALGORITHM_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
     algorithm: _builtins.str
     """"ensemble" (the default: ALS, EASE and item-kNN blended), "als", "ease" or
     "itemknn".
+    """
+    wait: _builtins.bool
+    """Hold the call until the run ends and return it finished (succeeded or failed).
+    Cancelling the call then cancels the run: it stops at its next step (the fit, the
+    quality check, publishing) and publishes nothing. Operations that run TrainModel
+    (GatewayService.StartOperation) always wait.
     """
     def __init__(
         self,
         *,
         algorithm: _builtins.str = ...,
+        wait: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -735,7 +743,7 @@ class TrainingRun(_message.Message):
     run_id: _builtins.str
     algorithm: _builtins.str
     state: _builtins.str
-    """"running", "succeeded" or "failed"."""
+    """"running", "succeeded", "failed" or "cancelled"."""
     started_at_unix_s: _builtins.float
     duration_s: _builtins.float
     events_used: _builtins.int

@@ -114,7 +114,7 @@ class RecommendServiceServicer(object):
     def TrainModel(self, request, context):
         """Fits the collaborative model from the event log. Serving continues on the old model
         until the new one replaces it atomically. FAILED_PRECONDITION while another run is
-        in progress.
+        in progress. Returns at once with the run "running", unless the request waits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

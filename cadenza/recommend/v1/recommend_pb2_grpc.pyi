@@ -54,7 +54,7 @@ class RecommendServiceStub:
     TrainModel: _grpc.UnaryUnaryMultiCallable[_recommend_pb2.TrainModelRequest, _recommend_pb2.TrainModelResponse]
     """Fits the collaborative model from the event log. Serving continues on the old model
     until the new one replaces it atomically. FAILED_PRECONDITION while another run is
-    in progress.
+    in progress. Returns at once with the run "running", unless the request waits.
     """
     GetModelStatus: _grpc.UnaryUnaryMultiCallable[_recommend_pb2.GetModelStatusRequest, _recommend_pb2.GetModelStatusResponse]
     """The model now serving and the latest training run."""
@@ -79,7 +79,7 @@ class RecommendServiceAsyncStub(RecommendServiceStub):
     TrainModel: _aio.UnaryUnaryMultiCallable[_recommend_pb2.TrainModelRequest, _recommend_pb2.TrainModelResponse]  # type: ignore[assignment]
     """Fits the collaborative model from the event log. Serving continues on the old model
     until the new one replaces it atomically. FAILED_PRECONDITION while another run is
-    in progress.
+    in progress. Returns at once with the run "running", unless the request waits.
     """
     GetModelStatus: _aio.UnaryUnaryMultiCallable[_recommend_pb2.GetModelStatusRequest, _recommend_pb2.GetModelStatusResponse]  # type: ignore[assignment]
     """The model now serving and the latest training run."""
@@ -137,7 +137,7 @@ class RecommendServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_recommend_pb2.TrainModelResponse, _abc.Awaitable[_recommend_pb2.TrainModelResponse]]:
         """Fits the collaborative model from the event log. Serving continues on the old model
         until the new one replaces it atomically. FAILED_PRECONDITION while another run is
-        in progress.
+        in progress. Returns at once with the run "running", unless the request waits.
         """
 
     @_abc_1.abstractmethod
