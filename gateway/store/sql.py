@@ -73,7 +73,7 @@ async def open_store(url: str) -> Store:
         engine = create_async_engine(target, pool_pre_ping=True,
                                      connect_args={"timeout": 10})
     else:
-        engine = create_async_engine(target, pool_pre_ping=True)
+        engine = create_async_engine(target, pool_pre_ping=False)
     store = SqlStore(engine)
     try:
         await store.create()

@@ -396,10 +396,37 @@ def test_placeholder_admin_key_has_the_shape_of_a_key_and_says_it_is_one() -> No
     every secret example says it is a placeholder."""
     admin = (K8S / "base" / "secrets" / "admin-api-key.example").read_text()
     assert well_formed(admin) and "REPLACE-ME" in admin
-    database = (K8S / "base" / "secrets" / "gateway-database-url.example").read_text()
-    assert "REPLACE-ME" in database
+    for name in ("gateway-database-url", "gateway-database-password", "gateway-redis-url",
+                 "gateway-redis-password"):
+        assert "REPLACE-ME" in (K8S / "base" / "secrets" / f"{name}.example").read_text()
     qdrant_key = (K8S / "overlays" / "prod" / "secrets" / "qdrant-api-key.example").read_text()
     assert "REPLACE-ME" in qdrant_key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_store_and_counters_are_the_servers_the_cluster_runs(overlay: str) -> None:
+    """DATABASE_URL and REDIS_URL come from Secrets whose URL names the in-cluster Service,
+    its port, and the password the server itself is started with."""
+    secrets = {s["metadata"]["name"].rsplit("-", 1)[0]: s for s in objects(overlay, "Secret")}
+    (gateway,) = pod_template(named(overlay, "Deployment", "gateway"))["spec"]["containers"]
+    sources = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in gateway["env"]
+               if "valueFrom" in v}
+    for variable, server, kind in (("DATABASE_URL", "gateway-postgres", "StatefulSet"),
+                                   ("REDIS_URL", "gateway-redis", "Deployment")):
+        ref = sources[variable]
+        secret = secrets[ref["name"].rsplit("-", 1)[0]]["data"]
+        url = base64.b64decode(secret[ref["key"]]).decode()
+        password = base64.b64decode(secret["password"]).decode()
+        port = named(overlay, "Service", server)["spec"]["ports"][0]["port"]
+        assert f":{password}@{server}:{port}/" in url, (variable, url)
+        (container,) = pod_template(named(overlay, kind, server))["spec"]["containers"]
+        names = {v["name"]: v.get("valueFrom", {}).get("secretKeyRef") for v in
+                 container["env"]}
+        assert {"name": ref["name"], "key": "password"} in names.values(), server
+    # Never in a ConfigMap: the URLs hold the passwords.
+    maps = {m["metadata"]["name"]: m["data"] for m in objects(overlay, "ConfigMap")}
+    for source in gateway["envFrom"]:
+        assert not {"DATABASE_URL", "REDIS_URL"} & set(maps[source["configMapRef"]["name"]])
 
 
 # -- dev and prod differences ---------------------------------------------------------
@@ -414,7 +441,9 @@ def test_dev_keeps_embedded_stores_on_their_own_volumes() -> None:
         volumes = {v["name"]: v for v in pod_template(deployment)["spec"]["volumes"]}
         assert volumes["data"]["persistentVolumeClaim"]["claimName"] in claims
         assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{name}-data"
-    assert not objects("dev", "StatefulSet")
+    # No Qdrant server in dev; the one StatefulSet is the gateway's PostgreSQL.
+    assert [s["metadata"]["name"] for s in objects("dev", "StatefulSet")] == [
+        "gateway-postgres"]
     assert all("triton" not in d["metadata"]["name"] for d in objects("dev", "Deployment"))
 
 
@@ -549,6 +578,7 @@ def test_network_policies_allow_exactly_the_mesh_paths(overlay: str) -> None:
         ("gateway", "generate", 50054), ("recommend", "retrieval", 50052),
         ("prometheus", "gateway", 9091), ("prometheus", "retrieval", 9092),
         ("prometheus", "recommend", 9093), ("prometheus", "generate", 9094),
+        ("gateway", "gateway-postgres", 5432), ("gateway", "gateway-redis", 6379),
     }
     if overlay == "prod":
         expected |= {
