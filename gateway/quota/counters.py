@@ -98,9 +98,16 @@ class MemoryCounters:
 class RedisCounters:
     """Counters in Redis, shared by every gateway replica."""
 
-    def __init__(self, url: str, timeout_s: float = 0.25) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
-                                              socket_connect_timeout=timeout_s)
+    def __init__(self, url: str, timeout_s: float = 0.25, connections: int = 32) -> None:
+        # A bounded pool that calls wait for: a burst of calls reuses a few warm
+        # connections instead of opening one each (which, under load, is what outlasts
+        # the timeout and sends a healthy Redis's callers to the fallback). A command that
+        # takes longer than timeout_s, or a wait for a connection longer than 4x that,
+        # counts as Redis down.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=connections, timeout=4 * timeout_s,
+            socket_timeout=timeout_s, socket_connect_timeout=4 * timeout_s)
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._take = self._redis.register_script(_TAKE)
 
     async def take(self, key: str, limit: int, window_s: int) -> float:
