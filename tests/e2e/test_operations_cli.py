@@ -101,3 +101,25 @@ def test_request_json_shapes_make_one_call_or_a_batch() -> None:
             assert message in str(error)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_a_batch_of_covers_and_a_text_run_as_operations(mesh: Mesh) -> None:
+    code, started = operation(mesh, "start", "GenerateCover", "--request-json",
+                              '[{"prompt": "rain", "seed": 1, "sampling": {"steps": 4}},'
+                              ' {"prompt": "sun", "seed": 2, "sampling": {"steps": 4}}]')
+    assert code == 0, started
+    code, done = operation(mesh, "wait", started["name"], "--timeout", "180")
+    assert code == 0, done
+    covers = done["response"]["responses"]
+    assert [c["@type"].rsplit(".", 1)[1] for c in covers] == ["GenerateCoverResponse"] * 2
+    assert all(c["image"] for c in covers) and covers[0]["image"] != covers[1]["image"]
+    assert done["metadata"]["calls_done"] == 2 and done["metadata"]["calls"] == 2
+
+    code, started = operation(mesh, "start", "GenerateText", "--request-json",
+                              '{"prompt": "A song title about rain:", "max_tokens": 8,'
+                              ' "seed": 3}')
+    assert code == 0, started
+    code, done = operation(mesh, "wait", started["name"], "--timeout", "180")
+    assert code == 0, done
+    (text,) = done["response"]["responses"]
+    assert text["@type"].endswith("GenerateTextResponse") and text["result"]["text"]
