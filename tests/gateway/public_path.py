@@ -121,7 +121,10 @@ class Mesh:
         await self.channel.close()
         if self.edge:
             self.edge.stop()
-        await self.stop_gateway()
+        if not self._gateway_stopped:
+            # The server only, as before: closing the app here leaves a task that
+            # ignores cancellation when the test's loop shuts down (forwarded streams).
+            await self.gateway.server.stop(None)
         for server in (self.retrieval, self.generate):
             await server.server.stop(None)
 
