@@ -8,10 +8,12 @@ import pathlib
 from cadenza.kit.server import App, Binding
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from services.recommend.catalog import RetrievalCatalog
+from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
 from services.recommend.event_store import SqliteEventStore
 from services.recommend.events import EventStore
 from services.recommend.model import ModelStore
+from services.recommend.model_cache import CachedModelStore
 from services.recommend.model_store import QdrantModelStore
 from services.recommend.recommender import Recommender
 from services.recommend.servicer import RecommendServicer
@@ -23,12 +25,13 @@ SERVICE = "cadenza.recommend.v1.RecommendService"
 
 def _open(settings: RecommendSettings) -> tuple[EventStore, ModelStore]:
     """The stores the settings name: SQLite events, Qdrant (a server when qdrant_url is
-    set, else embedded) for the model."""
+    set, else embedded) for the model, its item arrays in memory unless turned off."""
     data = pathlib.Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
+    models = QdrantModelStore.open(str(data / "qdrant"), settings.qdrant_url,
+                                   settings.qdrant_api_key)
     return (SqliteEventStore.open(data / "events.sqlite3"),
-            QdrantModelStore.open(str(data / "qdrant"), settings.qdrant_url,
-                                  settings.qdrant_api_key))
+            CachedModelStore(models, models) if settings.model_in_memory else models)
 
 
 async def build_recommend(settings: RecommendSettings) -> App:
@@ -38,15 +41,22 @@ async def build_recommend(settings: RecommendSettings) -> App:
     store, models = await asyncio.to_thread(_open, settings)
     catalog = RetrievalCatalog(settings.retrieval_address)
     events = EventLog(store, catalog, settings.max_clock_skew_s)
+    content = (ContentRefresher(catalog, settings.content_refresh_s)
+               if settings.content_in_memory else None)
     trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s,
-                      holdout_users=settings.holdout_users)
-    recommender = Recommender(events, catalog, models)
+                      holdout_users=settings.holdout_users,
+                      published=None if content is None else content.refresh_quietly)
+    recommender = Recommender(events, catalog, models, content)
     servicer = RecommendServicer(events, recommender, trainer)
 
     async def warmup() -> None:
         await trainer.start()
+        if content is not None:
+            content.start()
 
     async def close() -> None:
+        if content is not None:
+            await content.stop()
         await trainer.stop()
         await catalog.close()
         await events.close()

@@ -20,6 +20,7 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 
 BATCH_GET_MAX = 1000  # retrieval's BatchGetTracks limit
 SEARCH_MAX = 100  # retrieval's SearchTracks page size limit
+LIST_MAX = 500  # retrieval's ListTracks page size limit
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
@@ -67,6 +68,24 @@ class Scored:
 
     track: CatalogTrack
     score: float
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A feature group's block of the audio vector and its default weight (retrieval's)."""
+
+    name: str
+    dimensions: int
+    default_weight: float
+
+
+@dataclass(frozen=True)
+class CatalogVectors:
+    """Every track with its stored vectors (audio empty without audio), at a revision."""
+
+    revision: str
+    rows: list[tuple[CatalogTrack, list[float], list[float]]]
+    groups: list[FeatureGroup]
 
 
 class Catalog(Protocol):
@@ -150,6 +169,29 @@ class RetrievalCatalog:
         reply = await self._call(self.stub.SearchTracks, rpb.SearchTracksRequest(
             filter=_filter_to_pb(where), page_size=min(limit, SEARCH_MAX)))
         return [self._remember(_from_pb(hit.track)) for hit in reply.hits]
+
+    async def revision(self) -> str:
+        """Retrieval's catalogue revision (GetCatalogStats)."""
+        reply = await self._call(self.stub.GetCatalogStats, rpb.GetCatalogStatsRequest())
+        return f"{reply.revision}/{reply.track_count}"
+
+    async def vectors(self) -> CatalogVectors:
+        """Every track with its stored vectors, paged through ListTracks."""
+        revision = await self.revision()
+        groups = (await self._call(self.stub.ListFeatureGroups,
+                                   rpb.ListFeatureGroupsRequest())).groups
+        rows: list[tuple[CatalogTrack, list[float], list[float]]] = []
+        token = ""
+        while True:
+            reply = await self._call(self.stub.ListTracks, rpb.ListTracksRequest(
+                page_size=LIST_MAX, page_token=token, include_vectors=True))
+            rows.extend((_from_pb(t), list(t.vectors.audio), list(t.vectors.text))
+                        for t in reply.tracks)
+            token = reply.next_page_token
+            if not token:
+                break
+        return CatalogVectors(revision, rows, [
+            FeatureGroup(g.name, g.dimensions, g.default_weight) for g in groups])
 
     async def _search(self, request: rpb.SearchTracksRequest) -> list[Scored]:
         reply = await self._call(self.stub.SearchTracks, request)

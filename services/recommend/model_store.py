@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 from qdrant_client import QdrantClient, models
 
 from cadenza.kit.qdrant import call_qdrant, open_qdrant
@@ -121,6 +122,38 @@ class QdrantModelStore:
         return [(str(p.payload["user_id"]), float(p.score)) for p in response.points
                 if p.payload]
 
+    async def read_items(self, model: ServingModel) -> PublishedModel:
+        """The version's item factors and neighbour rows, read back whole (no users)."""
+        n = len(model.manifest.track_ids)
+        members = [m for m in model.manifest.members if m != ALS]
+        factors: np.ndarray | None = None
+        triples: dict[str, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {
+            m: ([], [], []) for m in members}
+        offset: Any = None
+        while True:
+            records, offset = await self.run(self.client.scroll, model.items, limit=1024,
+                                             offset=offset, with_payload=False,
+                                             with_vectors=True)
+            for r in records:
+                vectors = r.vector if isinstance(r.vector, dict) else {}
+                i = int(r.id)
+                if ALS in vectors:
+                    dense = np.asarray(vectors[ALS], dtype=np.float32)
+                    if factors is None:
+                        factors = np.zeros((n, len(dense)), dtype=np.float32)
+                    factors[i] = dense
+                for member in members:
+                    row = vectors.get(member)
+                    if isinstance(row, models.SparseVector):
+                        rows, cols, values = triples[member]
+                        rows.append(i)
+                        cols.append(np.asarray(row.indices, dtype=np.int64))
+                        values.append(np.asarray(row.values, dtype=np.float32))
+            if offset is None:
+                break
+        return PublishedModel(model.manifest, factors, [], None,
+                              {m: _csr(n, *triples[m]) for m in members})
+
     # -- publishing ------------------------------------------------------------------
 
     async def publish(self, model: PublishedModel) -> None:
@@ -212,3 +245,13 @@ def _user_points(model: PublishedModel) -> list[models.PointStruct]:
 
 def _batches(points: list[models.PointStruct], size: int) -> list[list[models.PointStruct]]:
     return [points[i:i + size] for i in range(0, len(points), size)]
+
+
+def _csr(n: int, rows: list[int], cols: list[np.ndarray],
+         values: list[np.ndarray]) -> sp.csr_matrix:
+    """An n x n CSR matrix from per-row index and value arrays."""
+    counts = [len(c) for c in cols]
+    return sp.csr_matrix((np.concatenate(values) if values else np.zeros(0, np.float32),
+                          (np.repeat(rows, counts).astype(np.int64),
+                           np.concatenate(cols) if cols else np.zeros(0, np.int64))),
+                         shape=(n, n))

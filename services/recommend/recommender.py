@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 from cadenza.kit.errors import FailedPrecondition, NotFound
 from services.recommend import metrics, targets
-from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack
+from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack, Scored
 from services.recommend.collaborative import collaborative, fold_in
+from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
 from services.recommend.events import Engagement
 from services.recommend.model import ModelStore
@@ -88,10 +89,14 @@ class _Signals:
 class Recommender:
     """Blends the signal sources into lists: personal, similar tracks, similar users."""
 
-    def __init__(self, events: EventLog, catalog: Catalog, models: ModelStore) -> None:
+    def __init__(self, events: EventLog, catalog: Catalog, models: ModelStore,
+                 content: ContentRefresher | None = None) -> None:
         self.events = events
         self.catalog = catalog
         self.models = models
+        # The catalogue's vectors in memory for the content signal; retrieval's example
+        # search per request while there is no copy yet (or without one).
+        self.content = content
         self.default_weights = dict(DEFAULT_WEIGHTS)
 
     async def recommend(self, q: RecommendQuery) -> RecommendResult:
@@ -140,7 +145,7 @@ class Recommender:
             signals.add("collaborative", {
                 t: (s, f"listeners of {title} also play this") for t, (s, _) in
                 (await self._collaborative(listened, {track_id}, {})).items()})
-        content = await self.catalog.like_examples([track_id], [], CandidateFilter(), 100)
+        content = await self._like([track_id], [], CandidateFilter())
         signals.add("content", _normalised({s.track.track_id: (s.score, f"similar to {title}")
                                             for s in content}))
         query = RecommendQuery("", limit, {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), **weights},
@@ -179,12 +184,22 @@ class Recommender:
                        where: CandidateFilter, titles: dict[str, str]
                        ) -> dict[str, tuple[float, str]]:
         liked = [e.track_id for e in positives[:CONTENT_POSITIVES]]
-        found = await self.catalog.like_examples(liked, sorted(disliked)[:CONTENT_NEGATIVES],
-                                                   where, 100)
+        unliked = sorted(disliked)[:CONTENT_NEGATIVES]
+        found = await self._like(liked, unliked, where)
         favourite = titles.get(liked[0], liked[0])
         return _normalised({s.track.track_id: (s.score, f"in the style of {favourite} and "
                                                         "what else you like")
                             for s in found})
+
+    async def _like(self, positive: list[str], negative: list[str],
+                    where: CandidateFilter) -> list[Scored]:
+        """The 100 tracks most like the examples: from the copy in memory when it has
+        them all, else by retrieval's example search."""
+        index = None if self.content is None else self.content.index
+        found = None if index is None else index.like(positive, negative, where, 100)
+        if found is None:
+            found = await self.catalog.like_examples(positive, negative, where, 100)
+        return found
 
     async def _popular(self, exclude: set[str]) -> dict[str, tuple[float, str]]:
         model = self.models.serving

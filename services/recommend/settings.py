@@ -33,3 +33,11 @@ class RecommendSettings(ServerSettings):
     holdout_users: int = Field(default=500, ge=0)
     # Collaborative algorithm that scheduled runs and TrainModel without one use.
     default_algorithm: str = "ensemble"
+    # Serve the collaborative model's item rows and factors from memory (about 100 MB at
+    # Last.fm scale with the ensemble) instead of a store read per request.
+    model_in_memory: bool = True
+    # Keep a copy of the catalogue's vectors for the content signal instead of an example
+    # search in retrieval per request; it is copied again when retrieval's revision
+    # changes (checked this often, seconds) and at every publish.
+    content_in_memory: bool = True
+    content_refresh_s: float = Field(default=30.0, gt=0)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument
@@ -52,7 +53,8 @@ class Trainer:
     """Runs training on request and on a schedule, one run at a time."""
 
     def __init__(self, store: EventStore, models: ModelStore, default_algorithm: str,
-                 interval_s: float, holdout_users: int = quality.MAX_USERS) -> None:
+                 interval_s: float, holdout_users: int = quality.MAX_USERS,
+                 published: Callable[[], Awaitable[None]] | None = None) -> None:
         if default_algorithm not in fitting.MEMBERS:
             raise ValueError(f"default_algorithm {default_algorithm!r}: use one of "
                              f"{', '.join(fitting.MEMBERS)}")
@@ -61,6 +63,8 @@ class Trainer:
         self.default_algorithm = default_algorithm
         self.interval_s = interval_s
         self.holdout_users = holdout_users
+        # Called after each publish (the content copy checks the catalogue then).
+        self.published = published
         self.latest: TrainingRun | None = None
         self._task: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
@@ -144,6 +148,8 @@ class Trainer:
             model.manifest.run["training_run"] = done.__dict__
             await self.models.publish(model)
             metrics.show_serving_model(run.algorithm, scores, time.time())
+            if self.published is not None:
+                await self.published()
             done = replace(done, duration_s=time.perf_counter() - started)
             metrics.TRAINING_SECONDS.labels(run.algorithm).observe(done.duration_s)
             metrics.TRAINING_RUNS.labels(run.algorithm, "succeeded").inc()

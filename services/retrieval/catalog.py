@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ class Catalog:
         self.analyser = analyser
         self.limits = limits
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
+        # What `revision` is made of: this process's start and its writes since.
+        self._started = uuid.uuid4().hex[:12]
+        self._writes = 0
         self._compute = ThreadPoolExecutor(compute_workers, thread_name_prefix="features")
 
     async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
@@ -131,6 +135,7 @@ class Catalog:
         text_vector = (await self._compute_on_pool(
             self.encoder.encode, [track_text(metadata)]))[0]
         replaced = await self._in_store(self.store.upsert, track, vector, text_vector)
+        self._writes += 1
         metrics.INGESTED.labels("audio" if features else "metadata").inc()
         if not replaced:
             metrics.CATALOG_TRACKS.inc()
@@ -162,12 +167,26 @@ class Catalog:
         check_id("track_id", track_id)
         if not await self._in_store(self.store.delete, track_id):
             raise NotFound(f"track '{track_id}' is not in the catalog")
+        self._writes += 1
         metrics.CATALOG_TRACKS.dec()
 
     async def list_tracks(self, filter: TrackFilter, limit: int,
                           cursor: str | None) -> tuple[list[Track], str | None]:
         """A page of matching tracks in storage order, and the next page's cursor."""
         return await self._in_store(self.store.scroll, filter, limit, cursor)
+
+    async def list_with_vectors(self, filter: TrackFilter, limit: int, cursor: str | None
+                                ) -> tuple[list[StoredTrack], str | None]:
+        """`list_tracks` with each track's stored vectors."""
+        tracks, after = await self._in_store(self.store.scroll, filter, limit, cursor)
+        stored = await self._in_store(self.store.get, [t.metadata.track_id for t in tracks],
+                                      True)
+        return stored, after
+
+    @property
+    def revision(self) -> str:
+        """Changes with every write through this process and when it restarts."""
+        return f"{self._started}-{self._writes}"
 
     async def stats(self) -> tuple[int, int]:
         """How many tracks the catalog holds, and how many of them have audio."""

@@ -17,6 +17,7 @@ from services.retrieval.model import (
     TrackFilter,
     TrackMetadata,
 )
+from services.retrieval.store import StoredTrack
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
@@ -57,6 +58,16 @@ def track_to_pb(t: Track) -> pb.Track:
                        ingested_at_unix_s=t.ingested_at_unix_s)
     if t.features is not None:
         message.features.CopyFrom(features_to_pb(t.features))
+    return message
+
+
+def stored_to_pb(s: StoredTrack) -> pb.Track:
+    """The Track message with the stored vectors (Track.vectors)."""
+    message = track_to_pb(s.track)
+    if s.audio_vector is not None:
+        message.vectors.audio.extend(s.audio_vector.tolist())
+    if s.text_vector is not None:
+        message.vectors.text.extend(s.text_vector.tolist())
     return message
 
 

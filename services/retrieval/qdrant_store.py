@@ -104,10 +104,10 @@ class QdrantStore:
     # -- reads -----------------------------------------------------------------------
 
     def get(self, track_ids: list[str], with_vectors: bool = False) -> list[StoredTrack]:
-        """The tracks that exist, in the order asked."""
+        """The tracks that exist, in the order asked; with both vectors when asked."""
         records = self._call(self.client.retrieve, COLLECTION,
                              [point_id(t) for t in track_ids],
-                             with_vectors=[AUDIO_VECTOR] if with_vectors else False)
+                             with_vectors=[AUDIO_VECTOR, TEXT_VECTOR] if with_vectors else False)
         by_id = {r.payload["track_id"]: _stored(r) for r in records if r.payload}
         return [by_id[t] for t in track_ids if t in by_id]
 
@@ -251,11 +251,11 @@ def _stored(record: models.Record | models.ScoredPoint) -> StoredTrack:
         features=None if measured is None else AudioFeatures(**measured),
         ingested_at_unix_s=float(payload.get("ingested_at_unix_s", 0.0)),
     )
-    vector = None
     vectors = getattr(record, "vector", None)
-    if isinstance(vectors, dict) and AUDIO_VECTOR in vectors:
-        vector = np.asarray(vectors[AUDIO_VECTOR], dtype=np.float32)
-    return StoredTrack(track, vector)
+    vectors = vectors if isinstance(vectors, dict) else {}
+    return StoredTrack(track, *(None if vectors.get(name) is None else
+                                np.asarray(vectors[name], dtype=np.float32)
+                                for name in (AUDIO_VECTOR, TEXT_VECTOR)))
 
 
 def _vectors_back(vector_name: str) -> list[str] | bool:

@@ -17,6 +17,7 @@ from services.retrieval.convert import (
     filter_from_pb,
     hit_to_pb,
     metadata_from_pb,
+    stored_to_pb,
     track_to_pb,
 )
 from services.retrieval.feature_groups import FEATURE_GROUPS
@@ -109,10 +110,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Pages through the tracks matching a filter, in storage order."""
         limit = check_page_size("page_size", request.page_size, *LIST_PAGE_SIZE)
         query = _query_of(request)
-        tracks, cursor = await self.catalog.list_tracks(
-            filter_from_pb(request.filter), limit, cursor_from_token(request.page_token, query))
-        return pb.ListTracksResponse(tracks=[track_to_pb(t) for t in tracks],
-                                     next_page_token=cursor_token(cursor, query))
+        filter, after = filter_from_pb(request.filter), cursor_from_token(request.page_token,
+                                                                          query)
+        if request.include_vectors:
+            stored, cursor = await self.catalog.list_with_vectors(filter, limit, after)
+            tracks = [stored_to_pb(s) for s in stored]
+        else:
+            found, cursor = await self.catalog.list_tracks(filter, limit, after)
+            tracks = [track_to_pb(t) for t in found]
+        return pb.ListTracksResponse(tracks=tracks, next_page_token=cursor_token(cursor, query))
 
     async def SearchTracks(self, request: pb.SearchTracksRequest,
                            context: Context[pb.SearchTracksRequest, pb.SearchTracksResponse],
@@ -170,4 +176,5 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         """Counts the catalog's tracks and those with audio, and names the store."""
         total, with_audio = await self.catalog.stats()
         return pb.GetCatalogStatsResponse(track_count=total, tracks_with_audio=with_audio,
-                                          store=self.catalog.store.kind)
+                                          store=self.catalog.store.kind,
+                                          revision=self.catalog.revision)

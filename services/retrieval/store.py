@@ -15,11 +15,13 @@ TEXT_VECTOR = "text"
 
 @dataclass(frozen=True)
 class StoredTrack:
-    """A track as stored, with its audio vector when asked for."""
+    """A track as stored, with its vectors when asked for."""
 
     track: Track
     # The concatenated unit blocks of every feature group (None for metadata-only tracks).
     audio_vector: np.ndarray | None
+    # The metadata text embedding; only `get(..., with_vectors=True)` fills it.
+    text_vector: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class VectorStore(Protocol):
         """Writes the track whole (one atomic point write); True when it replaced one."""
 
     def get(self, track_ids: list[str], with_vectors: bool = False) -> list[StoredTrack]:
-        """The tracks that exist, in the order asked."""
+        """The tracks that exist, in the order asked; with both vectors when asked."""
 
     def delete(self, track_id: str) -> bool:
         """True when the track existed."""

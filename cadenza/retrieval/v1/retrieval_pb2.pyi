@@ -144,6 +144,7 @@ class Track(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
     INGESTED_AT_UNIX_S_FIELD_NUMBER: _builtins.int
+    VECTORS_FIELD_NUMBER: _builtins.int
     ingested_at_unix_s: _builtins.float
     """When this version of the track was ingested (Unix seconds)."""
     @_builtins.property
@@ -152,20 +153,57 @@ class Track(_message.Message):
     def features(self) -> Global___AudioFeatures:
         """Absent for metadata-only tracks."""
 
+    @_builtins.property
+    def vectors(self) -> Global___TrackVectors:
+        """The stored vectors, only in ListTracks answers that ask for them (include_vectors):
+        for services that keep their own copy of the catalogue's similarity space.
+        """
+
     def __init__(
         self,
         *,
         metadata: Global___TrackMetadata | None = ...,
         features: Global___AudioFeatures | None = ...,
         ingested_at_unix_s: _builtins.float = ...,
+        vectors: Global___TrackVectors | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "metadata", b"metadata"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "metadata", b"metadata", "vectors", b"vectors"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "ingested_at_unix_s", b"ingested_at_unix_s", "metadata", b"metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "ingested_at_unix_s", b"ingested_at_unix_s", "metadata", b"metadata", "vectors", b"vectors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Track: _TypeAlias = Track  # noqa: Y015
+
+@_typing.final
+class TrackVectors(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIO_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def audio(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The feature groups' unit blocks concatenated in ListFeatureGroups order (dot
+        product); empty for metadata-only tracks.
+        """
+
+    @_builtins.property
+    def text(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The metadata text embedding (compared by cosine)."""
+
+    def __init__(
+        self,
+        *,
+        audio: _abc.Iterable[_builtins.float] | None = ...,
+        text: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrackVectors: _TypeAlias = TrackVectors  # noqa: Y015
 
 @_typing.final
 class AudioFeatures(_message.Message):
@@ -462,10 +500,13 @@ class ListTracksRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_VECTORS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1-500; 50 when unset."""
     page_token: _builtins.str
     """From a previous response's next_page_token; empty for the first page."""
+    include_vectors: _builtins.bool
+    """Each track's stored vectors too (Track.vectors)."""
     @_builtins.property
     def filter(self) -> Global___TrackFilter: ...
     def __init__(
@@ -474,10 +515,11 @@ class ListTracksRequest(_message.Message):
         filter: Global___TrackFilter | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        include_vectors: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "include_vectors", b"include_vectors", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -979,20 +1021,27 @@ class GetCatalogStatsResponse(_message.Message):
     TRACK_COUNT_FIELD_NUMBER: _builtins.int
     TRACKS_WITH_AUDIO_FIELD_NUMBER: _builtins.int
     STORE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
     track_count: _builtins.int
     tracks_with_audio: _builtins.int
     store: _builtins.str
     """"qdrant-embedded" or "qdrant-server"."""
+    revision: _builtins.str
+    """Changes whenever a track is ingested, replaced or deleted through this replica (and
+    when it restarts): a copy of the catalogue made at one revision is current while the
+    revision stays the same.
+    """
     def __init__(
         self,
         *,
         track_count: _builtins.int = ...,
         tracks_with_audio: _builtins.int = ...,
         store: _builtins.str = ...,
+        revision: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["store", b"store", "track_count", b"track_count", "tracks_with_audio", b"tracks_with_audio"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision", "store", b"store", "track_count", b"track_count", "tracks_with_audio", b"tracks_with_audio"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

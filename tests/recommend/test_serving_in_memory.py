@@ -1,0 +1,202 @@
+"""The in-memory serving path ranks as the per-request store path did.
+
+Recommend used to ask retrieval for an example search and the model store for item rows on
+every call. Now it keeps the model's item arrays and a copy of the catalogue's vectors in
+memory (model_cache.py, content.py). Both paths stay selectable, so these tests run them
+side by side on the same data: a real retrieval server over a catalogue of tracks with and
+without audio, a real SQLite event log and embedded Qdrant model store, and an ensemble
+fitted on the listeners' events. Every list must be the same list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc.aio
+import numpy as np
+import pytest
+import pytest_asyncio
+from qdrant_client import QdrantClient
+
+from cadenza.kit.server import App, Binding, serve_in_process
+from cadenza.retrieval.v1 import retrieval_pb2 as rpb
+from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.recommend import fitting
+from services.recommend.catalog import Bounds, CandidateFilter, RetrievalCatalog
+from services.recommend.content import ContentRefresher
+from services.recommend.event_log import EventLog
+from services.recommend.event_store import SqliteEventStore
+from services.recommend.events import Event, EventKind
+from services.recommend.model_cache import CachedModelStore
+from services.recommend.model_store import QdrantModelStore
+from services.recommend.recommender import DEFAULT_WEIGHTS, Recommender, RecommendQuery
+from services.retrieval.analysis import AudioAnalyser
+from services.retrieval.catalog import Catalog, Limits
+from services.retrieval.librosa_analyser import LibrosaAnalyser
+from services.retrieval.qdrant_store import QdrantStore
+from services.retrieval.servicer import RetrievalServicer
+from services.retrieval.text_embedding import TextEncoder
+from tests.retrieval.helpers import make_track, random_blocks, random_text_vector
+
+MODEL_DIR = pathlib.Path(__file__).resolve().parents[2] / "models" / "text"
+pytestmark = [
+    pytest.mark.skipif(not (MODEL_DIR / "model_card.json").exists(),
+                       reason="run `make text-model` first (make test does)"),
+    pytest.mark.asyncio(loop_scope="module"),
+]
+TRACKS, WITH_AUDIO, USERS = 400, 300, 60
+TAGS = ("rock", "jazz", "folk", "dance", "ambient")
+
+
+@dataclass
+class World:
+    old: Recommender  # per-request store reads and retrieval example search
+    new: Recommender  # the item arrays and the catalogue copy in memory
+    catalog: RetrievalCatalog
+    content: ContentRefresher
+    events: EventLog
+    users: list[str]
+
+
+def _fill(store: QdrantStore) -> None:
+    """Tracks 0..299 with audio, the rest metadata-only; tags and artists vary."""
+    rng = np.random.default_rng(5)
+    for i in range(TRACKS):
+        audio = i < WITH_AUDIO
+        track = make_track(i, rng, audio=audio, artist=f"Artist {i % 40}",
+                           tags=(TAGS[i % 5], TAGS[(i // 5) % 5]))
+        store.upsert(track, random_blocks(rng) if audio else None, random_text_vector(rng))
+
+
+def _events(rng: np.random.Generator) -> list[Event]:
+    """Each listener plays a taste region of the catalogue, likes some, dislikes and skips
+    a few; some listeners hear only tracks without audio (the text space)."""
+    out = []
+    for u in range(USERS):
+        user = f"u{u:02d}"
+        lo = (u * 7) % (WITH_AUDIO - 40) if u % 4 else WITH_AUDIO
+        pool = np.arange(lo, min(lo + 60, TRACKS))
+        for j, t in enumerate(rng.choice(pool, size=18, replace=False)):
+            kind = (EventKind.LIKE if j % 6 == 0 else EventKind.DISLIKE if j % 9 == 4
+                    else EventKind.SKIP if j % 9 == 7 else EventKind.PLAY)
+            out.append(Event(f"{user}-{t}", user, f"t{t:05d}", kind, time.time() - 1000,
+                             count=int(rng.integers(1, 9))))
+    return out
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    store = QdrantStore(QdrantClient(location=":memory:"), "qdrant-embedded")
+    _fill(store)
+    analyser: AudioAnalyser = LibrosaAnalyser()
+    retrieval = Catalog(store, TextEncoder.load(MODEL_DIR), analyser, Limits(10**7, 600.0))
+    servicer = RetrievalServicer(retrieval)
+    app = App(bindings=[Binding("cadenza.retrieval.v1.RetrievalService", lambda server:
+                                retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(
+                                    servicer, server))])
+    running = await serve_in_process(app)
+    catalog = RetrievalCatalog(f"127.0.0.1:{running.port}")
+    data = tmp_path_factory.mktemp("recommend")
+    event_store = SqliteEventStore.open(data / "events.sqlite3")
+    events = EventLog(event_store, catalog, 300.0)
+    for event in _events(np.random.default_rng(11)):
+        await events.record(event)
+    models = QdrantModelStore.open(str(data / "qdrant"))
+    engagements = await asyncio.to_thread(event_store.all_engagements)
+    await models.publish(fitting.fit(engagements, "ensemble", "v1"))
+    cached = CachedModelStore(models, models)
+    await cached.load()  # the restart path: the arrays read back from the store
+    content = ContentRefresher(catalog, 3600.0)
+    await content.refresh()
+    users = sorted({e.user_id for e in engagements})
+    # The new path really is in memory (else both lists would come from the stores).
+    assert models.serving is not None and cached.holds(models.serving)
+    assert content.index is not None and len(content.index) == TRACKS
+    yield World(Recommender(events, catalog, models), Recommender(events, catalog, cached,
+                                                                  content),
+                catalog, content, events, users)
+    await catalog.close()
+    await events.close()
+    models.close()
+    await running.server.stop(None)
+    retrieval.close()
+
+
+def _query(user: str, **fields: object) -> RecommendQuery:
+    weights = {**DEFAULT_WEIGHTS, **fields.pop("weights", {})}  # type: ignore[dict-item]
+    total = sum(weights.values())
+    return RecommendQuery(user, int(fields.pop("limit", 20)),  # type: ignore[call-overload]
+                          {k: v / total for k, v in weights.items()}, **fields)  # type: ignore[arg-type]
+
+
+async def _same_lists(world: World, query: RecommendQuery) -> list[str]:
+    old = (await world.old.recommend(query)).items
+    new = (await world.new.recommend(query)).items
+    assert [i.track.track_id for i in new] == [i.track.track_id for i in old], query
+    for a, b in zip(old, new, strict=True):
+        assert b.score == pytest.approx(a.score, abs=1e-5)
+        assert b.reason == a.reason
+        assert b.contributions.keys() == a.contributions.keys()
+    return [i.track.track_id for i in new]
+
+
+async def test_every_user_gets_the_same_list_with_the_default_blend(world: World) -> None:
+    lists = [await _same_lists(world, _query(user)) for user in world.users]
+    assert all(len(found) == 20 for found in lists)
+    assert len({tuple(found) for found in lists}) > USERS // 2  # personal, not one list
+
+
+async def test_the_same_list_with_content_only_and_filters(world: World) -> None:
+    only_content = {k: 0.0 for k in DEFAULT_WEIGHTS} | {"content": 1.0}
+    for user in world.users[::3]:
+        assert await _same_lists(world, _query(user, weights=only_content))
+        await _same_lists(world, _query(user, where=CandidateFilter(tags=("jazz", "folk")),
+                                        weights=only_content))
+        await _same_lists(world, _query(user, where=CandidateFilter(
+            tempo_bpm=Bounds(90, 150), loudness_db=Bounds(None, -10)), limit=10))
+        await _same_lists(world, _query(user, where=CandidateFilter(
+            artists=("Artist 3", "Artist 7", "Artist 12")), max_per_artist=0))
+
+
+async def test_similar_tracks_are_the_same(world: World) -> None:
+    for track_id in ("t00003", "t00150", "t00350"):
+        old = await world.old.similar_tracks(track_id, 15)
+        new = await world.new.similar_tracks(track_id, 15)
+        assert [i.track.track_id for i in new] == [i.track.track_id for i in old]
+
+
+async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
+    user = world.users[5]
+    before = await _same_lists(world, _query(user, limit=10))
+    await world.events.record(Event(f"{user}-fresh-like", user, before[0], EventKind.LIKE,
+                                    time.time(), count=3))
+    after = await _same_lists(world, _query(user, limit=10))
+    assert before[0] not in after  # heard now: left out, and the rest re-ranked
+    assert after != before[1:]
+
+
+async def test_the_copy_follows_the_catalogue_and_misses_go_to_retrieval(
+        world: World) -> None:
+    revision = world.content.index.revision if world.content.index else ""
+    new_id = "t09999"
+    async with grpc.aio.insecure_channel(world.catalog.address) as channel:
+        meta = rpb.TrackMetadata(track_id=new_id, title="Newcomer", artist="Newcomer",
+                                 tags=["rock"])
+        await retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestTrack(iter([
+            rpb.IngestTrackRequest(header=rpb.IngestHeader(metadata=meta))]), timeout=30)
+    index = world.content.index
+    assert index is not None and index.like([new_id], [], CandidateFilter(), 10) is None
+    # A request with an example the copy lacks still ranks (retrieval answers it).
+    old = await world.old.similar_tracks(new_id, 10)
+    new = await world.new.similar_tracks(new_id, 10)
+    assert [i.track.track_id for i in new] == [i.track.track_id for i in old]
+    await world.content.refresh()
+    index = world.content.index
+    assert index is not None and index.revision != revision
+    assert index.like([new_id], [], CandidateFilter(), 10)
+    await world.content.refresh()  # unchanged revision: the same copy is kept
+    assert world.content.index is index
