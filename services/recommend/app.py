@@ -45,14 +45,14 @@ async def build_recommend(settings: RecommendSettings) -> App:
                if settings.content_in_memory else None)
     trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s,
                       holdout_users=settings.holdout_users,
-                      published=None if content is None else content.refresh_quietly)
+                      published=None if content is None else content.refresh_soon)
     recommender = Recommender(events, catalog, models, content)
     servicer = RecommendServicer(events, recommender, trainer)
 
     async def warmup() -> None:
         await trainer.start()
         if content is not None:
-            content.start()
+            await content.start()
 
     async def close() -> None:
         if content is not None:

@@ -21,22 +21,23 @@ PER_MEMBER = 300  # candidates each member contributes
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A track the collaborative signal proposes, and why."""
+class Proposal:
+    """The tracks the collaborative signal proposes (model item indices), and why."""
 
-    score: float  # in [0, 1]
-    # The user's track that contributed most (neighbour models); "" for ALS-only items.
-    because_of: str
+    items: np.ndarray  # item indices, ascending
+    scores: np.ndarray  # in [0, 1], per item
+    # Per item, the user's item that contributed most (neighbour models); -1 for ALS-only.
+    because: np.ndarray
 
 
 async def collaborative(models: ModelStore, model: ServingModel, history: list[Engagement],
-                        exclude: set[str]) -> dict[str, Candidate]:
+                        exclude: set[str]) -> Proposal:
     """Per track: sum over members of weight x (member score / the member's best score)."""
     known = [e for e in history if e.track_id in model.index]
     positives = sorted((e for e in known if e.value > 0 and not e.disliked),
                        key=lambda e: -e.value)[:MAX_HISTORY]
     if not positives:
-        return {}
+        return Proposal(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     blocked = {model.index[t] for t in exclude if t in model.index}
     total = np.zeros(len(model.manifest.track_ids), dtype=np.float64)
     because = np.full(len(total), -1)
@@ -52,30 +53,31 @@ async def collaborative(models: ModelStore, model: ServingModel, history: list[E
             best_part[better] = top_part[better] * weight
         total += weight * normalised_top(scores, blocked, PER_MEMBER)
     picked = np.flatnonzero(total > 0)
-    ids = model.manifest.track_ids
-    return {ids[j]: Candidate(float(total[j]), ids[because[j]] if because[j] >= 0 else "")
-            for j in picked}
+    return Proposal(picked, total[picked], because[picked])
 
 
 async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str,
                             positives: list[Engagement]) -> tuple[np.ndarray, np.ndarray,
                                                                   np.ndarray]:
-    """x_u @ W from the stored rows, and for each item the history item giving most."""
+    """x_u @ W from the stored rows, and for each item the history item giving most
+    (the first such in the history's order)."""
     n = len(model.manifest.track_ids)
-    model_rows = await models.item_rows(model, member, [model.index[e.track_id] for e in positives])
-    scores = np.zeros(n)
-    top_source = np.full(n, -1)
-    top_part = np.zeros(n)
-    for e in positives:
-        i = model.index[e.track_id]
-        if i not in model_rows:
-            continue
-        indices, values = model_rows[i]
-        part = values * evidence(member, e.value)
-        scores[indices] += part
-        better = part > top_part[indices]
-        top_part[indices[better]] = part[better]
-        top_source[indices[better]] = i
+    order = [model.index[e.track_id] for e in positives]
+    model_rows = await models.item_rows(model, member, order)
+    scores, top_source, top_part = np.zeros(n), np.full(n, -1), np.zeros(n)
+    present = [(i, evidence(member, e.value)) for i, e in zip(order, positives, strict=True)
+               if i in model_rows]
+    if not present:
+        return scores, top_source, top_part
+    cols = np.concatenate([model_rows[i][0] for i, _ in present])
+    parts = np.concatenate([model_rows[i][1] * w for i, w in present])
+    sources = np.repeat([i for i, _ in present], [len(model_rows[i][0]) for i, _ in present])
+    # bincount adds in array order: the same sums, bit for bit, as adding row by row.
+    scores = np.bincount(cols, weights=parts, minlength=n).astype(np.float64)
+    np.maximum.at(top_part, cols, parts)
+    winners = np.flatnonzero((parts == top_part[cols]) & (parts > 0))
+    columns, first = np.unique(cols[winners], return_index=True)
+    top_source[columns] = sources[winners[first]]
     return scores, top_source, top_part
 
 
@@ -104,19 +106,18 @@ async def fold_in(models: ModelStore, model: ServingModel,
         return None
     strongest = sorted(history, key=lambda e: -abs(e.value))[:MAX_HISTORY]
     factors = await models.item_factors(model, [model.index[e.track_id] for e in strongest])
-    gram = np.asarray(manifest.als_gram)
-    a = gram + manifest.als_regularization * np.eye(len(gram))
-    b = np.zeros(len(gram))
-    for e in strongest:
-        y = factors.get(model.index[e.track_id])
-        if y is None:
-            continue
-        c = manifest.als_alpha * float(confidence(e.value))
-        if c > 0:
-            b += c * y
-        a += (abs(c) - 1.0) * np.outer(y, y)
+    found = [(factors[model.index[e.track_id]], e.value) for e in strongest
+             if model.index[e.track_id] in factors]
+    if not found:
+        return None
+    y = np.stack([f for f, _ in found]).astype(np.float64)
+    c = manifest.als_alpha * np.asarray(confidence(np.array([v for _, v in found])))
+    b = (c[c > 0, None] * y[c > 0]).sum(axis=0)
     if not b.any():
         return None
+    gram = np.asarray(manifest.als_gram)
+    a = gram + manifest.als_regularization * np.eye(len(gram)) + (
+        y.T * (np.abs(c) - 1.0)) @ y
     return np.linalg.solve(a, b).astype(np.float32)
 
 

@@ -21,6 +21,7 @@ the copy lacks yet goes to retrieval's example search, as without a copy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -185,6 +186,7 @@ class ContentRefresher:
         self.index: ContentIndex | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
 
     async def refresh(self, force: bool = False) -> None:
         """Copies the catalogue when its revision differs from the copy's (or `force`)."""
@@ -206,8 +208,14 @@ class ContentRefresher:
         except Exception as error:  # keep the copy, the periodic check tries again
             logger.warning("content index refresh failed: %s", error)
 
-    def start(self) -> None:
-        """Starts the periodic check (the first copy happens in it, not here)."""
+    def refresh_soon(self) -> None:
+        """Asks the periodic check to run now (after a publish). It runs in the check's
+        own task, so no request's deadline or cancellation reaches the copy."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Makes the first copy (retrieval down: logged, retried), then starts the check."""
+        await self.refresh_quietly()
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
@@ -218,5 +226,7 @@ class ContentRefresher:
 
     async def _loop(self) -> None:
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+            self._wake.clear()
             await self.refresh_quietly()
-            await asyncio.sleep(self.refresh_s)

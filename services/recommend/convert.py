@@ -5,11 +5,11 @@ from __future__ import annotations
 from cadenza.kit.errors import InvalidArgument
 from cadenza.kit.validate import check_id, check_weights
 from cadenza.recommend.v1 import recommend_pb2 as pb
+from services.recommend.blend import Item
 from services.recommend.catalog import Bounds, CandidateFilter
 from services.recommend.recommender import (
     DEFAULT_WEIGHTS,
     MAX_LIMIT,
-    Item,
     RecommendQuery,
     RecommendResult,
 )

@@ -146,5 +146,9 @@ class MemoryModelStore:
 
 def _top(scores: np.ndarray, limit: int) -> list[int]:
     """Indices of the `limit` largest scores, largest first (ties: lower index first)."""
-    order = np.argsort(-scores, kind="stable")
-    return [int(i) for i in order[:max(limit, 0)]]
+    limit = min(max(limit, 0), len(scores))
+    if limit == 0:
+        return []
+    best = np.argpartition(-scores, limit - 1)[:limit]  # a full sort costs 10x at 17k items
+    best = best[np.lexsort((best, -scores[best]))]
+    return [int(i) for i in best]

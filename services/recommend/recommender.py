@@ -19,9 +19,12 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from cadenza.kit.errors import FailedPrecondition, NotFound
-from services.recommend import metrics, targets
-from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack, Scored
+from services.recommend import metrics
+from services.recommend.blend import Item, Signal, blend
+from services.recommend.catalog import CandidateFilter, Catalog, Scored
 from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
@@ -54,16 +57,6 @@ class RecommendQuery:
 
 
 @dataclass(frozen=True)
-class Item:
-    """A recommended track, its blended score, each source's share and the reason."""
-
-    track: CatalogTrack
-    score: float
-    contributions: dict[str, float]
-    reason: str
-
-
-@dataclass(frozen=True)
 class RecommendResult:
     """A list of recommendations and what produced it."""
 
@@ -71,19 +64,6 @@ class RecommendResult:
     weights: dict[str, float]
     model_version: str
     cold_start: bool
-
-
-@dataclass
-class _Signals:
-    """Candidates per source: track id -> (score in [0, 1], reason)."""
-
-    by_source: dict[str, dict[str, tuple[float, str]]] = field(default_factory=dict)
-
-    def add(self, source: str, scored: dict[str, tuple[float, str]]) -> None:
-        self.by_source[source] = scored
-
-    def ids(self) -> set[str]:
-        return {t for scored in self.by_source.values() for t in scored}
 
 
 class Recommender:
@@ -111,8 +91,7 @@ class Recommender:
         if cold:
             metrics.COLD_START.inc()
         titles = await self._titles(positives[:200])
-        signals = _Signals()
-        jobs: dict[str, Awaitable[dict[str, tuple[float, str]]]] = {}
+        jobs: dict[str, Awaitable[Signal]] = {}
         if q.weights["collaborative"] > 0 and model is not None and positives:
             jobs["collaborative"] = self._timed("collaborative", self._collaborative(
                 history, exclude, titles))
@@ -120,15 +99,13 @@ class Recommender:
             jobs["content"] = self._timed("content", self._content(
                 positives, disliked, q.where, titles))
         if q.weights["seeds"] > 0 and not q.seeds.empty():
-            jobs["seeds"] = self._timed("seeds", seed_candidates(self.catalog, q.seeds,
-                                                                 q.where))
+            jobs["seeds"] = self._timed("seeds", self._seeds(q.seeds, q.where))
         if q.weights["popularity"] > 0 and model is not None:
             jobs["popularity"] = self._timed("popularity", self._popular(exclude))
         if q.targets or (cold and not jobs):
             # Targets (or an empty start) also draw candidates straight from the catalog.
             jobs["targets"] = self._timed("targets", self._matching(q.where))
-        for source, scored in zip(jobs, await asyncio.gather(*jobs.values()), strict=True):
-            signals.add(source, scored)
+        signals = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         items = await self._blend(signals, q, exclude)
         return RecommendResult(items, q.weights, model.manifest.version if model else "", cold)
 
@@ -140,14 +117,14 @@ class Recommender:
         title = found[track_id].title or track_id
         listened = [Engagement("", track_id, 1.0, False, time.time())]
         weights = {"collaborative": 0.6, "content": 0.4}
-        signals = _Signals()
+        signals: dict[str, Signal] = {}
         if self.models.serving is not None:
-            signals.add("collaborative", {
-                t: (s, f"listeners of {title} also play this") for t, (s, _) in
-                (await self._collaborative(listened, {track_id}, {})).items()})
+            neighbours = await self._collaborative(listened, {track_id}, {})
+            signals["collaborative"] = Signal(neighbours.ids, neighbours.scores,
+                                              f"listeners of {title} also play this")
         content = await self._like([track_id], [], CandidateFilter())
-        signals.add("content", _normalised({s.track.track_id: (s.score, f"similar to {title}")
-                                            for s in content}))
+        signals["content"] = Signal.of(_normalised({
+            s.track.track_id: (s.score, f"similar to {title}") for s in content}))
         query = RecommendQuery("", limit, {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), **weights},
                                max_per_artist=0)
         return await self._blend(signals, query, {track_id})
@@ -171,25 +148,32 @@ class Recommender:
     # -- sources ---------------------------------------------------------------------
 
     async def _collaborative(self, history: list[Engagement], exclude: set[str],
-                             titles: dict[str, str]) -> dict[str, tuple[float, str]]:
+                             titles: dict[str, str]) -> Signal:
         model = self.models.serving
         if model is None:
-            return {}
+            return Signal([], np.zeros(0), "")
         found = await collaborative(self.models, model, history, exclude)
-        return {t: (c.score, f"because you like {titles.get(c.because_of, c.because_of)}"
-                    if c.because_of else "popular with listeners like you")
-                for t, c in found.items()}
+        track_ids = model.manifest.track_ids
+
+        def reason(k: int) -> str:
+            if found.because[k] < 0:
+                return "popular with listeners like you"
+            because = track_ids[found.because[k]]
+            return f"because you like {titles.get(because, because)}"
+
+        return Signal([track_ids[i] for i in found.items], found.scores, reason)
 
     async def _content(self, positives: list[Engagement], disliked: set[str],
-                       where: CandidateFilter, titles: dict[str, str]
-                       ) -> dict[str, tuple[float, str]]:
+                       where: CandidateFilter, titles: dict[str, str]) -> Signal:
         liked = [e.track_id for e in positives[:CONTENT_POSITIVES]]
         unliked = sorted(disliked)[:CONTENT_NEGATIVES]
         found = await self._like(liked, unliked, where)
         favourite = titles.get(liked[0], liked[0])
-        return _normalised({s.track.track_id: (s.score, f"in the style of {favourite} and "
-                                                        "what else you like")
-                            for s in found})
+        return Signal.of(_normalised({s.track.track_id: (
+            s.score, f"in the style of {favourite} and what else you like") for s in found}))
+
+    async def _seeds(self, seeds: Seeds, where: CandidateFilter) -> Signal:
+        return Signal.of(await seed_candidates(self.catalog, seeds, where))
 
     async def _like(self, positive: list[str], negative: list[str],
                     where: CandidateFilter) -> list[Scored]:
@@ -201,22 +185,23 @@ class Recommender:
             found = await self.catalog.like_examples(positive, negative, where, 100)
         return found
 
-    async def _popular(self, exclude: set[str]) -> dict[str, tuple[float, str]]:
+    async def _popular(self, exclude: set[str]) -> Signal:
         model = self.models.serving
         if model is None:
-            return {}
+            return Signal([], np.zeros(0), "")
         popularity, ids = model.manifest.popularity, model.manifest.track_ids
         top = list(itertools.islice((i for i in model.by_popularity if ids[i] not in exclude),
                                     200))
         best = max((popularity[i] for i in top), default=0) or 1
-        return {ids[i]: (popularity[i] / best, "popular with listeners") for i in top}
+        return Signal([ids[i] for i in top],
+                      np.array([popularity[i] / best for i in top], dtype=np.float64),
+                      "popular with listeners")
 
-    async def _matching(self, where: CandidateFilter) -> dict[str, tuple[float, str]]:
-        return {t.track_id: (0.0, "from the catalog")
-                for t in await self.catalog.matching(where, 100)}
+    async def _matching(self, where: CandidateFilter) -> Signal:
+        found = await self.catalog.matching(where, 100)
+        return Signal([t.track_id for t in found], np.zeros(len(found)), "from the catalog")
 
-    async def _timed(self, source: str,
-                     job: Awaitable[dict[str, tuple[float, str]]]) -> dict[str, tuple[float, str]]:
+    async def _timed(self, source: str, job: Awaitable[Signal]) -> Signal:
         started = time.perf_counter()
         result = await job
         metrics.SOURCE_SECONDS.labels(source).observe(time.perf_counter() - started)
@@ -226,30 +211,10 @@ class Recommender:
         tracks = await self.catalog.tracks([e.track_id for e in engagements])
         return {t: track.title or t for t, track in tracks.items()}
 
-    # -- blending --------------------------------------------------------------------
-
-    async def _blend(self, signals: _Signals, q: RecommendQuery, exclude: set[str]) -> list[Item]:
-        ids = [t for t in signals.ids() if t not in exclude]
-        tracks = await self.catalog.tracks(ids)  # also drops tracks deleted since
-        scored: list[Item] = []
-        for track_id, track in tracks.items():
-            if not _within(track, q.where):
-                continue
-            parts: dict[str, tuple[float, str]] = {}
-            for source, candidates in signals.by_source.items():
-                if source != "targets" and track_id in candidates:
-                    score, reason = candidates[track_id]
-                    parts[source] = (q.weights[source] * score, reason)
-            if q.targets:
-                parts["targets"] = (q.weights["targets"] * targets.closeness(
-                    track.features, q.targets), targets.describe(q.targets))
-            elif "targets" in signals.by_source and not parts:
-                parts["targets"] = signals.by_source["targets"][track_id]
-            total = sum(p for p, _ in parts.values())
-            reason = max(parts.values(), key=lambda p: p[0])[1] if parts else ""
-            scored.append(Item(track, total, {s: p for s, (p, _) in parts.items()}, reason))
-        scored.sort(key=lambda i: (-i.score, i.track.track_id))
-        return _cap_per_artist(scored, q.max_per_artist, q.limit)
+    async def _blend(self, signals: dict[str, Signal], q: RecommendQuery,
+                     exclude: set[str]) -> list[Item]:
+        return await blend(signals, q.weights, q.where, q.targets, exclude, q.max_per_artist,
+                           q.limit, self.catalog.tracks)
 
 
 def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
@@ -257,34 +222,3 @@ def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, 
     if best <= 0:
         return {}
     return {t: (max(s, 0.0) / best, r) for t, (s, r) in scored.items()}
-
-
-def _within(track: CatalogTrack, where: CandidateFilter) -> bool:
-    """The min_/max_ bounds, for candidates that did not come through a filtered search."""
-    for name in ("tempo_bpm", "loudness_db", "brightness_hz", "duration_s"):
-        bounds = getattr(where, name)
-        if not bounds.given():
-            continue
-        value = track.features.get(name)
-        if value is None:
-            return False
-        if (bounds.min is not None and value < bounds.min) or (
-                bounds.max is not None and value > bounds.max):
-            return False
-    if where.artists and track.artist not in where.artists:
-        return False
-    return not where.tags or bool(set(where.tags) & set(track.tags))
-
-
-def _cap_per_artist(items: list[Item], cap: int, limit: int) -> list[Item]:
-    out: list[Item] = []
-    per_artist: dict[str, int] = {}
-    for item in items:
-        artist = item.track.artist
-        if cap and artist and per_artist.get(artist, 0) >= cap:
-            continue
-        per_artist[artist] = per_artist.get(artist, 0) + 1
-        out.append(item)
-        if len(out) == limit:
-            break
-    return out

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from cadenza.kit.errors import FailedPrecondition, InvalidArgument
@@ -54,7 +54,7 @@ class Trainer:
 
     def __init__(self, store: EventStore, models: ModelStore, default_algorithm: str,
                  interval_s: float, holdout_users: int = quality.MAX_USERS,
-                 published: Callable[[], Awaitable[None]] | None = None) -> None:
+                 published: Callable[[], None] | None = None) -> None:
         if default_algorithm not in fitting.MEMBERS:
             raise ValueError(f"default_algorithm {default_algorithm!r}: use one of "
                              f"{', '.join(fitting.MEMBERS)}")
@@ -149,7 +149,7 @@ class Trainer:
             await self.models.publish(model)
             metrics.show_serving_model(run.algorithm, scores, time.time())
             if self.published is not None:
-                await self.published()
+                self.published()
             done = replace(done, duration_s=time.perf_counter() - started)
             metrics.TRAINING_SECONDS.labels(run.algorithm).observe(done.duration_s)
             metrics.TRAINING_RUNS.labels(run.algorithm, "succeeded").inc()

@@ -2,15 +2,20 @@
 
 Recommend used to ask retrieval for an example search and the model store for item rows on
 every call. Now it keeps the model's item arrays and a copy of the catalogue's vectors in
-memory (model_cache.py, content.py). Both paths stay selectable, so these tests run them
-side by side on the same data: a real retrieval server over a catalogue of tracks with and
-without audio, a real SQLite event log and embedded Qdrant model store, and an ensemble
-fitted on the listeners' events. Every list must be the same list.
+memory (model_cache.py, content.py) and blends every source in one vectorised pass
+(blend.py). The data: a real retrieval server over a catalogue of tracks with and without
+audio, a real SQLite event log and embedded Qdrant model store, and an ensemble fitted on
+the listeners' events, all deterministic. Every list must be the same list:
+- as before the change: data/lists_before.json holds the lists the code before it gave
+  (commit 213ac59's per-request path) for 30 fixed users, five queries each, and three
+  SimilarTracks calls;
+- on both paths that are still selectable (the store reads per request, and memory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import pathlib
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +31,7 @@ from cadenza.kit.server import App, Binding, serve_in_process
 from cadenza.retrieval.v1 import retrieval_pb2 as rpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.recommend import fitting
+from services.recommend.blend import Item
 from services.recommend.catalog import Bounds, CandidateFilter, RetrievalCatalog
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
@@ -50,6 +56,7 @@ pytestmark = [
 ]
 TRACKS, WITH_AUDIO, USERS = 400, 300, 60
 TAGS = ("rock", "jazz", "folk", "dance", "ambient")
+BEFORE = pathlib.Path(__file__).parent / "data" / "lists_before.json"
 
 
 @dataclass
@@ -133,18 +140,54 @@ def _query(user: str, **fields: object) -> RecommendQuery:
                           {k: v / total for k, v in weights.items()}, **fields)  # type: ignore[arg-type]
 
 
+def _cases(user: str) -> dict[str, RecommendQuery]:
+    only_content = {k: 0.0 for k in DEFAULT_WEIGHTS} | {"content": 1.0}
+    return {
+        "default": _query(user),
+        "content": _query(user, weights=only_content),
+        "tags": _query(user, where=CandidateFilter(tags=("jazz", "folk"))),
+        "bounds": _query(user, where=CandidateFilter(tempo_bpm=Bounds(90, 150),
+                                                     loudness_db=Bounds(None, -10)), limit=10),
+        "targets": _query(user, targets={"tempo_bpm": 120.0, "mode": 1.0}, limit=10),
+    }
+
+
+def _rows(items: list[Item]) -> list[list[object]]:
+    return [[i.track.track_id, i.score, i.reason, ",".join(sorted(i.contributions))]
+            for i in items]
+
+
+def _assert_same(found: list[list[object]], expected: list[list[object]], case: str) -> None:
+    assert [r[0] for r in found] == [r[0] for r in expected], case
+    for a, b in zip(found, expected, strict=True):
+        assert a[1] == pytest.approx(b[1], abs=1e-5), case
+        assert a[2:] == b[2:], case
+
+
+async def test_the_lists_are_the_lists_from_before_the_change(world: World) -> None:
+    before = json.loads(BEFORE.read_text())
+    users = sorted({key.split("/")[0] for key in before if not key.startswith("similar/")})
+    assert len(users) == 30
+    for user in users:
+        for name, query in _cases(user).items():
+            expected = before[f"{user}/{name}"]
+            for recommender in (world.new, world.old):
+                _assert_same(_rows((await recommender.recommend(query)).items), expected,
+                             f"{user}/{name}")
+    for track_id in ("t00003", "t00150", "t00350"):
+        for recommender in (world.new, world.old):
+            _assert_same(_rows(await recommender.similar_tracks(track_id, 15)),
+                         before[f"similar/{track_id}"], track_id)
+
+
 async def _same_lists(world: World, query: RecommendQuery) -> list[str]:
     old = (await world.old.recommend(query)).items
     new = (await world.new.recommend(query)).items
-    assert [i.track.track_id for i in new] == [i.track.track_id for i in old], query
-    for a, b in zip(old, new, strict=True):
-        assert b.score == pytest.approx(a.score, abs=1e-5)
-        assert b.reason == a.reason
-        assert b.contributions.keys() == a.contributions.keys()
+    _assert_same(_rows(new), _rows(old), str(query))
     return [i.track.track_id for i in new]
 
 
-async def test_every_user_gets_the_same_list_with_the_default_blend(world: World) -> None:
+async def test_every_user_gets_the_same_list_on_both_paths(world: World) -> None:
     lists = [await _same_lists(world, _query(user)) for user in world.users]
     assert all(len(found) == 20 for found in lists)
     assert len({tuple(found) for found in lists}) > USERS // 2  # personal, not one list
@@ -160,13 +203,6 @@ async def test_the_same_list_with_content_only_and_filters(world: World) -> None
             tempo_bpm=Bounds(90, 150), loudness_db=Bounds(None, -10)), limit=10))
         await _same_lists(world, _query(user, where=CandidateFilter(
             artists=("Artist 3", "Artist 7", "Artist 12")), max_per_artist=0))
-
-
-async def test_similar_tracks_are_the_same(world: World) -> None:
-    for track_id in ("t00003", "t00150", "t00350"):
-        old = await world.old.similar_tracks(track_id, 15)
-        new = await world.new.similar_tracks(track_id, 15)
-        assert [i.track.track_id for i in new] == [i.track.track_id for i in old]
 
 
 async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
