@@ -13,6 +13,9 @@ SOURCE_SECONDS = Histogram(
     "cadenza_recommend_source_seconds",
     "Time to gather one signal source's candidates for a recommendation.", ("source",),
     buckets=LATENCY_BUCKETS_S)
+LIST_CACHE = Counter(
+    "cadenza_recommend_list_cache_total", "Recommend calls answered from the list cache "
+    "(hit) or computed (miss).", ("result",))
 COLD_START = Counter(
     "cadenza_recommend_cold_start_total", "Recommendations for users with no history.")
 TRAINING_SECONDS = Histogram(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +29,7 @@ from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
 from services.recommend.events import Engagement
+from services.recommend.list_cache import ListCache, history_key
 from services.recommend.model import ModelStore
 from services.recommend.seeds import Seeds, seed_candidates
 
@@ -70,13 +71,14 @@ class Recommender:
     """Blends the signal sources into lists: personal, similar tracks, similar users."""
 
     def __init__(self, events: EventLog, catalog: Catalog, models: ModelStore,
-                 content: ContentRefresher | None = None) -> None:
+                 content: ContentRefresher | None = None, cached_lists: int = 0) -> None:
         self.events = events
         self.catalog = catalog
         self.models = models
         # The catalogue's vectors in memory for the content signal; retrieval's example
         # search per request while there is no copy yet (or without one).
         self.content = content
+        self.lists: ListCache[RecommendResult] = ListCache(cached_lists)
         self.default_weights = dict(DEFAULT_WEIGHTS)
 
     async def recommend(self, q: RecommendQuery) -> RecommendResult:
@@ -90,6 +92,14 @@ class Recommender:
         cold = not positives
         if cold:
             metrics.COLD_START.inc()
+        index = None if self.content is None else self.content.index
+        key = None
+        if index is not None and self.lists.size > 0:
+            key = (_query_key(q), history_key(history),
+                   model.manifest.version if model else "", index.revision)
+            found = self.lists.get(key)
+            if found is not None:
+                return found
         titles = await self._titles(positives[:200])
         jobs: dict[str, Awaitable[Signal]] = {}
         if q.weights["collaborative"] > 0 and model is not None and positives:
@@ -107,7 +117,11 @@ class Recommender:
             jobs["targets"] = self._timed("targets", self._matching(q.where))
         signals = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         items = await self._blend(signals, q, exclude)
-        return RecommendResult(items, q.weights, model.manifest.version if model else "", cold)
+        result = RecommendResult(items, q.weights, model.manifest.version if model else "",
+                                 cold)
+        if key is not None:
+            self.lists.put(key, result)
+        return result
 
     async def similar_tracks(self, track_id: str, limit: int) -> list[Item]:
         """Tracks like this one: its listeners' other tracks and its sound."""
@@ -215,6 +229,11 @@ class Recommender:
                      exclude: set[str]) -> list[Item]:
         return await blend(signals, q.weights, q.where, q.targets, exclude, q.max_per_artist,
                            q.limit, self.catalog.tracks)
+
+
+def _query_key(q: RecommendQuery) -> Hashable:
+    return (q.user_id, q.limit, tuple(sorted(q.weights.items())), q.seeds, q.where,
+            tuple(sorted(q.targets.items())), q.max_per_artist, q.include_heard)
 
 
 def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:

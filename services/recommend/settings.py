@@ -41,3 +41,6 @@ class RecommendSettings(ServerSettings):
     # changes (checked this often, seconds) and at every publish.
     content_in_memory: bool = True
     content_refresh_s: float = Field(default=30.0, gt=0)
+    # Recent lists kept and served again while the request, the user's engagements, the
+    # model version and the catalogue copy's revision are all unchanged; 0 = none.
+    cached_lists: int = Field(default=20_000, ge=0)

@@ -25,6 +25,7 @@ import grpc.aio
 import numpy as np
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 from qdrant_client import QdrantClient
 
 from cadenza.kit.server import App, Binding, serve_in_process
@@ -62,7 +63,7 @@ BEFORE = pathlib.Path(__file__).parent / "data" / "lists_before.json"
 @dataclass
 class World:
     old: Recommender  # per-request store reads and retrieval example search
-    new: Recommender  # the item arrays and the catalogue copy in memory
+    new: Recommender  # the item arrays and the catalogue copy in memory, lists cached
     catalog: RetrievalCatalog
     content: ContentRefresher
     events: EventLog
@@ -123,8 +124,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     # The new path really is in memory (else both lists would come from the stores).
     assert models.serving is not None and cached.holds(models.serving)
     assert content.index is not None and len(content.index) == TRACKS
-    yield World(Recommender(events, catalog, models), Recommender(events, catalog, cached,
-                                                                  content),
+    yield World(Recommender(events, catalog, models),
+                Recommender(events, catalog, cached, content, cached_lists=1000),
                 catalog, content, events, users)
     await catalog.close()
     await events.close()
@@ -205,9 +206,24 @@ async def test_the_same_list_with_content_only_and_filters(world: World) -> None
             artists=("Artist 3", "Artist 7", "Artist 12")), max_per_artist=0))
 
 
+def _cache_hits() -> float:
+    return REGISTRY.get_sample_value("cadenza_recommend_list_cache_total",
+                                     {"result": "hit"}) or 0.0
+
+
+async def test_a_repeated_request_is_answered_from_the_cache(world: World) -> None:
+    query = _query(world.users[7], limit=12)
+    first = await world.new.recommend(query)
+    hits = _cache_hits()
+    assert await world.new.recommend(query) is first
+    assert _cache_hits() == hits + 1
+    assert (await world.new.recommend(_query(world.users[7], limit=11))) is not first
+
+
 async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
     user = world.users[5]
     before = await _same_lists(world, _query(user, limit=10))
+    await _same_lists(world, _query(user, limit=10))  # cached now
     await world.events.record(Event(f"{user}-fresh-like", user, before[0], EventKind.LIKE,
                                     time.time(), count=3))
     after = await _same_lists(world, _query(user, limit=10))
