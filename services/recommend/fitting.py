@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from services.recommend import algorithms
+from services.recommend import algorithms, selected
 from services.recommend.events import Engagement
 from services.recommend.model import ALS, EASE, ITEMKNN, Manifest, PublishedModel
 
-# Member weights inside the "collaborative" signal, per algorithm. The ensemble's
-# weights and the hyperparameters below came from a small grid on the Last.fm split that
-# `make eval-recs` reports (no separate validation split; the baselines got the same
-# grid), so its absolute figures are somewhat optimistic (README, "Evaluation").
+# Member weights inside the "collaborative" signal, per algorithm. The ensemble's weights
+# and the hyperparameters are chosen by `make eval-recs` on a validation split carved out
+# of the Last.fm training data (selected.json); the values here stand without it.
+SELECTION = selected.load()
 MEMBERS = {
-    "ensemble": {ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2},
+    "ensemble": SELECTION.get("members", {ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}),
     "als": {ALS: 1.0},
     "ease": {EASE: 1.0},
     "itemknn": {ITEMKNN: 1.0},
@@ -26,7 +26,7 @@ MEMBERS = {
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """The fitting knobs of every member algorithm (defaults from the Last.fm grid)."""
+    """The fitting knobs of every member algorithm (`DEFAULT_PARAMS`: the selection's)."""
 
     als_factors: int = 64
     als_regularization: float = 0.05
@@ -76,12 +76,17 @@ def build_matrix(engagements: list[Engagement]) -> Matrix:
     return Matrix(users, items, scaled, binary)
 
 
+DEFAULT_PARAMS = Hyperparameters(**SELECTION.get("hyperparameters", {}))
+
+
 def fit(engagements: list[Engagement], algorithm: str, version: str,
-        params: Hyperparameters = Hyperparameters()) -> PublishedModel:
-    """Fits the algorithm's members on the engagements into a publishable model."""
+        params: Hyperparameters = DEFAULT_PARAMS,
+        members: dict[str, float] | None = None) -> PublishedModel:
+    """Fits the algorithm's members (weighted as MEMBERS says, or as `members` does) on
+    the engagements into a publishable model."""
     started = time.perf_counter()
     matrix = build_matrix(engagements)
-    members = MEMBERS[algorithm]
+    members = dict(MEMBERS[algorithm] if members is None else members)
     n_items = len(matrix.items)
     item_factors = user_factors = gram = None
     if ALS in members:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cadenza.kit.errors import FailedPrecondition, NotFound
-from services.recommend import metrics
+from services.recommend import metrics, selected
 from services.recommend.blend import Item, Signal, blend
 from services.recommend.catalog import CandidateFilter, Catalog, Scored
 from services.recommend.collaborative import collaborative, fold_in
@@ -33,12 +33,12 @@ from services.recommend.list_cache import ListCache, history_key
 from services.recommend.model import ModelStore
 from services.recommend.seeds import Seeds, seed_candidates
 
-# Defaults of R(x)'s weights (README, "Recommendations"). Content and popularity are kept
-# small: on Last.fm they add coverage and cold-start help but not accuracy. Sources with
-# nothing to say for a request (no seeds, no targets) score 0 and do not change the
-# order of the rest.
+# Defaults of R(x)'s weights (README, "Recommendations"): the collaborative, content and
+# popularity weights are chosen by `make eval-recs` on its validation split (selected.json).
+# Sources with nothing to say for a request (no seeds, no targets) score 0 and do not
+# change the order of the rest.
 DEFAULT_WEIGHTS = {"collaborative": 0.8, "content": 0.1, "seeds": 0.3, "popularity": 0.02,
-                   "targets": 0.3}
+                   "targets": 0.3, **selected.load().get("weights", {})}
 MAX_LIMIT = 100
 CONTENT_POSITIVES, CONTENT_NEGATIVES = 50, 20
 

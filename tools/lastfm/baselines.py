@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from services.recommend import algorithms
+from services.recommend import algorithms, fitting
 from services.recommend.events import Engagement
 from services.recommend.fitting import Hyperparameters, Matrix, build_matrix
 from services.recommend.offline_eval import top_n
@@ -35,7 +35,7 @@ def rank_all(matrix: Matrix, users: list[str], score: Ranker, n: int = 10) -> di
 def baselines(engagements: list[Engagement], users: list[str],
               params: Hyperparameters | None = None) -> dict[str, dict[str, list[str]]]:
     """Top-10 lists of the baselines (popularity, implicit ALS, EASE) for these users."""
-    params = params or Hyperparameters()
+    params = params or fitting.DEFAULT_PARAMS
     matrix = build_matrix(engagements)
     popularity = algorithms.popularity(matrix.binary)
     als = algorithms.fit_als(matrix.confidence, params.als_factors, params.als_regularization,
