@@ -1,0 +1,157 @@
+"""Model selection for `make eval-recs` on a validation split, never the test split.
+
+The validation split is carved out of the training data with the same per-user hold-out
+the test split uses. Candidates are scored by the service's own code in this process: the
+same fit (services.recommend.fitting), the same Recommender and blend, the same catalogue
+copy (the content signal, from the running retrieval service), with the model in the
+in-memory store (it answers what the Qdrant store answers; the store contract says so).
+
+Two stages, to keep the grid affordable on two cores:
+1. the collaborative model: hyperparameters and the ensemble's member weights, on
+   collaborative-only lists;
+2. R(x)'s weights (content and popularity next to collaborative) with that model.
+The pick is the best nDCG@10 among candidates whose catalogue coverage is at least
+MIN_COVERAGE (the best nDCG@10 overall when none reaches it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.recommend import fitting
+from services.recommend.content import ContentRefresher
+from services.recommend.event_log import EventLog
+from services.recommend.events import Event, EventKind
+from services.recommend.memory_event_store import MemoryEventStore
+from services.recommend.memory_model_store import MemoryModelStore
+from services.recommend.model import ALS, EASE, ITEMKNN
+from services.recommend.offline_eval import Split, evaluate
+from services.recommend.recommender import DEFAULT_WEIGHTS, RecommendQuery, Recommender
+from tools.lastfm import dataset as lastfm
+
+MIN_COVERAGE = 0.10
+BASE = fitting.Hyperparameters(als_factors=64, als_regularization=0.05, als_alpha=1.0,
+                               als_iterations=15, ease_l2=200.0, knn_shrink=10.0)
+# Stage 1: one change from BASE at a time, then the member weights on the best of each.
+PARAMS = [BASE, dataclasses.replace(BASE, als_factors=128),
+          dataclasses.replace(BASE, als_alpha=2.0), dataclasses.replace(BASE, ease_l2=500.0),
+          dataclasses.replace(BASE, ease_l2=100.0), dataclasses.replace(BASE, knn_shrink=50.0)]
+MEMBER_WEIGHTS = [{ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}, {ALS: 0.6, EASE: 0.3, ITEMKNN: 0.1},
+                  {ALS: 0.3, EASE: 0.6, ITEMKNN: 0.1}, {ALS: 0.5, EASE: 0.5, ITEMKNN: 0.0}]
+# Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
+# Last.fm requests carry neither).
+BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.05, 0.1, 0.2, 0.4)
+          for p in (0.0, 0.02)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration and its validation scores."""
+
+    params: fitting.Hyperparameters
+    members: dict[str, float]
+    weights: dict[str, float]
+    scores: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        """The candidate as selected.json holds it."""
+        return {"hyperparameters": dataclasses.asdict(self.params), "members": self.members,
+                "weights": self.weights, "validation": self.scores}
+
+
+def pick(candidates: list[Candidate]) -> Candidate:
+    """The best nDCG@10 among those with enough coverage (or among all)."""
+    covered = [c for c in candidates if c.scores["coverage"] >= MIN_COVERAGE]
+    return max(covered or candidates, key=lambda c: c.scores["nDCG@10"])
+
+
+class Validation:
+    """Scores configurations on one validation split with the service's code."""
+
+    def __init__(self, split: Split, content: ContentRefresher, catalog_size: int) -> None:
+        self.split = split
+        self.content = content
+        self.catalog_size = catalog_size
+        self.users = sorted(split.test, key=int)
+        self.engagements = [e for e in _training(split)]
+        store = MemoryEventStore()
+        store.add([Event(f"v-{e.user_id}-{e.track_id}", lastfm.user_key(e.user_id),
+                         f"lastfm-artist-{e.track_id}", EventKind.PLAY, 0.0,
+                         count=int(e.value)) for e in self.engagements])
+        self.events = EventLog(store, content.source, 300.0)  # type: ignore[arg-type]
+
+    async def score(self, model: fitting.PublishedModel, weights: dict[str, float]
+                    ) -> dict[str, float]:
+        """Validation metrics of the lists the service would give with this model."""
+        models = MemoryModelStore()
+        await models.publish(model)
+        recommender = Recommender(self.events, self.content.source,  # type: ignore[arg-type]
+                                  models, self.content)
+        total = sum(weights.values())
+        normalised = {k: v / total for k, v in weights.items()}
+        ranked = {}
+        for user in self.users:
+            result = await recommender.recommend(RecommendQuery(
+                lastfm.user_key(user), 10, normalised))
+            ranked[user] = [i.track.track_id.removeprefix("lastfm-artist-")
+                            for i in result.items]
+        return evaluate(ranked, self.split.test, self.catalog_size).row()
+
+    async def select(self, log: Any = print) -> tuple[Candidate, list[Candidate]]:
+        """Stage 1 then stage 2; the pick and every candidate tried."""
+        tried: list[Candidate] = []
+        collaborative = {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), "collaborative": 1.0}
+        fits = {}
+        for params in PARAMS:
+            started = time.perf_counter()
+            fits[params] = fitting.fit(_artist_ids(self.engagements), "ensemble", "val", params,
+                                       MEMBER_WEIGHTS[0])
+            candidate = Candidate(params, MEMBER_WEIGHTS[0], collaborative,
+                                  await self.score(fits[params], collaborative))
+            tried.append(candidate)
+            log(f"  {_describe(candidate)} ({time.perf_counter() - started:.0f} s)")
+        best_params = pick(tried).params
+        for members in MEMBER_WEIGHTS[1:]:
+            model = fits[best_params]
+            model = dataclasses.replace(model, manifest=dataclasses.replace(
+                model.manifest, members=members))
+            candidate = Candidate(best_params, members, collaborative,
+                                  await self.score(model, collaborative))
+            tried.append(candidate)
+            log(f"  {_describe(candidate)}")
+        best = pick(tried)
+        model = fits[best.params]
+        model = dataclasses.replace(model, manifest=dataclasses.replace(
+            model.manifest, members=best.members))
+        blended = []
+        for blend in BLENDS:
+            weights = {**DEFAULT_WEIGHTS, "collaborative": 0.8, **blend}
+            candidate = Candidate(best.params, best.members, weights,
+                                  await self.score(model, weights))
+            blended.append(candidate)
+            log(f"  {_describe(candidate)}")
+        return pick(blended), tried + blended
+
+
+def _training(split: Split) -> Iterator[fitting.Engagement]:
+    for user, by_artist in split.train.items():
+        for artist, plays in by_artist.items():
+            yield fitting.Engagement(user, artist, plays, False, 0.0)
+
+
+def _artist_ids(engagements: list[fitting.Engagement]) -> list[fitting.Engagement]:
+    """The engagements as the service stores them (user keys, track ids)."""
+    return [dataclasses.replace(e, user_id=lastfm.user_key(e.user_id),
+                                track_id=f"lastfm-artist-{e.track_id}") for e in engagements]
+
+
+def _describe(c: Candidate) -> str:
+    p = c.params
+    return (f"als k={p.als_factors} alpha={p.als_alpha} ease l2={p.ease_l2:g} "
+            f"knn shrink={p.knn_shrink:g} members={c.members} content="
+            f"{c.weights['content']} popularity={c.weights['popularity']}: nDCG@10 "
+            f"{c.scores['nDCG@10']:.4f} coverage {c.scores['coverage']:.4f}")
