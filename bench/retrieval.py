@@ -6,10 +6,14 @@ import asyncio
 import dataclasses
 import functools
 import io
+import json
 import pathlib
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -199,6 +203,86 @@ def ingest_rows() -> list[Row]:
                 "tracks/min", f"{direct / via:.2f}", "via gateway vs direct; 1 at a time")]
 
 
+ENGINE_SIZES = (10_000, 100_000)
+
+
+def _engine_figures(engine: str, size: int) -> dict[str, Any]:
+    # One process per engine and size: RSS deltas are not mixed up, and one at a time.
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "bench.store_engines", engine, str(size),
+                               f"{tmp}/store"], capture_output=True, text=True, check=True,
+                              timeout=900)
+    figures: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    print(done.stdout.splitlines()[-1], file=sys.stderr)  # the raw figures, as they come
+    return figures
+
+
+def _ms(latency: dict[str, float], p99: bool = True) -> str:
+    text = f"p50 {latency['p50']:.1f}"
+    return text + (f" / p99 {latency['p99']:.1f} ms" if p99 else " ms")
+
+
+def _engine_size_rows(edge: dict[str, Any], local: dict[str, Any]) -> list[Row]:
+    size = f"{edge['size']:,} points"
+    local_where = "disk" if local["on_disk"] else "memory (a disk build is too slow)"
+    rows = [
+        Row("upsert, one at a time", size, f"{edge['upsert_single_per_s']:.0f} points/s",
+            f"{local['upsert_single_per_s']:.0f} points/s",
+            f"{edge['upsert_single_per_s'] / local['upsert_single_per_s']:.1f}x",
+            f"store.upsert, first 1,000; local mode on {local_where}"),
+        Row("upsert, batches", size, f"{edge['upsert_bulk_per_s']:.0f} points/s",
+            f"{local['upsert_bulk_per_s']:.0f} points/s",
+            f"{edge['upsert_bulk_per_s'] / local['upsert_bulk_per_s']:.1f}x",
+            f"upsert_many, 1,000 a call; local mode on {local_where}"),
+        Row("upsert + flush (fsync)", size, f"{edge['upsert_flush_ms']:.0f} ms/point", "-", "-",
+            "edge only: the price of power-loss durability per write"),
+    ]
+    for key, name in (("audio", "query audio (dot)"), ("text", "query text (cosine)"),
+                      ("audio_filtered", "query audio + filter"),
+                      ("text_filtered", "query text + filter"),
+                      ("recommend", "recommend (3+/1-, audio)"),
+                      ("recommend_filtered", "recommend + filter")):
+        note = f"{edge[key]['reps']} / {local[key]['reps']} calls"
+        if "filter" in key:
+            note += f"; tag + tempo range, {edge['filtered_matches']:,} match"
+        rows.append(Row(name, size, _ms(edge[key]), _ms(local[key]),
+                        f"{local[key]['p50'] / edge[key]['p50']:.1f}x", note))
+    if edge["optimize_s"] is None:
+        rows.append(Row("optimize (HNSW build)", size, "not run", "-", "-",
+                        "372 s in a one-off run here; the queries above are exact scans"))
+    else:
+        rows.append(Row("optimize (HNSW build)", size, f"{edge['optimize_s']:.1f} s", "-", "-",
+                        "edge only, off by default; the queries above are exact scans"))
+        for key, name in (("audio_hnsw", "query audio, after optimize"),
+                          ("text_hnsw", "query text, after optimize"),
+                          ("audio_filtered_hnsw", "query audio + filter, after optimize")):
+            base = key.removesuffix("_hnsw")
+            rows.append(Row(name, size, _ms(edge[key]), _ms(local[base]),
+                            f"{local[base]['p50'] / edge[key]['p50']:.1f}x",
+                            f"{edge[key]['reps']} / {local[base]['reps']} calls"))
+    reopen = "-" if local["reopen_s"] is None else f"{local['reopen_s']:.2f} s"
+    rows += [
+        Row("reopen", size, f"{edge['reopen_s']:.2f} s", reopen,
+            "-" if local["reopen_s"] is None else f"{local['reopen_s'] / edge['reopen_s']:.1f}x",
+            "open + count" + ("" if local["reopen_s"] else "; local mode was in memory")),
+        Row("memory (RSS delta)", size, f"{edge['rss_delta_mib']:.0f} MiB",
+            f"{local['rss_delta_mib']:.0f} MiB",
+            f"{local['rss_delta_mib'] / max(edge['rss_delta_mib'], 1):.1f}x",
+            "after build and queries"),
+    ]
+    return rows
+
+
+def engine_rows() -> list[Row]:
+    """Qdrant Edge against qdrant-client's local mode, in process, at each ENGINE_SIZES."""
+    rows = []
+    for size in ENGINE_SIZES:
+        rows += _engine_size_rows(_engine_figures("edge", size), _engine_figures("local", size))
+    print_table("Embedded engines, in process (ours: Qdrant Edge; reference: qdrant-client "
+                "local mode; ratio: how many times edge is better)", rows, "edge", "local")
+    return rows
+
+
 def run() -> list[Row]:
     """Runs and prints every retrieval benchmark; returns all their rows."""
     features = feature_rows()
@@ -210,4 +294,4 @@ def run() -> list[Row]:
     search = search_rows()
     print_table("Search through the gateway (ours: end to end, 1 in flight; reference: the "
                 "same store query in process, p50)", search, "via gateway", "store only")
-    return features + ingest + search
+    return features + ingest + search + engine_rows()

@@ -2,48 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from cadenza.kit.errors import NotFound
 from cadenza.kit.qdrant import EMBEDDED, SERVER, call_qdrant, open_qdrant
-from services.retrieval.feature_groups import FEATURE_GROUPS
-from services.retrieval.model import AudioFeatures, Track, TrackFilter, TrackMetadata
+from services.retrieval.model import Track, TrackFilter
+from services.retrieval.points import (
+    AUDIO_DIMENSIONS,
+    INDEXED_FIELDS,
+    TEXT_DIMENSIONS,
+    check_examples,
+    conditions,
+    payload,
+    point_id,
+    recommend_target,
+    stored_track,
+)
 from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack, StoredTrack
 
 logger = logging.getLogger(__name__)
 
 COLLECTION = "tracks"
-AUDIO_DIMENSIONS = sum(group.dimensions for group in FEATURE_GROUPS)
-TEXT_DIMENSIONS = 384
-_ID_NAMESPACE = uuid.UUID("6f1c8a52-3b8e-4c1e-9d0a-2b7c5e4f9a10")
+__all__ = ["AUDIO_DIMENSIONS", "COLLECTION", "TEXT_DIMENSIONS", "QdrantStore", "point_id",
+           "to_qdrant_filter"]
 
 # Payload fields that filters use; a Qdrant server gets an index on each.
-_INDEXES = {
-    "artist": models.PayloadSchemaType.KEYWORD,
-    "album": models.PayloadSchemaType.KEYWORD,
-    "genre": models.PayloadSchemaType.KEYWORD,
-    "tags": models.PayloadSchemaType.KEYWORD,
-    "key": models.PayloadSchemaType.KEYWORD,
-    "mode": models.PayloadSchemaType.KEYWORD,
-    "year": models.PayloadSchemaType.INTEGER,
-    "tempo_bpm": models.PayloadSchemaType.FLOAT,
-    "duration_s": models.PayloadSchemaType.FLOAT,
-    "features.rms_db_mean": models.PayloadSchemaType.FLOAT,
-    "features.spectral_centroid_hz": models.PayloadSchemaType.FLOAT,
-    "has_audio": models.PayloadSchemaType.BOOL,
+_SCHEMAS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "bool": models.PayloadSchemaType.BOOL,
 }
-
-
-def point_id(track_id: str) -> str:
-    """Qdrant wants integers or UUIDs as ids; derive a stable UUID from the track id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, track_id))
 
 
 class QdrantStore:
@@ -71,8 +64,8 @@ class QdrantStore:
             })
         if self.kind == SERVER:
             # Embedded mode ignores payload indexes; a server needs them for fast filters.
-            for name, schema in _INDEXES.items():
-                self.client.create_payload_index(COLLECTION, name, field_schema=schema)
+            for name, kind in INDEXED_FIELDS.items():
+                self.client.create_payload_index(COLLECTION, name, field_schema=_SCHEMAS[kind])
 
     # -- writes ----------------------------------------------------------------------
 
@@ -159,10 +152,7 @@ class QdrantStore:
         vectors = {r.payload["track_id"]: np.asarray(r.vector[vector_name], dtype=np.float64)
                    for r in records
                    if r.payload and isinstance(r.vector, dict) and vector_name in r.vector}
-        for track_id in track_ids:
-            if track_id not in vectors:
-                raise NotFound(f"example track '{track_id}' is not in the catalog or has "
-                               f"no {vector_name} vector")
+        check_examples(vectors, vector_name, track_ids)
         return vectors
 
     def _recommend_unfiltered(self, vector_name: str, vectors: dict[str, np.ndarray],
@@ -181,9 +171,7 @@ class QdrantStore:
         scores. With real filter conditions the per-point filter runs either way (and
         costs most of the time), and a server filters by index: Qdrant's recommend is used.
         """
-        target = np.mean([vectors[t] for t in positive_ids], axis=0)
-        if negative_ids:
-            target = 2 * target - np.mean([vectors[t] for t in negative_ids], axis=0)
+        target = recommend_target(vectors, positive_ids, negative_ids)
         dropped = {point_id(t) for t in [*positive_ids, *negative_ids, *exclude_ids]}
         response = self._call(self.client.query_points, COLLECTION, query=target.tolist(),
                               using=vector_name, limit=offset + limit + len(dropped),
@@ -217,45 +205,14 @@ def _point(track: Track, audio_vector: np.ndarray | None,
     if audio_vector is not None:
         vectors[AUDIO_VECTOR] = audio_vector.astype(float).tolist()
     return models.PointStruct(id=point_id(track.metadata.track_id), vector=vectors,
-                              payload=_payload(track))
-
-
-def _payload(track: Track) -> dict[str, Any]:
-    meta = track.metadata
-    payload: dict[str, Any] = {
-        **dataclasses.asdict(meta),
-        "tags": list(meta.tags),
-        "ingested_at_unix_s": track.ingested_at_unix_s,
-        "has_audio": track.features is not None,
-    }
-    if track.features is not None:
-        features = dataclasses.asdict(track.features)
-        payload["features"] = features
-        # Top-level copies for filters.
-        for name in ("tempo_bpm", "duration_s", "key", "mode"):
-            payload[name] = features[name]
-    return payload
+                              payload=payload(track))
 
 
 def _stored(record: models.Record | models.ScoredPoint) -> StoredTrack:
-    # Payloads are JSON: field values are only known by name, hence Any.
-    payload: dict[str, Any] = dict(record.payload or {})
-    features: dict[str, Any] | None = payload.get("features")
-    meta_fields = {f.name for f in dataclasses.fields(TrackMetadata)}
-    meta: dict[str, Any] = {
-        k: (tuple(v) if k == "tags" else v) for k, v in payload.items() if k in meta_fields}
-    measured: dict[str, Any] | None = None if features is None else {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in features.items()}
-    track = Track(
-        metadata=TrackMetadata(**meta),
-        features=None if measured is None else AudioFeatures(**measured),
-        ingested_at_unix_s=float(payload.get("ingested_at_unix_s", 0.0)),
-    )
     vectors = getattr(record, "vector", None)
     vectors = vectors if isinstance(vectors, dict) else {}
-    return StoredTrack(track, *(None if vectors.get(name) is None else
-                                np.asarray(vectors[name], dtype=np.float32)
-                                for name in (AUDIO_VECTOR, TEXT_VECTOR)))
+    return stored_track(record.payload or {}, vectors.get(AUDIO_VECTOR),
+                        vectors.get(TEXT_VECTOR))
 
 
 def _vectors_back(vector_name: str) -> list[str] | bool:
@@ -266,23 +223,15 @@ def _vectors_back(vector_name: str) -> list[str] | bool:
 def to_qdrant_filter(f: TrackFilter, exclude_ids: list[str]) -> models.Filter | None:
     """The Qdrant filter for a TrackFilter minus the excluded ids; None when unfiltered."""
     must: list[Any] = []
-    for key, values in (("artist", f.artists), ("album", f.albums), ("genre", f.genres),
-                        ("tags", f.tags), ("key", f.keys)):
-        if values:
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
-    # Loudness and brightness filter on the nested feature keys (range conditions on
-    # nested keys work in embedded mode and on a server), so catalogs written before
-    # these filters existed need no re-ingest.
-    for key, bounds in (("year", f.year), ("tempo_bpm", f.tempo_bpm),
-                        ("duration_s", f.duration_s), ("features.rms_db_mean", f.loudness_db),
-                        ("features.spectral_centroid_hz", f.brightness_hz)):
-        if bounds.min is not None or bounds.max is not None:
-            must.append(models.FieldCondition(key=key, range=models.Range(gte=bounds.min,
-                                                                           lte=bounds.max)))
-    if f.mode:
-        must.append(models.FieldCondition(key="mode", match=models.MatchValue(value=f.mode)))
-    if f.has_audio:
-        must.append(models.FieldCondition(key="has_audio", match=models.MatchValue(value=True)))
+    for c in conditions(f):
+        if c.any is not None:
+            must.append(models.FieldCondition(key=c.key, match=models.MatchAny(any=list(c.any))))
+        elif c.range is not None:
+            must.append(models.FieldCondition(key=c.key, range=models.Range(
+                gte=c.range.min, lte=c.range.max)))
+        elif c.value is not None:
+            must.append(models.FieldCondition(key=c.key,
+                                              match=models.MatchValue(value=c.value)))
     must_not: list[Any] = []
     if exclude_ids:
         must_not.append(models.HasIdCondition(has_id=[point_id(t) for t in exclude_ids]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -17,6 +19,15 @@ class RetrievalSettings(ServerSettings):
     metrics_port: int = Field(default=9092, ge=-1, le=65535)
     # Where the embedded store lives; only this process opens it.
     data_dir: str = ".data/retrieval"
+    # The embedded engine when there is no server: "edge" (Qdrant Edge, the Qdrant engine
+    # in process, HNSW and payload indexes; in <data_dir>/edge) or "local" (qdrant-client's
+    # local mode, which filters point by point; in <data_dir>/qdrant). A data_dir that
+    # already holds a local-mode collection keeps using local mode (see app._open_store).
+    embedded_engine: Literal["edge", "local"] = "edge"
+    # Build Edge's HNSW graphs at start-up, before the service turns ready. Off by default:
+    # it takes minutes per 100k points written since the last build (372 s on 2 cores),
+    # and without it searches are exact scans (payload-indexed), fast enough below ~100k.
+    edge_optimize_on_start: bool = False
     # A Qdrant server (gRPC preferred) instead of the embedded store.
     qdrant_url: str = Field(default="", validation_alias=AliasChoices(
         "QDRANT_URL", "CADENZA_RETRIEVAL_QDRANT_URL"))

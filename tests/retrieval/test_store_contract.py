@@ -1,46 +1,51 @@
 """One contract for the VectorStore port, run against every Qdrant mode available here.
 
-Embedded on disk (the default) and in memory always; a Qdrant server too when QDRANT_URL
-is set in the environment.
+qdrant-client's local mode on disk and in memory, and Qdrant Edge on disk, always; a
+Qdrant server too when QDRANT_URL is set in the environment.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
 from cadenza.kit.errors import NotFound
+from services.retrieval.edge_store import EdgeStore
 from services.retrieval.feature_groups import FEATURE_GROUPS
 from services.retrieval.model import Range, TrackFilter
 from services.retrieval.qdrant_store import COLLECTION, QdrantStore, point_id
 from services.retrieval.similarity import DEFAULT_WEIGHTS, contributions, weighted_query
-from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, ScoredTrack, VectorStore
 from tests.retrieval.helpers import make_track, random_blocks, random_text_vector
 
-MODES = ["embedded-disk", "embedded-memory"] + (["server"] if os.environ.get("QDRANT_URL")
-                                                 else [])
+MODES = ["embedded-disk", "embedded-memory", "edge"] + (
+    ["server"] if os.environ.get("QDRANT_URL") else [])
+# The engines that keep a store in a directory of their own, by how they open one.
+ON_DISK: dict[str, Callable[[str], VectorStore]] = {"embedded-disk": QdrantStore.open,
+                                                    "edge": EdgeStore.open}
 
 
 @pytest.fixture(params=MODES)
-def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[QdrantStore]:
-    if request.param == "embedded-disk":
-        opened = QdrantStore.open(str(tmp_path / "qdrant"))
+def store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[VectorStore]:
+    opened: VectorStore
+    if request.param in ON_DISK:
+        opened = ON_DISK[request.param](str(tmp_path / "store"))
     elif request.param == "embedded-memory":
         opened = QdrantStore(QdrantClient(location=":memory:"), "qdrant-embedded")
     else:
-        opened = QdrantStore.open("", os.environ["QDRANT_URL"])
-        opened.client.delete_collection(COLLECTION)
+        server = QdrantStore.open("", os.environ["QDRANT_URL"])
+        server.client.delete_collection(COLLECTION)
         opened = QdrantStore.open("", os.environ["QDRANT_URL"])
     yield opened
     opened.close()
 
 
-def fill(store: QdrantStore, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+def fill(store: VectorStore, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     vectors = {}
     for i in range(n):
@@ -50,7 +55,7 @@ def fill(store: QdrantStore, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return vectors
 
 
-def test_upsert_then_get_round_trips_metadata_and_features(store: QdrantStore) -> None:
+def test_upsert_then_get_round_trips_metadata_and_features(store: VectorStore) -> None:
     rng = np.random.default_rng(1)
     track = make_track(1, rng, attributes={"meter": "3/4"}, description="a chorale")
     assert store.upsert(track, random_blocks(rng), random_text_vector(rng)) is False
@@ -60,7 +65,7 @@ def test_upsert_then_get_round_trips_metadata_and_features(store: QdrantStore) -
         sum(g.dimensions for g in FEATURE_GROUPS),)
 
 
-def test_reingesting_the_same_id_replaces_and_never_duplicates(store: QdrantStore) -> None:
+def test_reingesting_the_same_id_replaces_and_never_duplicates(store: VectorStore) -> None:
     rng = np.random.default_rng(2)
     store.upsert(make_track(5, rng), random_blocks(rng), random_text_vector(rng))
     assert store.upsert(make_track(5, rng, title="Renamed"), random_blocks(rng),
@@ -69,7 +74,7 @@ def test_reingesting_the_same_id_replaces_and_never_duplicates(store: QdrantStor
     assert store.get(["t00005"])[0].track.metadata.title == "Renamed"
 
 
-def test_metadata_only_tracks_have_no_audio_vector(store: QdrantStore) -> None:
+def test_metadata_only_tracks_have_no_audio_vector(store: VectorStore) -> None:
     rng = np.random.default_rng(3)
     store.upsert(make_track(1, rng, audio=False), None, random_text_vector(rng))
     store.upsert(make_track(2, rng), random_blocks(rng), random_text_vector(rng))
@@ -81,14 +86,14 @@ def test_metadata_only_tracks_have_no_audio_vector(store: QdrantStore) -> None:
     assert [h.stored.track.metadata.track_id for h in hits] == ["t00002"]
 
 
-def test_delete_removes_and_reports_absence(store: QdrantStore) -> None:
+def test_delete_removes_and_reports_absence(store: VectorStore) -> None:
     fill(store, 3)
     assert store.delete("t00001") is True
     assert store.delete("t00001") is False
     assert store.get(["t00000", "t00001", "t00002"]) and store.count(TrackFilter()) == 2
 
 
-def test_filters_combine(store: QdrantStore) -> None:
+def test_filters_combine(store: VectorStore) -> None:
     fill(store, 60)
     everything = [s.track for s in store.get([f"t{i:05d}" for i in range(60)])]
 
@@ -109,7 +114,7 @@ def test_filters_combine(store: QdrantStore) -> None:
     assert tracks  # the filter is not vacuous
 
 
-def test_scroll_pages_cover_everything_once(store: QdrantStore) -> None:
+def test_scroll_pages_cover_everything_once(store: VectorStore) -> None:
     fill(store, 25)
     seen: list[str] = []
     cursor = None
@@ -121,7 +126,7 @@ def test_scroll_pages_cover_everything_once(store: QdrantStore) -> None:
     assert sorted(seen) == [f"t{i:05d}" for i in range(25)]
 
 
-def test_weighted_similarity_equals_brute_force(store: QdrantStore) -> None:
+def test_weighted_similarity_equals_brute_force(store: VectorStore) -> None:
     vectors = fill(store, 300, seed=7)
     rng = np.random.default_rng(8)
     weights = dict(zip(DEFAULT_WEIGHTS, rng.dirichlet(np.ones(len(DEFAULT_WEIGHTS))),
@@ -143,7 +148,7 @@ def test_weighted_similarity_equals_brute_force(store: QdrantStore) -> None:
         assert abs(sum(parts.values()) - hit.score) < 1e-5
 
 
-def test_exclusions_and_offsets(store: QdrantStore) -> None:
+def test_exclusions_and_offsets(store: VectorStore) -> None:
     fill(store, 30)
     rng = np.random.default_rng(9)
     query = random_blocks(rng)
@@ -156,7 +161,7 @@ def test_exclusions_and_offsets(store: QdrantStore) -> None:
     assert excluded not in {h.stored.track.metadata.track_id for h in again}
 
 
-def test_text_vectors_rank_by_cosine(store: QdrantStore) -> None:
+def test_text_vectors_rank_by_cosine(store: VectorStore) -> None:
     rng = np.random.default_rng(10)
     texts = {}
     for i in range(20):
@@ -168,11 +173,12 @@ def test_text_vectors_rank_by_cosine(store: QdrantStore) -> None:
     assert abs(hits[0].score - 1.0) < 1e-5
 
 
-def test_embedded_store_survives_reopen(tmp_path: pathlib.Path) -> None:
-    store = QdrantStore.open(str(tmp_path / "q"))
+@pytest.mark.parametrize("engine", list(ON_DISK))
+def test_embedded_store_survives_reopen(engine: str, tmp_path: pathlib.Path) -> None:
+    store = ON_DISK[engine](str(tmp_path / "q"))
     fill(store, 5)
     store.close()
-    reopened = QdrantStore.open(str(tmp_path / "q"))
+    reopened = ON_DISK[engine](str(tmp_path / "q"))
     assert reopened.count(TrackFilter()) == 5
     reopened.close()
 
@@ -182,7 +188,7 @@ def _clustered_text(rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-def fill_text_clusters(store: QdrantStore) -> dict[str, np.ndarray]:
+def fill_text_clusters(store: VectorStore) -> dict[str, np.ndarray]:
     """Metadata-only tracks: t0-t19 around one text direction, t20-t39 around another,
     t40-t59 random."""
     rng = np.random.default_rng(11)
@@ -201,7 +207,7 @@ def _ids(hits: list[ScoredTrack]) -> list[str]:
 
 
 def test_text_recommend_ranks_near_positives_and_away_from_negatives(
-        store: QdrantStore) -> None:
+        store: VectorStore) -> None:
     texts = fill_text_clusters(store)
     positive, negative = ["t00000", "t00001", "t00002"], ["t00020", "t00021"]
     hits = store.recommend(TEXT_VECTOR, positive, negative, TrackFilter(), 60, 0, [])
@@ -219,16 +225,20 @@ def test_text_recommend_ranks_near_positives_and_away_from_negatives(
 
 
 def test_text_recommend_matches_qdrant_recommend_with_and_without_filters(
-        store: QdrantStore) -> None:
+        store: VectorStore) -> None:
     fill_text_clusters(store)
+    # Qdrant's own recommend on the same points, in memory: the reference for every engine.
+    qdrant = QdrantStore(QdrantClient(location=":memory:"), "qdrant-embedded")
+    fill_text_clusters(qdrant)
     positive, negative, exclude = ["t00003", "t00044", "t00050"], ["t00025"], ["t00004"]
-    reference = store.client.query_points(
+    reference = qdrant.client.query_points(
         COLLECTION, query=models.RecommendQuery(recommend=models.RecommendInput(
             positive=[point_id(t) for t in positive], negative=[point_id(t) for t in negative],
             strategy=models.RecommendStrategy.AVERAGE_VECTOR)),
         using=TEXT_VECTOR, limit=10, offset=5,
         query_filter=models.Filter(must_not=[models.HasIdCondition(has_id=[
             point_id(t) for t in exclude])])).points
+    qdrant.close()
     # No filter conditions (a fast path in embedded mode), and a condition every track
     # meets (Qdrant's recommend with the filter).
     for filter in (TrackFilter(), TrackFilter(year=Range(0, 5000))):
@@ -237,7 +247,7 @@ def test_text_recommend_matches_qdrant_recommend_with_and_without_filters(
         assert np.allclose([h.score for h in hits], [p.score for p in reference], atol=1e-6)
 
 
-def test_text_recommend_pages_filters_and_exclusions(store: QdrantStore) -> None:
+def test_text_recommend_pages_filters_and_exclusions(store: VectorStore) -> None:
     fill_text_clusters(store)
     positive = ["t00000"]
     everything = _ids(store.recommend(TEXT_VECTOR, positive, [], TrackFilter(), 100, 0, []))
@@ -253,14 +263,14 @@ def test_text_recommend_pages_filters_and_exclusions(store: QdrantStore) -> None
     assert chorales == [t for t in everything if int(t[1:]) % 2]
 
 
-def test_recommend_with_an_unknown_example_is_not_found(store: QdrantStore) -> None:
+def test_recommend_with_an_unknown_example_is_not_found(store: VectorStore) -> None:
     fill_text_clusters(store)
     for filter in (TrackFilter(), TrackFilter(tags=("chorale",))):
         with pytest.raises(NotFound, match="t99999"):
             store.recommend(TEXT_VECTOR, ["t00000"], ["t99999"], filter, 5, 0, [])
 
 
-def test_loudness_and_brightness_ranges_filter_on_audio_features(store: QdrantStore) -> None:
+def test_loudness_and_brightness_ranges_filter_on_audio_features(store: VectorStore) -> None:
     fill(store, 60)
     rng = np.random.default_rng(12)
     store.upsert(make_track(100, rng, audio=False), None, random_text_vector(rng))

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc.aio
 import numpy as np
@@ -30,15 +30,22 @@ from cadenza.recommend.v1 import recommend_pb2 as rpb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2 as tpb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.recommend import fitting, selected
+from services.recommend.catalog import RetrievalCatalog
+from services.recommend.content import ContentRefresher
 from services.recommend.events import Engagement
 from services.recommend.offline_eval import Split, evaluate, split_per_user
 from tools.devmesh import Endpoints, Mesh
 from tools.lastfm import dataset as lastfm
 from tools.lastfm.baselines import baselines
+from tools.lastfm.selection import Validation
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".data" / "eval-recs"
 EVENTS_PER_STREAM = 5000
+# The validation split's seed, from the test split's (a different hold-out of the same
+# users' training items).
+VALIDATION_SEED_OFFSET = 1000
 T = TypeVar("T")
 
 
@@ -128,15 +135,11 @@ async def recommend_all(channel: grpc.aio.Channel, users: list[str], concurrency
     return ranked, latencies
 
 
-async def evaluate_service(target: str, data: lastfm.LastFm, split: Split, users: list[str],
+async def evaluate_service(target: str, split: Split, users: list[str],
                            args: argparse.Namespace) -> dict[str, object]:
-    """Ingests, records, trains and ranks through the service; the timings and scores."""
+    """Records the training plays, trains and ranks the test users through the service."""
     report: dict[str, object] = {}
     async with grpc.aio.insecure_channel(target) as channel:
-        started = time.perf_counter()
-        await ingest_artists(channel, list(data.artists.values()), args.concurrency)
-        report["ingest_artists_s"] = time.perf_counter() - started
-        print(f"ingested {len(data.artists)} artists in {report['ingest_artists_s']:.0f} s")
         started = time.perf_counter()
         report["events"] = await record_plays(channel, split)
         report["record_events_s"] = time.perf_counter() - started
@@ -157,6 +160,45 @@ async def evaluate_service(target: str, data: lastfm.LastFm, split: Split, users
     return report
 
 
+async def ingest_catalog(target: str, data: lastfm.LastFm, concurrency: int) -> float:
+    """Ingests every artist through the gateway; the seconds it took."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        started = time.perf_counter()
+        await ingest_artists(channel, list(data.artists.values()), concurrency)
+        return time.perf_counter() - started
+
+
+async def select_on_validation(retrieval: str, splits: dict[int, Split],
+                               catalog_size: int) -> dict[int, dict[str, Any]]:
+    """Per seed: the configuration chosen on a validation split carved out of that seed's
+    training data, and its scores on the seed's test split, all in this process."""
+    catalog = RetrievalCatalog(retrieval)
+    content = ContentRefresher(catalog, 3600.0)
+    await content.refresh()
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        for seed, split in splits.items():
+            validation = split_per_user(split.train, seed=seed + VALIDATION_SEED_OFFSET)
+            print(f"seed {seed}: validation split of {len(validation.test)} users, "
+                  f"{sum(map(len, validation.train.values()))} fitting pairs")
+            chosen, tried = await Validation(validation, catalog, content,
+                                             catalog_size).select()
+            print(f"seed {seed}: chose {chosen.as_json()}")
+            scorer = Validation(split, catalog, content, catalog_size)
+            model = fitting.fit(scorer.fitting_engagements(), "ensemble", "test", chosen.params,
+                                chosen.members)
+            test = await scorer.score(model, chosen.weights)
+            collaborative = {**chosen.weights, "content": 0.0, "popularity": 0.0}
+            test_collaborative = await scorer.score(model, collaborative)
+            print(f"seed {seed}: test nDCG@10 {test['nDCG@10']:.4f} coverage "
+                  f"{test['coverage']:.4f} (in process, scored once)")
+            out[seed] = {"chosen": chosen.as_json(), "tried": [c.as_json() for c in tried],
+                         "test": test, "test collaborative only": test_collaborative}
+    finally:
+        await catalog.close()
+    return out
+
+
 def print_table(rows: dict[str, dict[str, float]]) -> None:
     """Prints the metric table, one row per model."""
     columns = ["P@10", "R@10", "nDCG@10", "MAP@10", "coverage"]
@@ -170,35 +212,55 @@ def main() -> int:
     """Runs the evaluation; the process exit status."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", default="", help="a running gateway (default: own mesh)")
     parser.add_argument("--users", type=int, default=0, help="evaluate only the first N")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=2011)
+    parser.add_argument("--seeds", default="2011,2012,2013",
+                        help="split seeds: the first is reported through the service, the "
+                             "others show how much the test figures move")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
 
     data = lastfm.load()
-    split = split_per_user(data.plays, seed=args.seed)
+    splits = {seed: split_per_user(data.plays, seed=seed) for seed in seeds}
+    split = splits[seeds[0]]
     users = sorted(split.test, key=int)[:args.users or None]
     test = {u: split.test[u] for u in users}
     print(f"Last.fm: {len(data.artists)} artists, {len(data.plays)} users, "
           f"{sum(map(len, split.train.values()))} training pairs, {len(users)} test users")
 
-    mesh = None
-    target = args.target
-    if not target:
-        shutil.rmtree(RUN_DIR, ignore_errors=True)
-        mesh = Mesh(RUN_DIR, Endpoints.free(), env={
-            "CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0", "CADENZA_GATEWAY_METRICS_PORT": "-1"})
-        mesh.start()
-        target = mesh.endpoints.address("gateway")
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    env = {"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0", "CADENZA_GATEWAY_METRICS_PORT": "-1"}
+    mesh = Mesh(RUN_DIR, Endpoints.free(), env=env)
+    mesh.start()
     try:
-        report = asyncio.run(evaluate_service(target, data, split, users, args))
+        ingest_s = asyncio.run(ingest_catalog(mesh.endpoints.address("gateway"), data,
+                                              args.concurrency))
+        print(f"ingested {len(data.artists)} artists in {ingest_s:.0f} s")
+        selections = asyncio.run(select_on_validation(mesh.endpoints.address("retrieval"),
+                                                      splits, len(data.artists)))
     finally:
-        if mesh is not None:
-            mesh.stop()
+        mesh.stop()
+    chosen = selections[seeds[0]]["chosen"]
+    selected.PATH.write_text(json.dumps({
+        **chosen, "chosen_on": f"make eval-recs: validation split (seed "
+                               f"{seeds[0] + VALIDATION_SEED_OFFSET}) of the training data of "
+                               f"the Last.fm split seed {seeds[0]}; the test split unseen"},
+        indent=1) + "\n")
+    print(f"wrote {selected.PATH}")
+
+    # The service as it now ships (selected.json read at start), scored once on the test.
+    mesh = Mesh(RUN_DIR, Endpoints.free(), env=env)
+    mesh.start()
+    try:
+        report = asyncio.run(evaluate_service(mesh.endpoints.address("gateway"), split, users,
+                                              args))
+    finally:
+        mesh.stop()
+    report["ingest_artists_s"] = ingest_s
 
     started = time.perf_counter()
-    ranked_baselines = baselines(training_engagements(split), users)
+    params = fitting.Hyperparameters(**chosen["hyperparameters"])
+    ranked_baselines = baselines(training_engagements(split), users, params)
     print(f"baselines fitted and ranked in {time.perf_counter() - started:.0f} s")
     rows = {name: evaluate(ranked, test, len(data.artists)).row()
             for name, ranked in ranked_baselines.items()}
@@ -206,17 +268,23 @@ def main() -> int:
         ranked = report[name]  # user -> track ids, as recommend_all returned it
         assert isinstance(ranked, dict)
         rows[name] = evaluate(ranked, test, len(data.artists)).row()
+    print(f"\ntest split (seed {seeds[0]}), scored once after selection on validation:")
     print_table(rows)
-    summary = {"rows": rows, "users": len(users), "seed": args.seed,
+    print("\ntest split per seed (in process, the service's code; each seed selects on its "
+          "own validation split):")
+    print_table({f"seed {seed} default blend": s["test"] for seed, s in selections.items()}
+                | {f"seed {seed} collaborative only": s["test collaborative only"]
+                   for seed, s in selections.items()})
+    summary = {"rows": rows, "users": len(users), "seeds": seeds, "selections": selections,
                **{k: v for k, v in report.items() if not k.startswith("Cadenza (") or
                   k.endswith("latency_ms")}}
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     (RUN_DIR / "results.json").write_text(json.dumps(summary, indent=1))
     print(f"\nresults: {RUN_DIR / 'results.json'}")
     best = max(v["nDCG@10"] for k, v in rows.items() if not k.startswith("Cadenza"))
-    ours = rows["Cadenza (default blend)"]["nDCG@10"]
-    print(f"default blend nDCG@10 {ours:.4f} vs best baseline {best:.4f} "
-          f"({(ours / best - 1) * 100:+.1f} %)")
+    ours = rows["Cadenza (default blend)"]
+    print(f"default blend nDCG@10 {ours['nDCG@10']:.4f} (coverage {ours['coverage']:.4f}) vs "
+          f"best baseline {best:.4f} ({(ours['nDCG@10'] / best - 1) * 100:+.1f} %)")
     return 0
 
 

@@ -22,15 +22,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from services.recommend import fitting
+from services.recommend.catalog import RetrievalCatalog
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
-from services.recommend.events import Event, EventKind
+from services.recommend.events import Engagement, Event, EventKind
 from services.recommend.memory_event_store import MemoryEventStore
 from services.recommend.memory_model_store import MemoryModelStore
-from services.recommend.model import ALS, EASE, ITEMKNN
+from services.recommend.model import ALS, EASE, ITEMKNN, PublishedModel
 from services.recommend.offline_eval import Split, evaluate
-from services.recommend.recommender import DEFAULT_WEIGHTS, RecommendQuery, Recommender
+from services.recommend.recommender import DEFAULT_WEIGHTS, Recommender, RecommendQuery
 from tools.lastfm import dataset as lastfm
 
 MIN_COVERAGE = 0.10
@@ -39,13 +42,12 @@ BASE = fitting.Hyperparameters(als_factors=64, als_regularization=0.05, als_alph
 # Stage 1: one change from BASE at a time, then the member weights on the best of each.
 PARAMS = [BASE, dataclasses.replace(BASE, als_factors=128),
           dataclasses.replace(BASE, als_alpha=2.0), dataclasses.replace(BASE, ease_l2=500.0),
-          dataclasses.replace(BASE, ease_l2=100.0), dataclasses.replace(BASE, knn_shrink=50.0)]
+          dataclasses.replace(BASE, knn_shrink=50.0)]
 MEMBER_WEIGHTS = [{ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}, {ALS: 0.6, EASE: 0.3, ITEMKNN: 0.1},
                   {ALS: 0.3, EASE: 0.6, ITEMKNN: 0.1}, {ALS: 0.5, EASE: 0.5, ITEMKNN: 0.0}]
 # Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
 # Last.fm requests carry neither).
-BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.05, 0.1, 0.2, 0.4)
-          for p in (0.0, 0.02)]
+BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.1, 0.2, 0.4) for p in (0.0, 0.02)]
 
 
 @dataclass(frozen=True)
@@ -72,33 +74,39 @@ def pick(candidates: list[Candidate]) -> Candidate:
 class Validation:
     """Scores configurations on one validation split with the service's code."""
 
-    def __init__(self, split: Split, content: ContentRefresher, catalog_size: int) -> None:
+    def __init__(self, split: Split, catalog: RetrievalCatalog, content: ContentRefresher,
+                 catalog_size: int) -> None:
         self.split = split
+        self.catalog = catalog
         self.content = content
         self.catalog_size = catalog_size
         self.users = sorted(split.test, key=int)
-        self.engagements = [e for e in _training(split)]
+        self.engagements = list(_training(split))
         store = MemoryEventStore()
         store.add([Event(f"v-{e.user_id}-{e.track_id}", lastfm.user_key(e.user_id),
                          f"lastfm-artist-{e.track_id}", EventKind.PLAY, 0.0,
                          count=int(e.value)) for e in self.engagements])
-        self.events = EventLog(store, content.source, 300.0)  # type: ignore[arg-type]
+        self.events = EventLog(store, catalog, 300.0)
 
-    async def score(self, model: fitting.PublishedModel, weights: dict[str, float]
+    def fitting_engagements(self) -> list[Engagement]:
+        """The split's training engagements as the service fits them."""
+        return _artist_ids(self.engagements)
+
+    async def score(self, model: PublishedModel, weights: dict[str, float]
                     ) -> dict[str, float]:
         """Validation metrics of the lists the service would give with this model."""
         models = MemoryModelStore()
         await models.publish(model)
-        recommender = Recommender(self.events, self.content.source,  # type: ignore[arg-type]
-                                  models, self.content)
+        recommender = Recommender(self.events, self.catalog, models, self.content)
         total = sum(weights.values())
         normalised = {k: v / total for k, v in weights.items()}
         ranked = {}
-        for user in self.users:
-            result = await recommender.recommend(RecommendQuery(
-                lastfm.user_key(user), 10, normalised))
-            ranked[user] = [i.track.track_id.removeprefix("lastfm-artist-")
-                            for i in result.items]
+        with threadpool_limits(1, "blas"):  # as the service runs (services/recommend/app.py)
+            for user in self.users:
+                result = await recommender.recommend(RecommendQuery(
+                    lastfm.user_key(user), 10, normalised))
+                ranked[user] = [i.track.track_id.removeprefix("lastfm-artist-")
+                                for i in result.items]
         return evaluate(ranked, self.split.test, self.catalog_size).row()
 
     async def select(self, log: Any = print) -> tuple[Candidate, list[Candidate]]:
@@ -108,7 +116,7 @@ class Validation:
         fits = {}
         for params in PARAMS:
             started = time.perf_counter()
-            fits[params] = fitting.fit(_artist_ids(self.engagements), "ensemble", "val", params,
+            fits[params] = fitting.fit(self.fitting_engagements(), "ensemble", "val", params,
                                        MEMBER_WEIGHTS[0])
             candidate = Candidate(params, MEMBER_WEIGHTS[0], collaborative,
                                   await self.score(fits[params], collaborative))
@@ -137,13 +145,13 @@ class Validation:
         return pick(blended), tried + blended
 
 
-def _training(split: Split) -> Iterator[fitting.Engagement]:
+def _training(split: Split) -> Iterator[Engagement]:
     for user, by_artist in split.train.items():
         for artist, plays in by_artist.items():
-            yield fitting.Engagement(user, artist, plays, False, 0.0)
+            yield Engagement(user, artist, plays, False, 0.0)
 
 
-def _artist_ids(engagements: list[fitting.Engagement]) -> list[fitting.Engagement]:
+def _artist_ids(engagements: list[Engagement]) -> list[Engagement]:
     """The engagements as the service stores them (user keys, track ids)."""
     return [dataclasses.replace(e, user_id=lastfm.user_key(e.user_id),
                                 track_id=f"lastfm-artist-{e.track_id}") for e in engagements]
