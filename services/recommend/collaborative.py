@@ -63,15 +63,29 @@ async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str
     (the first such in the history's order)."""
     n = len(model.manifest.track_ids)
     order = [model.index[e.track_id] for e in positives]
-    model_rows = await models.item_rows(model, member, order)
+    weights = np.array([evidence(member, e.value) for e in positives])
     scores, top_source, top_part = np.zeros(n), np.full(n, -1), np.zeros(n)
-    present = [(i, evidence(member, e.value)) for i, e in zip(order, positives, strict=True)
-               if i in model_rows]
-    if not present:
+    arrays = models.arrays(model)
+    if arrays is not None:
+        rows = arrays.neighbours.get(member)
+        if rows is None:
+            return scores, top_source, top_part
+        picked = rows[order]  # one CSR row gather instead of a read per item
+        lengths = np.diff(picked.indptr)
+        cols = picked.indices
+        parts = picked.data.astype(np.float32).astype(np.float64) * np.repeat(weights, lengths)
+        sources = np.repeat(order, lengths)
+    else:
+        model_rows = await models.item_rows(model, member, order)
+        present = [(i, w) for i, w in zip(order, weights, strict=True) if i in model_rows]
+        if not present:
+            return scores, top_source, top_part
+        cols = np.concatenate([model_rows[i][0] for i, _ in present])
+        parts = np.concatenate([model_rows[i][1] * w for i, w in present])
+        sources = np.repeat([i for i, _ in present],
+                            [len(model_rows[i][0]) for i, _ in present])
+    if not len(cols):
         return scores, top_source, top_part
-    cols = np.concatenate([model_rows[i][0] for i, _ in present])
-    parts = np.concatenate([model_rows[i][1] * w for i, w in present])
-    sources = np.repeat([i for i, _ in present], [len(model_rows[i][0]) for i, _ in present])
     # bincount adds in array order: the same sums, bit for bit, as adding row by row.
     scores = np.bincount(cols, weights=parts, minlength=n).astype(np.float64)
     np.maximum.at(top_part, cols, parts)
@@ -88,8 +102,10 @@ async def _als_scores(models: ModelStore, model: ServingModel, known: list[Engag
     vector = await fold_in(models, model, known)
     if vector is None:
         return scores
-    for j, score in await models.nearest_items(model, vector, PER_MEMBER + n_blocked):
-        scores[j] = score
+    found = await models.nearest_items(model, vector, PER_MEMBER + n_blocked)
+    if found:
+        items, values = zip(*found, strict=True)
+        scores[list(items)] = values
     return scores
 
 
@@ -105,13 +121,20 @@ async def fold_in(models: ModelStore, model: ServingModel,
     if manifest.als_gram is None or not history:
         return None
     strongest = sorted(history, key=lambda e: -abs(e.value))[:MAX_HISTORY]
-    factors = await models.item_factors(model, [model.index[e.track_id] for e in strongest])
-    found = [(factors[model.index[e.track_id]], e.value) for e in strongest
-             if model.index[e.track_id] in factors]
-    if not found:
-        return None
-    y = np.stack([f for f, _ in found]).astype(np.float64)
-    c = manifest.als_alpha * np.asarray(confidence(np.array([v for _, v in found])))
+    items = [model.index[e.track_id] for e in strongest]
+    arrays = models.arrays(model)
+    if arrays is not None and arrays.item_factors is not None:
+        y = arrays.item_factors[items].astype(np.float64)
+        values = np.array([e.value for e in strongest])
+    else:
+        factors = await models.item_factors(model, items)
+        found = [(factors[i], e.value) for i, e in zip(items, strongest, strict=True)
+                 if i in factors]
+        if not found:
+            return None
+        y = np.stack([f for f, _ in found]).astype(np.float64)
+        values = np.array([v for _, v in found])
+    c = manifest.als_alpha * np.asarray(confidence(values))
     b = (c[c > 0, None] * y[c > 0]).sum(axis=0)
     if not b.any():
         return None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.recommend.model import PublishedModel, ServingModel
+from services.recommend.model import ItemArrays, PublishedModel, ServingModel
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ class MemoryModelStore:
     def holds(self, model: ServingModel) -> bool:
         """True when this store has the version `model` reads."""
         return model.items in self._versions
+
+    def arrays(self, model: ServingModel) -> ItemArrays | None:
+        """The version's item factors and neighbour rows as they were published."""
+        version = self._version(model).model
+        return ItemArrays(version.item_factors, version.neighbours)
 
     async def item_rows(self, model: ServingModel, member: str,
                         items: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -69,6 +69,14 @@ class ServingModel:
                    order)
 
 
+@dataclass(frozen=True)
+class ItemArrays:
+    """A version's item reads as arrays in memory: what the reads below return, whole."""
+
+    item_factors: np.ndarray | None  # items x k float32 (ALS)
+    neighbours: dict[str, sp.csr_matrix]  # member -> items x items rows
+
+
 class ModelStore(Protocol):
     """Published model versions: one serves; publishing switches to a new one at once.
 
@@ -110,6 +118,11 @@ class ModelStore(Protocol):
                             exclude: str) -> list[tuple[str, float]]:
         """The `limit` users whose factors have the largest cosine with `vector`, best
         first, leaving out `exclude`."""
+
+    def arrays(self, model: ServingModel) -> ItemArrays | None:
+        """The version's item factors and rows as arrays, when this store holds them in
+        memory (collaborative scoring then reads them without a call per item); None
+        otherwise."""
 
     def close(self) -> None:
         """Releases the store; no call may follow."""

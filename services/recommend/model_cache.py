@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from services.recommend.memory_model_store import MemoryModelStore
-from services.recommend.model import ModelStore, PublishedModel, ServingModel
+from services.recommend.model import ItemArrays, ModelStore, PublishedModel, ServingModel
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ class CachedModelStore:
     def holds(self, model: ServingModel) -> bool:
         """True when this version's item reads are answered from memory."""
         return self._memory.holds(model)
+
+    def arrays(self, model: ServingModel) -> ItemArrays | None:
+        """The version's item arrays, when they are in memory."""
+        return self._memory.arrays(model) if self._memory.holds(model) else None
 
     async def item_rows(self, model: ServingModel, member: str,
                         items: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:

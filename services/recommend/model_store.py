@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from qdrant_client import QdrantClient, models
 
 from cadenza.kit.qdrant import call_qdrant, open_qdrant
-from services.recommend.model import ALS, Manifest, PublishedModel, ServingModel
+from services.recommend.model import ALS, ItemArrays, Manifest, PublishedModel, ServingModel
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,10 @@ class QdrantModelStore:
         for c in collections.collections:
             if re.fullmatch(rf"(?:{ITEMS}|{USERS})_\d+", c.name) and c.name not in live:
                 await self.run(self.client.delete_collection, c.name)
+
+    def arrays(self, model: ServingModel) -> ItemArrays | None:
+        """None: the rows stay in Qdrant (CachedModelStore keeps them in memory)."""
+        return None
 
     def close(self) -> None:
         """Closes the client on its thread, then stops the thread."""

@@ -26,6 +26,7 @@ from services.recommend.model import (
     PublishedModel,
     ServingModel,
 )
+from services.recommend.model_cache import CachedModelStore
 from services.recommend.model_store import ITEMS, USERS, QdrantModelStore
 
 
@@ -42,6 +43,10 @@ def _server(path: pathlib.Path) -> QdrantModelStore:
     return opened
 
 
+def _cached(store: QdrantModelStore) -> CachedModelStore:
+    return CachedModelStore(store, store)
+
+
 # name -> opener of a store at a path (the same path reopens the same store), durable?
 IMPLEMENTATIONS: dict[str, tuple[Callable[[pathlib.Path], ModelStore], bool]] = {
     "qdrant-embedded-disk": (lambda path: QdrantModelStore.open(str(path)), True),
@@ -49,6 +54,9 @@ IMPLEMENTATIONS: dict[str, tuple[Callable[[pathlib.Path], ModelStore], bool]] = 
         lambda path: QdrantModelStore(QdrantClient(location=":memory:"), "qdrant-embedded"),
         False),
     "memory": (lambda path: MemoryModelStore(), False),
+    # The service's default: Qdrant on disk with the serving version's items in memory.
+    "qdrant-embedded-disk-cached": (lambda path: _cached(QdrantModelStore.open(str(path))),
+                                    True),
     **({"qdrant-server": (_server, False)} if os.environ.get("QDRANT_URL") else {}),
 }
 DURABLE = [name for name, (_, durable) in IMPLEMENTATIONS.items() if durable]
@@ -137,6 +145,27 @@ async def test_item_rows_round_trip_and_leave_out_items_without_one(
             order = np.argsort(indices)
             assert indices[order].tolist() == expected.indices.tolist()
             assert np.allclose(values[order], expected.data, rtol=1e-6)
+
+
+async def test_arrays_when_held_are_what_the_item_reads_return(store: ModelStore) -> None:
+    published = model("v1")
+    await store.publish(published)
+    arrays = store.arrays(serving(store))
+    if arrays is None:
+        return  # this store answers the reads from storage
+    assert arrays.item_factors is not None and published.item_factors is not None
+    factors = await store.item_factors(serving(store), list(range(N_ITEMS)))
+    assert np.array_equal(np.stack([factors[i] for i in range(N_ITEMS)]),
+                          arrays.item_factors.astype(np.float32))
+    for member in (EASE, ITEMKNN):
+        rows = await store.item_rows(serving(store), member, list(range(N_ITEMS)))
+        held = arrays.neighbours[member]
+        for i in range(N_ITEMS):
+            start, end = held.indptr[i], held.indptr[i + 1]
+            assert (i in rows) == (end > start)
+            if i in rows:
+                assert rows[i][0].tolist() == held.indices[start:end].tolist()
+                assert rows[i][1].tolist() == held.data[start:end].astype(np.float64).tolist()
 
 
 async def test_item_factors_round_trip_as_float32(store: ModelStore) -> None:
