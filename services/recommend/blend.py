@@ -9,7 +9,7 @@ every candidate.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +81,6 @@ async def blend(signals: dict[str, Signal], weights: dict[str, float], where: Ca
              for t in ids])
         totals += closeness
     keep = np.flatnonzero([t not in exclude for t in ids]) if ids else np.zeros(0, np.int64)
-    order = keep[np.lexsort((np.array(ids, dtype=object)[keep].astype(str), -totals[keep]))]
 
     def item(u: int, track: CatalogTrack) -> Item:
         parts: dict[str, tuple[float, str]] = {}
@@ -97,9 +96,7 @@ async def blend(signals: dict[str, Signal], weights: dict[str, float], where: Ca
 
     out: list[Item] = []
     per_artist: dict[str, int] = {}
-    chunk = max(4 * limit, 50)
-    for start in range(0, len(order), chunk):
-        block = [int(u) for u in order[start:start + chunk]]
+    for block in _best_first(keep, totals, ids, max(4 * limit, 50)):
         tracks = await lookup([ids[u] for u in block])  # also drops tracks deleted since
         for u in block:
             track = tracks.get(ids[u])
@@ -113,6 +110,22 @@ async def blend(signals: dict[str, Signal], weights: dict[str, float], where: Ca
             if len(out) == limit:
                 return out
     return out
+
+
+def _best_first(candidates: np.ndarray, totals: np.ndarray, ids: list[str],
+                chunk: int) -> Iterator[list[int]]:
+    """The candidates by (-total, track id), in blocks of about `chunk`. Only the best
+    block is sorted unless the walk needs more: the list takes a few dozen of ~1,000."""
+    rest = candidates
+    while len(rest):
+        if len(rest) > chunk:
+            # Everything scoring at least the chunk-th best total, ties included.
+            cut = -np.partition(-totals[rest], chunk - 1)[chunk - 1]
+            head, rest = rest[totals[rest] >= cut], rest[totals[rest] < cut]
+        else:
+            head, rest = rest, rest[:0]
+        names = np.array([ids[u] for u in head])
+        yield [int(u) for u in head[np.lexsort((names, -totals[head]))]]
 
 
 def within(track: CatalogTrack, where: CandidateFilter) -> bool:
