@@ -214,6 +214,17 @@ def recommend_panels(sel: str) -> list[Panel]:
         panel("Candidate time p95 per source", quantiles(
             "cadenza_recommend_source_seconds_bucket", sel, "source", "{{source}}", (0.95,)),
               "s"),
+        panel("Lists from the cache", [target(
+            f'sum(rate(cadenza_recommend_list_cache_total{{{sel},result="hit"}}[5m])) / '
+            f"sum(rate(cadenza_recommend_list_cache_total{{{sel}}}[5m]))", "hit ratio")],
+              "percentunit", "Recommend calls answered with a list computed before for the "
+              "same request, engagements, model version and catalogue revision."),
+        panel("Catalogue copy age and size", [
+            target(f"time() - max(cadenza_recommend_content_copied_timestamp_seconds{{{sel}}})",
+                   "age (s)"),
+            target(f"max(cadenza_recommend_content_tracks{{{sel}}})", "tracks")], "none",
+              "The content signal's copy of retrieval's vectors: seconds since it last "
+              "matched retrieval's revision (checked every CONTENT_REFRESH_S), and its size."),
     ]
 
 

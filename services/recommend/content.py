@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from services.recommend import metrics
 from services.recommend.catalog import (
     CandidateFilter,
     CatalogTrack,
@@ -193,11 +194,14 @@ class ContentRefresher:
         async with self._lock:
             revision = await self.source.revision()
             if not force and self.index is not None and self.index.revision == revision:
+                metrics.CONTENT_COPIED.set(time.time())  # still current
                 return
             started = time.perf_counter()
             copy = await self.source.vectors()
             snapshot = await asyncio.to_thread(Snapshot.of, copy)
             self.index = await asyncio.to_thread(ContentIndex, snapshot)
+            metrics.CONTENT_TRACKS.set(len(snapshot.tracks))
+            metrics.CONTENT_COPIED.set(time.time())
             logger.info("content index: %d tracks at revision %s in %.1f s", len(snapshot.tracks),
                         snapshot.revision, time.perf_counter() - started)
 

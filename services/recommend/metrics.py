@@ -16,6 +16,12 @@ SOURCE_SECONDS = Histogram(
 LIST_CACHE = Counter(
     "cadenza_recommend_list_cache_total", "Recommend calls answered from the list cache "
     "(hit) or computed (miss).", ("result",))
+CONTENT_TRACKS = Gauge(
+    "cadenza_recommend_content_tracks", "Tracks in the catalogue copy the content signal "
+    "scores (0 before the first copy).")
+CONTENT_COPIED = Gauge(
+    "cadenza_recommend_content_copied_timestamp_seconds",
+    "When the catalogue copy last matched retrieval's revision (Unix time).")
 COLD_START = Counter(
     "cadenza_recommend_cold_start_total", "Recommendations for users with no history.")
 TRAINING_SECONDS = Histogram(

@@ -119,8 +119,11 @@ def recommend_traffic(channel: grpc.Channel, prefix: str) -> tuple[str, float]:
         assert time.monotonic() < deadline, f"training run {run.run_id} still running"
         time.sleep(0.5)
     assert latest.state == "succeeded", latest.error
-    stub.Recommend(rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=5),
-                   timeout=TIMEOUT_S)
+    first = stub.Recommend(rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=5),
+                           timeout=TIMEOUT_S)
+    again = stub.Recommend(rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=5),
+                           timeout=TIMEOUT_S)  # the same list, from the list cache
+    assert [i.track_id for i in again.items] == [i.track_id for i in first.items]
     _expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.Recommend,
                   rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=500),
                   timeout=TIMEOUT_S)
