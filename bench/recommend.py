@@ -1,12 +1,13 @@
-"""Recommend at Last.fm scale: latency through the gateway, and training time.
+"""Recommend at Last.fm scale: latency through the edge, and training time.
 
 Runs on the data `make eval-recs` leaves in .data/eval-recs/data (17,632 artists,
 74,272 training plays, the trained model); without it the table says so.
-- Recommend latency through the gateway, default blend and collaborative only, 4 and 16
-  calls in flight, cycling over the 1,877 test users. Ours: the model's arrays and the
-  catalogue copy in memory, once computing every call (list cache off) and once for
-  repeat calls (the cache warmed by one call per user first). Reference: the path before
-  (model rows from Qdrant and an example search in retrieval on every call).
+- Recommend latency through the edge (Envoy: the public entry, keys off), default blend
+  and collaborative only, 4 and 16 calls in flight, cycling over the 1,877 test users.
+  Ours: the model's arrays and the catalogue copy in memory, once computing every call
+  (list cache off) and once for repeat calls (the cache warmed by one call per user
+  first). Reference: the path before (model rows from Qdrant and an example search in
+  retrieval on every call).
 - Training, ours: TrainModel end to end (read the log, fit, publish to Qdrant);
   reference: the same fit in process with no store (the publish's share).
 """
@@ -63,13 +64,14 @@ async def _train(target: str) -> float:
 
 def _measure(data_dir: pathlib.Path, env: dict[str, str], users: list[str],
              warm: bool) -> dict[tuple[str, int], Latency]:
-    """Latency through the gateway per blend and in-flight count, on one mesh."""
+    """Latency through the edge (Envoy, where users call) per blend and in-flight count,
+    on one mesh."""
     mesh = Mesh(RUN_DIR / "bench", Endpoints.free(), data_dir=data_dir,
                 env={"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0", **env})
     mesh.start()
     try:
-        gateway = mesh.endpoints.address("gateway")
-        return {(blend, n): asyncio.run(_latency(gateway, users, weights, n, warm))
+        edge = mesh.endpoints.public
+        return {(blend, n): asyncio.run(_latency(edge, users, weights, n, warm))
                 for blend, weights in BLENDS.items() for n in IN_FLIGHT}
     finally:
         mesh.stop()
@@ -116,7 +118,7 @@ def serving_rows() -> list[Row]:
 def run() -> list[Row]:
     """Measures and prints the recommend tables (serving and event ingest)."""
     rows = serving_rows()
-    print_table("Recommend at Last.fm scale through the gateway (ours: model and catalogue "
+    print_table("Recommend at Last.fm scale through the edge (ours: model and catalogue "
                 "copy in memory; reference: store and retrieval reads per call)", rows,
                 "ours", "reference")
     return rows + recommend_events.run()

@@ -24,11 +24,11 @@ import soundfile
 from bench.harness import Latency, Row, load, print_table
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
+from services.retrieval.edge_store import EdgeStore
 from services.retrieval.feature_speed import benchmark_clip, measure_extraction_speed
 from services.retrieval.model import Range, TrackFilter
-from services.retrieval.qdrant_store import QdrantStore
 from services.retrieval.similarity import DEFAULT_WEIGHTS, audio_vector, weighted_query
-from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR
+from services.retrieval.store import AUDIO_VECTOR, TEXT_VECTOR, VectorStore
 from tests.retrieval.helpers import make_track, random_text_vector
 from tools.devmesh import Endpoints, Mesh
 
@@ -53,9 +53,10 @@ def feature_rows() -> list[Row]:
     return rows
 
 
-def _populate(data_dir: pathlib.Path, size: int) -> tuple[QdrantStore, list[str]]:
+def _populate(data_dir: pathlib.Path, size: int) -> tuple[EdgeStore, list[str]]:
+    """A catalog in the embedded default engine (Qdrant Edge), where the mesh opens it."""
     rng = np.random.default_rng(size)
-    store = QdrantStore.open(str(data_dir / "retrieval" / "qdrant"))
+    store = EdgeStore.open(str(data_dir / "retrieval" / "edge"))
     ids = []
     for start in range(0, size, 500):
         batch = []
@@ -68,7 +69,7 @@ def _populate(data_dir: pathlib.Path, size: int) -> tuple[QdrantStore, list[str]
     return store, ids
 
 
-def _store_reference(store: QdrantStore, ids: list[str]) -> dict[str, float]:
+def _store_reference(store: VectorStore, ids: list[str]) -> dict[str, float]:
     """p50 of the same queries made straight on the store, in process (no gRPC)."""
     rng = np.random.default_rng(1)
     [example] = store.get([ids[0]], with_vectors=True)
@@ -91,7 +92,7 @@ def _store_reference(store: QdrantStore, ids: list[str]) -> dict[str, float]:
     return result
 
 
-def agreement_rows(store: QdrantStore, size: int, queries: int = 20) -> list[Row]:
+def agreement_rows(store: VectorStore, size: int, queries: int = 20) -> list[Row]:
     """S(x) from Qdrant against NumPy brute force over every stored vector."""
     ids = [f"t{i:05d}" for i in range(size)]
     stored = store.get(ids, with_vectors=True)
