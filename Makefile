@@ -177,7 +177,7 @@ eval-covers: up ## Covers over the demo catalogue: Spearman of each audio factor
 	$(PY) -m tools.image_eval.eval_covers
 	$(PY) -m tools.image_eval.catalog_covers
 
-eval-recs: install models ## Recommendation quality on Last.fm through the gateway vs baselines (~15 min)
+eval-recs: install models ## Recommendation quality on Last.fm: selection on a validation split, the test split scored once through the gateway, 3 seeds (~35 min)
 	$(PY) -m tools.lastfm.eval_recs
 
 # The JSB benchmark model is a mixture of two trained checkpoints (weights chosen on valid).

@@ -259,3 +259,24 @@ async def test_the_copy_follows_the_catalogue_and_misses_go_to_retrieval(
     assert index.like([new_id], [], CandidateFilter(), 10)
     await world.content.refresh()  # unchanged revision: the same copy is kept
     assert world.content.index is index
+
+
+async def test_a_publish_wakes_the_copy_before_its_interval(world: World) -> None:
+    refresher = ContentRefresher(world.catalog, 3600.0)  # the interval never comes
+    await refresher.start()
+    try:
+        assert refresher.index is not None
+        before = refresher.index.revision
+        async with grpc.aio.insecure_channel(world.catalog.address) as channel:
+            meta = rpb.TrackMetadata(track_id="t09998", title="Late", artist="Late")
+            await retrieval_pb2_grpc.RetrievalServiceStub(channel).IngestTrack(iter([
+                rpb.IngestTrackRequest(header=rpb.IngestHeader(metadata=meta))]), timeout=30)
+        refresher.refresh_soon()  # what the trainer calls after each publish
+        for _ in range(100):
+            if refresher.index.revision != before:
+                break
+            await asyncio.sleep(0.1)
+        assert refresher.index.revision != before
+        assert refresher.index.like(["t09998"], [], CandidateFilter(), 5) is not None
+    finally:
+        await refresher.stop()

@@ -1,14 +1,17 @@
-"""Offline evaluation of the recommend service on Last.fm HetRec-2k, through the gateway.
+"""Offline evaluation of the recommend service on Last.fm HetRec-2k (README, "Evaluation").
 
-Protocol (services/recommend/offline_eval.py): per-user random 80/20 hold-out with a
-fixed seed for users with at least 5 artists; each test user's top 10 is ranked over the
-whole catalog with their training artists excluded. The service gets the training
-split as PLAY events and the artists as metadata-only tracks, trains its default model,
-and is asked for every test user's top 10 with its default weights. Popularity,
-implicit ALS and EASE run in process on the same split.
+Protocol (services/recommend/offline_eval.py): per-user random 80/20 hold-out with a fixed
+seed for users with at least 5 artists; each test user's top 10 is ranked over the whole
+catalog with their training artists excluded. Every hyperparameter and weight is chosen
+on a validation split carved out of the training data (tools/lastfm/selection.py) and
+written to services/recommend/selected.json; then a fresh mesh (which reads it) gets the
+training split as PLAY events and the artists as metadata-only tracks, trains its default
+model and ranks every test user's top 10 through the gateway: the test split is scored
+once. Popularity, implicit ALS and EASE run in process on the same split. More seeds
+repeat selection and test in process.
 
-`python -m tools.lastfm.eval_recs [--target ADDR] [--users N]` (default: starts its own mesh
-in a scratch directory so the Last.fm catalog never mixes with the demo one).
+`python -m tools.lastfm.eval_recs [--users N] [--seeds 2011,2012,2013]` (its own mesh in
+.data/eval-recs, so the Last.fm catalog never mixes with the demo one).
 """
 
 from __future__ import annotations
