@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -112,6 +112,11 @@ class Recommender:
             jobs["seeds"] = self._timed("seeds", self._seeds(q.seeds, q.where))
         if q.weights["popularity"] > 0 and model is not None:
             jobs["popularity"] = self._timed("popularity", self._popular(exclude))
+        elif cold and not jobs and not q.targets and model is not None:
+            # A listener with nothing else to go on gets the popular tracks, whatever the
+            # popularity weight (validation chose 0 for listeners with a history).
+            jobs["popularity"] = self._timed("popularity", self._popular(exclude))
+            q = replace(q, weights={**dict.fromkeys(q.weights, 0.0), "popularity": 1.0})
         if q.targets or (cold and not jobs):
             # Targets (or an empty start) also draw candidates straight from the catalog.
             jobs["targets"] = self._timed("targets", self._matching(q.where))
