@@ -133,9 +133,9 @@ class ContentIndex:
 
     def _audio_query(self, pos: list[int], neg: list[int]) -> np.ndarray:
         """retrieval's example_blocks then weighted_query, at the default weights."""
-        audio = self.snapshot.audio.astype(np.float64)
-        mean = audio[pos].mean(axis=0)
-        target = 2 * mean - audio[neg].mean(axis=0) if neg else mean
+        audio = self.snapshot.audio
+        mean = audio[pos].astype(np.float64).mean(axis=0)
+        target = 2 * mean - audio[neg].astype(np.float64).mean(axis=0) if neg else mean
         out = np.zeros_like(target)
         for part in self._slices:
             block, norm = target[part], float(np.linalg.norm(target[part]))
