@@ -175,9 +175,10 @@ class RetrievalCatalog:
         reply = await self._call(self.stub.GetCatalogStats, rpb.GetCatalogStatsRequest())
         return f"{reply.revision}/{reply.track_count}"
 
-    async def vectors(self) -> CatalogVectors:
-        """Every track with its stored vectors, paged through ListTracks."""
-        revision = await self.revision()
+    async def vectors(self, revision: str) -> CatalogVectors:
+        """Every track with its stored vectors, paged through ListTracks, labelled with
+        the `revision` read before the first page (a write during the paging moves the
+        revision, so the next check copies again)."""
         groups = (await self._call(self.stub.ListFeatureGroups,
                                    rpb.ListFeatureGroupsRequest())).groups
         rows: list[tuple[CatalogTrack, list[float], list[float]]] = []

@@ -79,7 +79,6 @@ class ContentIndex:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.revision = snapshot.revision
         tracks = snapshot.tracks
         self._row = {t.track_id: i for i, t in enumerate(tracks)}
         self._artists = np.array([t.artist for t in tracks], dtype=object)
@@ -101,6 +100,11 @@ class ContentIndex:
 
     def __len__(self) -> int:
         return len(self.snapshot.tracks)
+
+    @property
+    def revision(self) -> str:
+        """Retrieval's revision the copy was made at."""
+        return self.snapshot.revision
 
     def like(self, positive: list[str], negative: list[str], where: CandidateFilter,
              limit: int) -> list[Scored] | None:
@@ -173,8 +177,8 @@ class ContentSource(Protocol):
         """The catalogue's current revision."""
         ...
 
-    async def vectors(self) -> CatalogVectors:
-        """Every track with its vectors, at the revision read first."""
+    async def vectors(self, revision: str) -> CatalogVectors:
+        """Every track with its vectors, read after `revision` was (so at least as new)."""
         ...
 
 
@@ -197,7 +201,7 @@ class ContentRefresher:
                 metrics.CONTENT_COPIED.set(time.time())  # still current
                 return
             started = time.perf_counter()
-            copy = await self.source.vectors()
+            copy = await self.source.vectors(revision)
             snapshot = await asyncio.to_thread(Snapshot.of, copy)
             self.index = await asyncio.to_thread(ContentIndex, snapshot)
             metrics.CONTENT_TRACKS.set(len(snapshot.tracks))

@@ -54,12 +54,9 @@ class MemoryModelStore:
         self._check_open()
         self._number += 1
         key = f"memory_{self._number}"
-        self._versions[key] = _Version.of(model)
         previous = self.serving
+        self.keep(key, model, None if previous is None else previous.items)
         self.serving = ServingModel.of(model.manifest, key, key)
-        keep = {key} | (set() if previous is None else {previous.items})
-        for old in [k for k in self._versions if k not in keep]:
-            del self._versions[old]
         logger.info("published model %s as %s", model.manifest.version, key)
 
     def keep(self, key: str, model: PublishedModel, previous: str | None) -> None:

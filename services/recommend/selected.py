@@ -8,6 +8,7 @@ Without the file the code's own defaults stand.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 PATH = pathlib.Path(__file__).with_name("selected.json")
 
 
+@functools.cache
 def load() -> dict[str, Any]:
-    """The selection, or {} when none was written."""
+    """The selection, or {} when none was written (read once per process)."""
     if not PATH.exists():
         return {}
     selection: dict[str, Any] = json.loads(PATH.read_text())
