@@ -28,7 +28,8 @@ from services.recommend import fitting
 from services.recommend.offline_eval import split_per_user
 from tools.devmesh import Endpoints, Mesh
 from tools.lastfm import dataset as lastfm
-from tools.lastfm.eval_recs import RUN_DIR, train, training_engagements
+from tools.lastfm.eval_recs import RUN_DIR, train
+from tools.lastfm.selection import training_engagements
 
 DURATION_S = 8.0
 IN_FLIGHT = (4, 16)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lastfm-2k"
 TAGS_PER_ARTIST = 10
+ARTIST_PREFIX = "lastfm-artist-"
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Artist:
     @property
     def track_id(self) -> str:
         """The artist's id in the catalog."""
-        return f"lastfm-artist-{self.artist_id}"
+        return track_key(self.artist_id)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,16 @@ class LastFm:
 def user_key(user_id: str) -> str:
     """A Last.fm user's id in the service."""
     return f"lastfm-user-{user_id}"
+
+
+def track_key(artist_id: str) -> str:
+    """A Last.fm artist's track id in the catalog."""
+    return f"{ARTIST_PREFIX}{artist_id}"
+
+
+def artist_of(track_id: str) -> str:
+    """The Last.fm artist id of a catalog track id (track_key's inverse)."""
+    return track_id.removeprefix(ARTIST_PREFIX)
 
 
 def load(data: pathlib.Path = DATA) -> LastFm:

@@ -36,12 +36,11 @@ from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from services.recommend import fitting, selected
 from services.recommend.catalog import RetrievalCatalog
 from services.recommend.content import ContentRefresher
-from services.recommend.events import Engagement
 from services.recommend.offline_eval import Split, evaluate, split_per_user
 from tools.devmesh import Endpoints, Mesh
 from tools.lastfm import dataset as lastfm
 from tools.lastfm.baselines import baselines
-from tools.lastfm.selection import Validation
+from tools.lastfm.selection import Validation, training_engagements
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".data" / "eval-recs"
@@ -64,12 +63,6 @@ async def for_each(items: list[T], concurrency: int,
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def training_engagements(split: Split) -> list[Engagement]:
-    """The training plays as the service's training sees them (artist ids as items)."""
-    return [Engagement(u, a, plays, False, 0.0)
-            for u, by_artist in split.train.items() for a, plays in by_artist.items()]
-
-
 async def ingest_artists(channel: grpc.aio.Channel, artists: list[lastfm.Artist],
                          concurrency: int) -> None:
     """Ingests every artist into retrieval as a metadata-only track."""
@@ -88,7 +81,7 @@ async def record_plays(channel: grpc.aio.Channel, split: Split) -> int:
     """Records the training plays through RecordEvents; how many the service holds."""
     stub = recommend_pb2_grpc.RecommendServiceStub(channel)
     events = [rpb.Event(event_id=f"lastfm-{u}-{a}", user_id=lastfm.user_key(u),
-                        track_id=f"lastfm-artist-{a}", kind=rpb.EVENT_KIND_PLAY,
+                        track_id=lastfm.track_key(a), kind=rpb.EVENT_KIND_PLAY,
                         count=int(plays))
               for u, by_artist in split.train.items() for a, plays in by_artist.items()]
     stored = 0
@@ -132,7 +125,7 @@ async def recommend_all(channel: grpc.aio.Channel, users: list[str], concurrency
         reply = await stub.Recommend(rpb.RecommendRequest(
             user_id=lastfm.user_key(user), limit=10, weights=weights), timeout=30)
         latencies.append(time.perf_counter() - started)
-        ranked[user] = [i.track_id.removeprefix("lastfm-artist-") for i in reply.items]
+        ranked[user] = [lastfm.artist_of(i.track_id) for i in reply.items]
 
     await for_each(users, concurrency, recommend)
     return ranked, latencies

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,16 +80,16 @@ class Validation:
         self.content = content
         self.catalog_size = catalog_size
         self.users = sorted(split.test, key=int)
-        self.engagements = list(_training(split))
+        self.engagements = training_engagements(split)
         store = MemoryEventStore()
         store.add([Event(f"v-{e.user_id}-{e.track_id}", lastfm.user_key(e.user_id),
-                         f"lastfm-artist-{e.track_id}", EventKind.PLAY, 0.0,
+                         lastfm.track_key(e.track_id), EventKind.PLAY, 0.0,
                          count=int(e.value)) for e in self.engagements])
         self.events = EventLog(store, catalog, 300.0)
 
     def fitting_engagements(self) -> list[Engagement]:
         """The split's training engagements as the service fits them."""
-        return _artist_ids(self.engagements)
+        return _service_ids(self.engagements)
 
     async def score(self, model: PublishedModel, weights: dict[str, float]
                     ) -> dict[str, float]:
@@ -105,8 +104,7 @@ class Validation:
             for user in self.users:
                 result = await recommender.recommend(RecommendQuery(
                     lastfm.user_key(user), 10, normalised))
-                ranked[user] = [i.track.track_id.removeprefix("lastfm-artist-")
-                                for i in result.items]
+                ranked[user] = [lastfm.artist_of(i.track.track_id) for i in result.items]
         return evaluate(ranked, self.split.test, self.catalog_size).row()
 
     async def select(self, log: Any = print) -> tuple[Candidate, list[Candidate]]:
@@ -145,16 +143,16 @@ class Validation:
         return pick(blended), tried + blended
 
 
-def _training(split: Split) -> Iterator[Engagement]:
-    for user, by_artist in split.train.items():
-        for artist, plays in by_artist.items():
-            yield Engagement(user, artist, plays, False, 0.0)
+def training_engagements(split: Split) -> list[Engagement]:
+    """The training plays as the service's training sees them (artist ids as items)."""
+    return [Engagement(u, a, plays, False, 0.0)
+            for u, by_artist in split.train.items() for a, plays in by_artist.items()]
 
 
-def _artist_ids(engagements: list[Engagement]) -> list[Engagement]:
+def _service_ids(engagements: list[Engagement]) -> list[Engagement]:
     """The engagements as the service stores them (user keys, track ids)."""
     return [dataclasses.replace(e, user_id=lastfm.user_key(e.user_id),
-                                track_id=f"lastfm-artist-{e.track_id}") for e in engagements]
+                                track_id=lastfm.track_key(e.track_id)) for e in engagements]
 
 
 def _describe(c: Candidate) -> str:
