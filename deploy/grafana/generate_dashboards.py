@@ -214,11 +214,16 @@ def recommend_panels(sel: str) -> list[Panel]:
         panel("Candidate time p95 per source", quantiles(
             "cadenza_recommend_source_seconds_bucket", sel, "source", "{{source}}", (0.95,)),
               "s"),
-        panel("Lists from the cache", [target(
-            f'sum(rate(cadenza_recommend_list_cache_total{{{sel},result="hit"}}[5m])) / '
-            f"sum(rate(cadenza_recommend_list_cache_total{{{sel}}}[5m]))", "hit ratio")],
-              "percentunit", "Recommend calls answered with a list computed before for the "
-              "same request, engagements, model version and catalogue revision."),
+        panel("Lists and histories from memory", [
+            target(f'sum(rate(cadenza_recommend_list_cache_total{{{sel},result="hit"}}[5m]))'
+                   f" / sum(rate(cadenza_recommend_list_cache_total{{{sel}}}[5m]))",
+                   "lists"),
+            target(f'sum(rate(cadenza_recommend_history_cache_total{{{sel},result="hit"}}'
+                   f"[5m])) / sum(rate(cadenza_recommend_history_cache_total{{{sel}}}[5m]))",
+                   "engagements")],
+              "percentunit", "Lists: Recommend calls answered with a list computed before for "
+              "the same request, engagements, model version and catalogue revision. "
+              "Engagements: reads of a user's history that needed no event-store read."),
         panel("Catalogue copy age and size", [
             target(f"time() - max(cadenza_recommend_content_copied_timestamp_seconds{{{sel}}})",
                    "age (s)"),

@@ -46,7 +46,8 @@ async def build_recommend(settings: RecommendSettings) -> App:
     # Opening the stores blocks; keep it off the event loop.
     store, models = await asyncio.to_thread(_open, settings)
     catalog = RetrievalCatalog(settings.retrieval_address)
-    events = EventLog(store, catalog, settings.max_clock_skew_s)
+    events = EventLog(store, catalog, settings.max_clock_skew_s,
+                      cached_histories=settings.cached_histories)
     content = (ContentRefresher(catalog, settings.content_refresh_s)
                if settings.content_in_memory else None)
     trainer = Trainer(store, models, settings.default_algorithm, settings.retrain_interval_s,

@@ -32,6 +32,7 @@ MAX_COUNT = 1_000_000
 MAX_LISTENED_MS = 86_400_000  # one play lasting over a day is a client bug
 CHUNK_EVENTS = 500
 MAX_BATCH_EVENTS = 100_000
+CACHED_HISTORIES = 20_000
 
 
 def _iso(unix_s: float) -> str:
@@ -116,6 +117,7 @@ class EventLog:
 
     def __init__(self, store: EventStore, catalog: TrackLookup, max_clock_skew_s: float, *,
                  chunk_events: int = CHUNK_EVENTS, max_batch_events: int = MAX_BATCH_EVENTS,
+                 cached_histories: int = CACHED_HISTORIES,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.catalog = catalog
@@ -126,6 +128,13 @@ class EventLog:
         # One thread owns the SQLite writer: commits are serialised there and the event
         # loop never waits on an fsync.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="event-store")
+        # Engagements per user as last read, so a Recommend whose user wrote nothing new
+        # skips the store thread. Filled and invalidated only on the store thread, in the
+        # same job as the read or the commit, so an entry never outlives an acknowledged
+        # event (the event loop only reads it). Rows are never updated or deleted, and
+        # this log is the store's only writer (one replica owns it).
+        self._histories: dict[str, list[Engagement]] = {}
+        self._cached_histories = cached_histories
 
     async def _on_store(self, call: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
@@ -135,7 +144,7 @@ class EventLog:
         check_event("event", event, self.clock(), self.max_clock_skew_s)
         if await self.catalog.missing([event.track_id]):
             raise NotFound(unknown_track("event", event.track_id))
-        [stored] = await self._on_store(self.store.add, [event])
+        [stored] = await self._on_store(self._add, [event])
         metrics.EVENTS.labels("stored" if stored else "duplicate").inc()
         return not stored
 
@@ -179,7 +188,7 @@ class EventLog:
             else:
                 good.append(event)
         if good:
-            stored = await self._on_store(self.store.add, good)
+            stored = await self._on_store(self._add, good)
             result.stored += sum(stored)
             result.duplicates += len(stored) - sum(stored)
             metrics.EVENTS.labels("stored").inc(sum(stored))
@@ -187,7 +196,28 @@ class EventLog:
 
     async def engagements(self, user_id: str) -> list[Engagement]:
         """The user's net evidence per track (empty for an unknown user)."""
-        return await self._on_store(self.store.engagements, user_id)
+        found = self._histories.get(user_id)
+        if found is not None:
+            metrics.HISTORY_CACHE.labels("hit").inc()
+            return list(found)  # the caller's own list: the cached one stays as read
+        metrics.HISTORY_CACHE.labels("miss").inc()
+        return await self._on_store(self._read, user_id)
+
+    def _read(self, user_id: str) -> list[Engagement]:  # on the store thread
+        history = self.store.engagements(user_id)
+        if self._cached_histories > 0:
+            while len(self._histories) >= self._cached_histories:
+                del self._histories[next(iter(self._histories))]  # the oldest read
+            self._histories[user_id] = history
+        return list(history)
+
+    def _add(self, events: list[Event]) -> list[bool]:  # on the store thread
+        try:
+            return self.store.add(events)
+        finally:
+            # Also after a failed commit: what it left in the store is not known here.
+            for user_id in {e.user_id for e in events}:
+                self._histories.pop(user_id, None)
 
     async def count(self) -> int:
         """How many events are stored."""

@@ -16,6 +16,9 @@ SOURCE_SECONDS = Histogram(
 LIST_CACHE = Counter(
     "cadenza_recommend_list_cache_total", "Recommend calls answered from the list cache "
     "(hit) or computed (miss).", ("result",))
+HISTORY_CACHE = Counter(
+    "cadenza_recommend_history_cache_total", "Engagement reads answered from memory (hit) "
+    "or from the event store (miss).", ("result",))
 CONTENT_TRACKS = Gauge(
     "cadenza_recommend_content_tracks", "Tracks in the catalogue copy the content signal "
     "scores (0 before the first copy).")

@@ -44,3 +44,6 @@ class RecommendSettings(ServerSettings):
     # Recent lists kept and served again while the request, the user's engagements, the
     # model version and the catalogue copy's revision are all unchanged; 0 = none.
     cached_lists: int = Field(default=20_000, ge=0)
+    # Users whose engagements are kept in memory after a read (dropped at their next
+    # event), so a call for a user with nothing new skips the event store; 0 = none.
+    cached_histories: int = Field(default=20_000, ge=0)

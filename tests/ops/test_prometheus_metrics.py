@@ -47,6 +47,7 @@ MOVED = {
     "training duration": "cadenza_recommend_training_seconds_count",
     "candidate sources": "cadenza_recommend_source_seconds_count",
     "list cache": "cadenza_recommend_list_cache_total",
+    "history cache": "cadenza_recommend_history_cache_total",
     "catalogue copy": "cadenza_recommend_content_copied_timestamp_seconds",
     # Generate: inference time per backend and model, batches, tokens, generations.
     "inference time": 'cadenza_generate_inference_seconds_count{backend!="",model!=""}',

@@ -10,7 +10,7 @@ import pytest
 from cadenza.kit.errors import NotFound, ResourceExhausted
 from services.recommend.event_log import EventLog, Malformed
 from services.recommend.event_store import SqliteEventStore as EventStore
-from services.recommend.events import Event, EventKind
+from services.recommend.events import Engagement, Event, EventKind
 
 NOW = 1_750_000_000.0
 
@@ -80,3 +80,77 @@ async def test_single_event_unknown_track_is_not_found(log: EventLog) -> None:
     assert await log.record(play("x")) is True
     [engagement] = await log.engagements("u1")
     assert engagement.value == 1.0
+
+
+class CountingStore(EventStore):
+    """The SQLite store, counting engagement reads and failing adds on demand."""
+
+    reads = 0
+    fail_next_add = False
+
+    def engagements(self, user_id: str) -> list[Engagement]:
+        self.reads += 1
+        return super().engagements(user_id)
+
+    def add(self, events: list[Event]) -> list[bool]:
+        stored = super().add(events)
+        if self.fail_next_add:
+            self.fail_next_add = False
+            raise OSError("disk full")  # after the commit: the store moved, the call failed
+        return stored
+
+
+async def test_engagements_are_read_once_until_the_users_next_event(
+        tmp_path: pathlib.Path) -> None:
+    store = CountingStore.open(tmp_path / "events.sqlite3")
+    assert isinstance(store, CountingStore)
+    log = EventLog(store, KnownTracks(["t1", "t2"]), 300.0, clock=lambda: NOW)
+    try:
+        await log.record(play("a"))
+        first = await log.engagements("u1")
+        first.clear()  # a caller's own list: the kept one is untouched
+        assert [e.track_id for e in await log.engagements("u1")] == ["t1"]
+        assert store.reads == 1
+        await log.record(Event("o", "u2", "t2", EventKind.LIKE, NOW - 5))  # another user
+        await log.engagements("u1")
+        assert store.reads == 1
+        await log.record(Event("b", "u1", "t2", EventKind.DISLIKE, NOW - 5))
+        after = {e.track_id: e.disliked for e in await log.engagements("u1")}
+        assert after == {"t1": False, "t2": True}  # the acknowledged event is seen at once
+        assert store.reads == 2
+        store.fail_next_add = True
+        with pytest.raises(OSError):
+            await log.record(Event("c", "u1", "t2", EventKind.LIKE, NOW - 1))
+        assert {e.track_id: e.disliked for e in await log.engagements("u1")} == {
+            "t1": False, "t2": False}  # a failed call drops what was kept too
+    finally:
+        await log.close()
+
+
+async def test_no_engagements_are_kept_with_the_cache_off(tmp_path: pathlib.Path) -> None:
+    store = CountingStore.open(tmp_path / "events.sqlite3")
+    assert isinstance(store, CountingStore)
+    log = EventLog(store, KnownTracks(["t1"]), 300.0, cached_histories=0, clock=lambda: NOW)
+    try:
+        await log.record(play("a"))
+        for _ in range(3):
+            await log.engagements("u1")
+        assert store.reads == 3
+    finally:
+        await log.close()
+
+
+async def test_the_oldest_read_user_is_dropped_past_the_size(tmp_path: pathlib.Path) -> None:
+    store = CountingStore.open(tmp_path / "events.sqlite3")
+    assert isinstance(store, CountingStore)
+    log = EventLog(store, KnownTracks(["t1"]), 300.0, cached_histories=2, clock=lambda: NOW)
+    try:
+        for user in ("u1", "u2", "u3"):
+            await log.engagements(user)
+        await log.engagements("u3")
+        await log.engagements("u2")
+        assert store.reads == 3
+        await log.engagements("u1")  # dropped when u3 was read
+        assert store.reads == 4
+    finally:
+        await log.close()
