@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import pathlib
 
 from threadpoolctl import threadpool_limits
@@ -60,6 +61,10 @@ async def build_recommend(settings: RecommendSettings) -> App:
         await trainer.start()
         if content is not None:
             await content.start()
+        # What start-up loaded (the model's id maps, the catalogue copy's metadata) lives
+        # as long as the process: out of the collector's view, a full collection no
+        # longer walks it, which stalled calls for hundreds of ms at Last.fm scale.
+        gc.freeze()
 
     async def close() -> None:
         if content is not None:
