@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
 from cadenza.kit.errors import NotFound, ResourceExhausted
-from services.recommend.event_log import EventLog, Malformed
+from services.recommend.event_log import CACHED_HISTORIES, EventLog, Malformed
 from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.events import Engagement, Event, EventKind
 
@@ -100,12 +101,23 @@ class CountingStore(EventStore):
         return stored
 
 
-async def test_engagements_are_read_once_until_the_users_next_event(
-        tmp_path: pathlib.Path) -> None:
+@contextlib.asynccontextmanager
+async def counting_log(tmp_path: pathlib.Path, cached_histories: int = CACHED_HISTORIES
+                       ) -> AsyncIterator[tuple[EventLog, CountingStore]]:
+    """An EventLog over a CountingStore, closed after the block."""
     store = CountingStore.open(tmp_path / "events.sqlite3")
     assert isinstance(store, CountingStore)
-    log = EventLog(store, KnownTracks(["t1", "t2"]), 300.0, clock=lambda: NOW)
+    log = EventLog(store, KnownTracks(["t1", "t2"]), 300.0,
+                   cached_histories=cached_histories, clock=lambda: NOW)
     try:
+        yield log, store
+    finally:
+        await log.close()
+
+
+async def test_engagements_are_read_once_until_the_users_next_event(
+        tmp_path: pathlib.Path) -> None:
+    async with counting_log(tmp_path) as (log, store):
         await log.record(play("a"))
         first = await log.engagements("u1")
         first.clear()  # a caller's own list: the kept one is untouched
@@ -123,28 +135,18 @@ async def test_engagements_are_read_once_until_the_users_next_event(
             await log.record(Event("c", "u1", "t2", EventKind.LIKE, NOW - 1))
         assert {e.track_id: e.disliked for e in await log.engagements("u1")} == {
             "t1": False, "t2": False}  # a failed call drops what was kept too
-    finally:
-        await log.close()
 
 
 async def test_no_engagements_are_kept_with_the_cache_off(tmp_path: pathlib.Path) -> None:
-    store = CountingStore.open(tmp_path / "events.sqlite3")
-    assert isinstance(store, CountingStore)
-    log = EventLog(store, KnownTracks(["t1"]), 300.0, cached_histories=0, clock=lambda: NOW)
-    try:
+    async with counting_log(tmp_path, cached_histories=0) as (log, store):
         await log.record(play("a"))
         for _ in range(3):
             await log.engagements("u1")
         assert store.reads == 3
-    finally:
-        await log.close()
 
 
 async def test_the_oldest_read_user_is_dropped_past_the_size(tmp_path: pathlib.Path) -> None:
-    store = CountingStore.open(tmp_path / "events.sqlite3")
-    assert isinstance(store, CountingStore)
-    log = EventLog(store, KnownTracks(["t1"]), 300.0, cached_histories=2, clock=lambda: NOW)
-    try:
+    async with counting_log(tmp_path, cached_histories=2) as (log, store):
         for user in ("u1", "u2", "u3"):
             await log.engagements(user)
         await log.engagements("u3")
@@ -152,5 +154,3 @@ async def test_the_oldest_read_user_is_dropped_past_the_size(tmp_path: pathlib.P
         assert store.reads == 3
         await log.engagements("u1")  # dropped when u3 was read
         assert store.reads == 4
-    finally:
-        await log.close()
