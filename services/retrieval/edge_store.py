@@ -55,7 +55,7 @@ def _config() -> qe.EdgeConfig:
         # Qdrant's defaults, spelled out; segments under full_scan_threshold KB are
         # searched exactly, larger ones through the graph once optimize() has built it.
         # The graph is built on every core: Edge's automatic choice left one of two idle
-        # (100k points: 372 s, 221 s on both cores with another process running).
+        # (100k points: 372 s; 123 s on both cores, quiet).
         hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000,
                                        max_indexing_threads=os.cpu_count() or 1),
     )
@@ -95,8 +95,8 @@ class EdgeStore:
     def optimize(self) -> None:
         """Builds the HNSW graphs and merges segments, blocking; until then (Edge runs no
         background optimizer) every search is an exact scan, filtered by the payload
-        indexes. Slow: 221 s for 100k new points on the 2-core dev machine (after which
-        unfiltered search takes 3-4 ms instead of 16-30), during which other calls on
+        indexes. Slow: 123 s for 100k new points on the 2-core dev machine (after which
+        unfiltered search takes about 3 ms instead of 7-11), during which other calls on
         the store wait."""
         started = time.perf_counter()
         if self.shard.optimize():
