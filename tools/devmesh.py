@@ -282,23 +282,28 @@ def _load(run_dir: pathlib.Path) -> Endpoints | None:
     return Endpoints(**json.loads(path.read_text()))
 
 
-def _catalog_size(address: str) -> int:
+def _catalog_size(address: str, key: str) -> int:
     from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 
     with grpc.insecure_channel(address) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        stats = stub.GetCatalogStats(retrieval_pb2.GetCatalogStatsRequest(), timeout=30)
+        stats = stub.GetCatalogStats(retrieval_pb2.GetCatalogStatsRequest(), timeout=30,
+                                     metadata=(("authorization", f"Bearer {key}"),))
         return int(stats.track_count)
 
 
-def build_catalog_if_empty(address: str) -> int:
-    """Builds the demo catalog when the catalog is empty (first `make up`)."""
-    if os.environ.get("CADENZA_SKIP_CATALOG") or _catalog_size(address) > 0:
+def build_catalog_if_empty(address: str, run_dir: pathlib.Path) -> int:
+    """Builds the demo catalog when the catalog is empty (first `make up`), through the
+    gateway at address with the mesh's admin key."""
+    path = run_dir / ADMIN_KEY
+    key = path.read_text().strip() if path.exists() else ""
+    if os.environ.get("CADENZA_SKIP_CATALOG") or _catalog_size(address, key) > 0:
         return 0
     print("The catalog is empty: building the demo catalog (one-off, several minutes; "
           "CADENZA_SKIP_CATALOG=1 skips it).")
-    return subprocess.call([sys.executable, "-m", "tools.catalog.build",
-                            "--target", address], cwd=ROOT)
+    # The key travels in the environment, not the command line other users can read.
+    return subprocess.call([sys.executable, "-m", "tools.catalog.build", "--target", address],
+                           cwd=ROOT, env={**os.environ, "CADENZA_API_KEY": key})
 
 
 def up(run_dir: pathlib.Path) -> int:
@@ -306,7 +311,7 @@ def up(run_dir: pathlib.Path) -> int:
     current = _load(run_dir)
     if current and all(alive(pid) for pid in current.pids.values()):
         print(f"mesh already running (pids {sorted(current.pids.values())})")
-        return build_catalog_if_empty(current.address("gateway"))
+        return build_catalog_if_empty(current.address("gateway"), run_dir)
     if current:
         down(run_dir)  # a partly dead mesh: start clean
     mesh = Mesh(run_dir, Endpoints.defaults(), data_dir=ROOT / ".data", tls=True, keys=True)
@@ -332,7 +337,7 @@ def up(run_dir: pathlib.Path) -> int:
     print("Try: .venv/bin/cadenza health")
     print(f"     curl --cacert {mesh.ca_file} -H 'authorization: Bearer '$(cat "
           f"{run_dir / ADMIN_KEY}) https://{ep.public}/v1/models")
-    return build_catalog_if_empty(mesh.endpoints.address("gateway"))
+    return build_catalog_if_empty(mesh.endpoints.address("gateway"), run_dir)
 
 
 def down(run_dir: pathlib.Path, timeout_s: float = 30.0) -> int:

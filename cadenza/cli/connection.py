@@ -19,7 +19,8 @@ DEV_CA = pathlib.Path(__file__).resolve().parents[2] / ".run" / "tls" / "ca.pem"
 DEV_KEY = pathlib.Path(__file__).resolve().parents[2] / ".run" / "admin.key"
 
 
-def _default_key() -> str:
+def default_key() -> str:
+    """CADENZA_API_KEY, else the admin key `make up` made, else "" (no key)."""
     if "CADENZA_API_KEY" in os.environ:
         return os.environ["CADENZA_API_KEY"]
     return DEV_KEY.read_text().strip() if DEV_KEY.exists() else ""
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds --target, --api-key and --timeout, shared by every command."""
     parser.add_argument("--target", default=os.environ.get("CADENZA_TARGET", DEFAULT_TARGET),
                         help="gateway address (env CADENZA_TARGET; default %(default)s)")
-    parser.add_argument("--api-key", default=_default_key(),
+    parser.add_argument("--api-key", default=default_key(),
                         help="API key (env CADENZA_API_KEY; default: the admin key `make up` "
                              "made, if present)")
     parser.add_argument("--ca-file", default=_default_ca(),

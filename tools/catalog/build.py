@@ -1,7 +1,7 @@
 """Builds the demo catalog: music21 corpus pieces, rendered with FluidSynth, ingested
 through the gateway with their real metadata. Skips pieces already in the catalog.
 
-`python -m tools.catalog.build [--target ADDR] [--limit N] [--workers N]`
+`python -m tools.catalog.build [--target ADDR] [--api-key KEY] [--limit N] [--workers N]`
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import grpc
 from tqdm import tqdm
 
 from cadenza.cli.catalog import byte_chunks, ingest_requests
-from cadenza.cli.connection import GATEWAY_TARGET
+from cadenza.cli.connection import GATEWAY_TARGET, default_key
 from cadenza.retrieval.v1 import retrieval_pb2 as pb
 from cadenza.retrieval.v1 import retrieval_pb2_grpc
 from tools.catalog.listing import list_demo_sources
@@ -34,11 +34,15 @@ def piece_requests(piece: DemoPiece, audio: bytes) -> Iterator[pb.IngestTrackReq
     return ingest_requests(meta, "flac", byte_chunks(audio))
 
 
-def _present(stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str]) -> set[str]:
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _present(stub: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str],
+             metadata: Metadata) -> set[str]:
     present: set[str] = set()
     for start in range(0, len(ids), 1000):
         reply = stub.BatchGetTracks(pb.BatchGetTracksRequest(track_ids=ids[start:start + 1000]),
-                                    timeout=60)
+                                    timeout=60, metadata=metadata)
         present |= {t.metadata.track_id for t in reply.tracks}
     return present
 
@@ -47,6 +51,9 @@ def main() -> int:
     """Builds the demo catalog; exit status 1 when any piece failed to ingest."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", default=GATEWAY_TARGET)
+    parser.add_argument("--api-key", default=default_key(),
+                        help="API key (env CADENZA_API_KEY; default: the admin key `make up` "
+                             "made, if present)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many pieces")
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     args = parser.parse_args()
@@ -56,9 +63,10 @@ def main() -> int:
     sources = list_demo_sources()
     if args.limit:
         sources = sources[:args.limit]
+    metadata: Metadata = (("authorization", f"Bearer {args.api_key}"),) if args.api_key else ()
     with grpc.insecure_channel(args.target) as channel:
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        present = _present(stub, [s.track_id for s in sources])
+        present = _present(stub, [s.track_id for s in sources], metadata)
         todo = [s for s in sources if s.track_id not in present]
         print(f"demo catalog: {len(sources)} pieces listed, {len(present)} already "
               f"ingested, {len(todo)} to build")
@@ -66,7 +74,7 @@ def main() -> int:
         progress = tqdm(total=len(todo), unit="track", disable=not sys.stderr.isatty())
         for piece, audio in iter_rendered_pieces(todo, workers=args.workers):
             try:
-                stub.IngestTrack(piece_requests(piece, audio), timeout=120)
+                stub.IngestTrack(piece_requests(piece, audio), timeout=120, metadata=metadata)
                 ingested += 1
                 audio_s += piece.duration_s
             except grpc.RpcError as error:
