@@ -24,8 +24,8 @@ from cadenza.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gateway.access import Access
 from gateway.app import build_gateway
 from gateway.settings import GatewaySettings
+from tests.support.addresses import NOWHERE
 from tests.support.edge import Edge
-from tools.devmesh import free_port
 
 RETRIEVAL = "cadenza.retrieval.v1.RetrievalService"
 GENERATE = "cadenza.generate.v1.GenerateService"
@@ -148,7 +148,7 @@ async def start(path: str, run_dir: pathlib.Path, edge_settings: dict[str, objec
         port=0, metrics_port=-1,
         retrieval_address=f"127.0.0.1:{retrieval.port}",
         generate_address=f"127.0.0.1:{generate.port}",
-        recommend_address=f"127.0.0.1:{free_port()}",  # nothing listens there
+        recommend_address=NOWHERE,
         store_path=str(run_dir / "gateway.db"), require_keys=keys,
         **overrides)
     access = Access()

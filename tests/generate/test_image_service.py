@@ -25,6 +25,7 @@ from services.generate.app import build_generate
 from services.generate.settings import GenerateSettings
 from tests.generate.audio_files import models_folder, scale, score
 from tests.generate.test_service import MODEL, MODELS_DIR
+from tests.support.addresses import NOWHERE
 
 IMAGE_MODEL = "cadenza-motif"
 TEXT_DIR = MODELS_DIR.parent / "text"
@@ -47,7 +48,7 @@ async def stub(tmp_path_factory: pytest.TempPathFactory
     settings = GenerateSettings(port=0, metrics_port=-1, models_dir=str(models),
                                 default_model=MODEL, max_concurrent=2, onnx_intra_op_threads=1,
                                 text_model_dir=str(TEXT_DIR),
-                                retrieval_address="127.0.0.1:1")  # nothing listens there
+                                retrieval_address=NOWHERE)
     app = await build_generate(settings)
     assert app.warmup is not None and app.close is not None
     await app.warmup()

@@ -22,7 +22,7 @@ from services.generate.inference.triton_backend import TritonBackend
 from services.generate.inference.triton_repo import render_config
 from tests.generate.tiny_model import write_tiny_model
 from tests.generate.triton_server import TRITON_PYTHON, DevServer
-from tools.devmesh import free_port
+from tests.support.addresses import NOWHERE
 
 needs_triton = pytest.mark.skipif(
     not TRITON_PYTHON.exists(),
@@ -175,7 +175,7 @@ async def test_load_refuses_a_served_model_with_other_shapes(
 
 
 async def test_load_with_no_server_is_unavailable_after_its_deadline(spec: ModelSpec) -> None:
-    triton = TritonBackend(f"127.0.0.1:{free_port()}", timeout_s=1, load_timeout_s=1)
+    triton = TritonBackend(NOWHERE, timeout_s=1, load_timeout_s=1)
     started = time.monotonic()
     try:
         with pytest.raises(Unavailable):
