@@ -40,6 +40,8 @@ class Hyperparameters:
     # Items with fewer positive listeners stay out of the neighbour models (their rows
     # would be noise, and EASE's dense inverse costs items^3).
     min_item_users: int = 2
+    # The manifest's popularity_penalty (serving damps collaborative scores of hits).
+    popularity_penalty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def fit(engagements: list[Engagement], algorithm: str, version: str,
     manifest = Manifest(
         version=version, algorithm=algorithm, members=members, track_ids=matrix.items,
         popularity=popularity, als_gram=gram, als_regularization=params.als_regularization,
-        als_alpha=params.als_alpha,
+        als_alpha=params.als_alpha, popularity_penalty=params.popularity_penalty,
         run={"users": len(matrix.users), "items": n_items, "engagements": len(engagements),
              "fit_s": round(time.perf_counter() - started, 3)})
     return PublishedModel(manifest, item_factors, matrix.users, user_factors, neighbours)

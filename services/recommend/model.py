@@ -31,6 +31,10 @@ class Manifest:
     als_regularization: float
     als_alpha: float
     run: dict[str, Any]
+    # Collaborative scores are divided by 1 + this x log(1 + popularity): a tail item the
+    # user's neighbours also play beats a hit they play as much (0 = off; versions stored
+    # before it existed read as 0).
+    popularity_penalty: float = 0.0
 
     def to_metadata(self) -> dict[str, Any]:
         """The manifest as a plain dict (what a store keeps; `Manifest(**d)` reads it)."""
@@ -60,13 +64,19 @@ class ServingModel:
     users: str
     # Item indices, most popular first (sorted once per version, not per request).
     by_popularity: list[int]
+    # Per item, what its collaborative score is divided by (None: the penalty is off).
+    damping: np.ndarray | None = None
 
     @classmethod
     def of(cls, manifest: Manifest, items: str, users: str) -> ServingModel:
         """The serving view of a manifest whose rows live under `items` and `users`."""
         order = sorted(range(len(manifest.popularity)), key=lambda i: -manifest.popularity[i])
+        damping = None
+        if manifest.popularity_penalty:
+            damping = 1.0 + manifest.popularity_penalty * np.log1p(
+                np.asarray(manifest.popularity, dtype=np.float64))
         return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users,
-                   order)
+                   order, damping)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from services.recommend import fitting
-from services.recommend.collaborative import fold_in
+from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.event_store import SqliteEventStore as EventStore
 from services.recommend.events import Engagement, Event, EventKind
 from services.recommend.model_store import ITEMS, USERS
@@ -118,3 +118,33 @@ def test_weights_by_kind_shape_the_matrix() -> None:
     assert dense[0, 0] == pytest.approx(np.log1p(8.0))
     assert dense[0, 1] == pytest.approx(-np.log1p(8.0))  # negative evidence kept for ALS
     assert matrix.binary.toarray().tolist() == [[1.0, 0.0], [1.0, 0.0]]
+
+
+async def test_the_popularity_penalty_is_stored_with_the_version_and_damps_hits(
+        tmp_path: pathlib.Path, stores: tuple[EventStore, ModelStore]) -> None:
+    store, models = stores
+    engagements = store.all_engagements()
+    plain = fitting.fit(engagements, "ease", "v1")
+    params = fitting.Hyperparameters(popularity_penalty=0.5)
+    await models.publish(fitting.fit(engagements, "ease", "v2", params))
+    models.close()
+    reopened = ModelStore.open(str(tmp_path / "qdrant"))
+    try:
+        await reopened.load()
+        damped = reopened.serving
+        assert damped is not None and damped.manifest.popularity_penalty == 0.5
+        mine = [e for e in engagements if e.user_id == "user-0"]
+        seen = {e.track_id for e in mine}
+        with_penalty = await collaborative(reopened, damped, mine, seen)
+        await reopened.publish(plain)
+        undamped = reopened.serving
+        assert undamped is not None and undamped.damping is None
+        without = await collaborative(reopened, undamped, mine, seen)
+        np.testing.assert_array_equal(with_penalty.items, without.items)
+        listeners = np.asarray(plain.manifest.popularity)[without.items]
+        np.testing.assert_allclose(with_penalty.scores,
+                                   without.scores / (1 + 0.5 * np.log1p(listeners)))
+        assert len(set(listeners)) > 1  # hits and tail items both, so the order can move
+    finally:
+        reopened.close()
+        store.close()

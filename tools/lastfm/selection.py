@@ -7,8 +7,8 @@ copy (the content signal, from the running retrieval service), with the model in
 in-memory store (it answers what the Qdrant store answers; the store contract says so).
 
 Two stages, to keep the grid affordable on two cores:
-1. the collaborative model: hyperparameters and the ensemble's member weights, on
-   collaborative-only lists;
+1. the collaborative model: hyperparameters, the ensemble's member weights, then its
+   popularity penalty, on collaborative-only lists;
 2. R(x)'s weights (content and popularity next to collaborative) with that model.
 The pick is the best nDCG@10 among candidates whose catalogue coverage is at least
 MIN_COVERAGE (the best nDCG@10 overall when none reaches it).
@@ -44,6 +44,8 @@ PARAMS = [BASE, dataclasses.replace(BASE, als_factors=128),
           dataclasses.replace(BASE, knn_shrink=50.0)]
 MEMBER_WEIGHTS = [{ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}, {ALS: 0.6, EASE: 0.3, ITEMKNN: 0.1},
                   {ALS: 0.3, EASE: 0.6, ITEMKNN: 0.1}, {ALS: 0.5, EASE: 0.5, ITEMKNN: 0.0}]
+# The penalty that damps hits' collaborative scores (0, BASE's, is the members' stage).
+PENALTIES = [0.1, 0.2, 0.3, 0.5]
 # Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
 # Last.fm requests carry neither).
 BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.1, 0.2, 0.4) for p in (0.0, 0.02)]
@@ -122,17 +124,20 @@ class Validation:
             log(f"  {_describe(candidate)} ({time.perf_counter() - started:.0f} s)")
         best_params = pick(tried).params
         for members in MEMBER_WEIGHTS[1:]:
-            model = fits[best_params]
-            model = dataclasses.replace(model, manifest=dataclasses.replace(
-                model.manifest, members=members))
-            candidate = Candidate(best_params, members, collaborative,
-                                  await self.score(model, collaborative))
+            candidate = Candidate(best_params, members, collaborative, await self.score(
+                _variant(fits[best_params], best_params, members), collaborative))
             tried.append(candidate)
             log(f"  {_describe(candidate)}")
         best = pick(tried)
-        model = fits[best.params]
-        model = dataclasses.replace(model, manifest=dataclasses.replace(
-            model.manifest, members=best.members))
+        for penalty in PENALTIES:
+            params = dataclasses.replace(best.params, popularity_penalty=penalty)
+            candidate = Candidate(params, best.members, collaborative, await self.score(
+                _variant(fits[best.params], params, best.members), collaborative))
+            tried.append(candidate)
+            log(f"  {_describe(candidate)}")
+        best = pick(tried)
+        unpenalised = dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty)
+        model = _variant(fits[unpenalised], best.params, best.members)
         blended = []
         for blend in BLENDS:
             weights = {**DEFAULT_WEIGHTS, "collaborative": 0.8, **blend}
@@ -141,6 +146,14 @@ class Validation:
             blended.append(candidate)
             log(f"  {_describe(candidate)}")
         return pick(blended), tried + blended
+
+
+def _variant(model: PublishedModel, params: fitting.Hyperparameters,
+             members: dict[str, float]) -> PublishedModel:
+    """A fitted model with other member weights and popularity penalty: both only steer
+    serving, so no refit."""
+    return dataclasses.replace(model, manifest=dataclasses.replace(
+        model.manifest, members=members, popularity_penalty=params.popularity_penalty))
 
 
 def training_engagements(split: Split) -> list[Engagement]:
@@ -158,6 +171,7 @@ def _service_ids(engagements: list[Engagement]) -> list[Engagement]:
 def _describe(c: Candidate) -> str:
     p = c.params
     return (f"als k={p.als_factors} alpha={p.als_alpha} ease l2={p.ease_l2:g} "
-            f"knn shrink={p.knn_shrink:g} members={c.members} content="
+            f"knn shrink={p.knn_shrink:g} members={c.members} "
+            f"penalty={p.popularity_penalty:g} content="
             f"{c.weights['content']} popularity={c.weights['popularity']}: nDCG@10 "
             f"{c.scores['nDCG@10']:.4f} coverage {c.scores['coverage']:.4f}")
