@@ -33,7 +33,7 @@ class Proposal:
 async def collaborative(models: ModelStore, model: ServingModel, history: list[Engagement],
                         exclude: set[str]) -> Proposal:
     """Per track: sum over members of weight x (member score / the member's best score),
-    divided by the version's popularity damping when it has one."""
+    damped by the version's popularity penalty when it has one."""
     known = [e for e in history if e.track_id in model.index]
     positives = sorted((e for e in known if e.value > 0 and not e.disliked),
                        key=lambda e: -e.value)[:MAX_HISTORY]
@@ -53,8 +53,12 @@ async def collaborative(models: ModelStore, model: ServingModel, history: list[E
             because[better] = top_source[better]
             best_part[better] = top_part[better] * weight
         total += weight * normalised_top(scores, blocked, PER_MEMBER)
-    if model.damping is not None:
+    if model.damping is not None and total.any():
+        # The penalty reorders; the rescale keeps the signal's best where it was, so
+        # R(x)'s weights mean what they meant without it.
+        best = total.max()
         total /= model.damping
+        total *= best / total.max()
     picked = np.flatnonzero(total > 0)
     return Proposal(picked, total[picked], because[picked])
 
