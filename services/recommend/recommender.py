@@ -100,6 +100,11 @@ class Recommender:
             found = self.lists.get(key)
             if found is not None:
                 return found
+        if model is None and positives and q.weights["collaborative"] > 0:
+            # Nothing trained yet: the catalogue's sound and tags stand in for the
+            # listeners' signal (validation may have given content no weight of its own).
+            q = replace(q, weights={**q.weights, "collaborative": 0.0,
+                                    "content": q.weights["content"] + q.weights["collaborative"]})
         titles = await self._titles(positives[:200])
         jobs: dict[str, Awaitable[Signal]] = {}
         if q.weights["collaborative"] > 0 and model is not None and positives:

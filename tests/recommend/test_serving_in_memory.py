@@ -168,7 +168,10 @@ def _rows(items: list[Item]) -> list[list[object]]:
 def _assert_same(found: list[list[object]], expected: list[list[object]], case: str) -> None:
     assert [r[0] for r in found] == [r[0] for r in expected], case
     for a, b in zip(found, expected, strict=True):
-        assert a[1] == pytest.approx(b[1], abs=1e-5), case
+        # The order and reasons are exact; a score may move in the fifth decimal, because
+        # the text encoder is exported on each machine and ONNX Runtime picks its kernels
+        # by CPU (1.6e-5 on an AVX-512 EPYC against the machine that wrote the file).
+        assert a[1] == pytest.approx(b[1], abs=1e-4), case
         assert a[2:] == b[2:], case
 
 

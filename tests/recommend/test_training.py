@@ -124,7 +124,7 @@ async def test_the_popularity_penalty_is_stored_with_the_version_and_damps_hits(
         tmp_path: pathlib.Path, stores: tuple[EventStore, ModelStore]) -> None:
     store, models = stores
     engagements = store.all_engagements()
-    plain = fitting.fit(engagements, "ease", "v1")
+    plain = fitting.fit(engagements, "ease", "v1", fitting.Hyperparameters())
     params = fitting.Hyperparameters(popularity_penalty=0.5)
     await models.publish(fitting.fit(engagements, "ease", "v2", params))
     models.close()
