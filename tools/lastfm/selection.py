@@ -125,19 +125,18 @@ class Validation:
         best_params = pick(tried).params
         for members in MEMBER_WEIGHTS[1:]:
             candidate = Candidate(best_params, members, collaborative, await self.score(
-                _variant(fits[best_params], best_params, members), collaborative))
+                _variant(fits, best_params, members), collaborative))
             tried.append(candidate)
             log(f"  {_describe(candidate)}")
         best = pick(tried)
         for penalty in PENALTIES:
             params = dataclasses.replace(best.params, popularity_penalty=penalty)
             candidate = Candidate(params, best.members, collaborative, await self.score(
-                _variant(fits[best.params], params, best.members), collaborative))
+                _variant(fits, params, best.members), collaborative))
             tried.append(candidate)
             log(f"  {_describe(candidate)}")
         best = pick(tried)
-        unpenalised = dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty)
-        model = _variant(fits[unpenalised], best.params, best.members)
+        model = _variant(fits, best.params, best.members)
         blended = []
         for blend in BLENDS:
             weights = {**DEFAULT_WEIGHTS, "collaborative": 0.8, **blend}
@@ -148,10 +147,11 @@ class Validation:
         return pick(blended), tried + blended
 
 
-def _variant(model: PublishedModel, params: fitting.Hyperparameters,
-             members: dict[str, float]) -> PublishedModel:
-    """A fitted model with other member weights and popularity penalty: both only steer
-    serving, so no refit."""
+def _variant(fits: dict[fitting.Hyperparameters, PublishedModel],
+             params: fitting.Hyperparameters, members: dict[str, float]) -> PublishedModel:
+    """The model fitted with these parameters, with other member weights and penalty:
+    both only steer serving, so the fit is the one without the penalty."""
+    model = fits[dataclasses.replace(params, popularity_penalty=BASE.popularity_penalty)]
     return dataclasses.replace(model, manifest=dataclasses.replace(
         model.manifest, members=members, popularity_penalty=params.popularity_penalty))
 
