@@ -39,76 +39,117 @@ async def collaborative(models: ModelStore, model: ServingModel, history: list[E
                        key=lambda e: -e.value)[:MAX_HISTORY]
     if not positives:
         return Proposal(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
-    blocked = {model.index[t] for t in exclude if t in model.index}
+    blocked = np.fromiter({model.index[t] for t in exclude if t in model.index}, np.int64)
     total = np.zeros(len(model.manifest.track_ids), dtype=np.float64)
-    because = np.full(len(total), -1)
-    best_part = np.zeros(len(total))
+    evidences: list[tuple[_Evidence, float]] = []
     for member, weight in model.manifest.members.items():
         if member == ALS:
             scores = await _als_scores(models, model, known, len(blocked))
         else:
-            scores, top_source, top_part = await _neighbour_scores(models, model, member,
-                                                                   positives)
-            better = top_part * weight > best_part
-            because[better] = top_source[better]
-            best_part[better] = top_part[better] * weight
-        total += weight * normalised_top(scores, blocked, PER_MEMBER)
-    if model.damping is not None and total.any():
+            found = await _neighbour_evidence(models, model, member, positives)
+            if found is None:
+                continue
+            evidences.append((found, weight))
+            scores = np.bincount(found.cols, weights=found.parts, minlength=len(total))
+        top, values = top_positive(scores, blocked, PER_MEMBER)
+        total[top] += weight * values
+    picked = np.flatnonzero(total > 0)
+    scores = total[picked]
+    if model.damping is not None and len(picked):
         # The penalty reorders; the rescale keeps the signal's best where it was, so
         # R(x)'s weights mean what they meant without it.
-        best = total.max()
-        total /= model.damping
-        total *= best / total.max()
-    picked = np.flatnonzero(total > 0)
-    return Proposal(picked, total[picked], because[picked])
+        best = scores.max()
+        scores /= model.damping[picked]
+        scores *= best / scores.max()
+    return Proposal(picked, scores, _because(picked, evidences, len(total)))
 
 
-async def _neighbour_scores(models: ModelStore, model: ServingModel, member: str,
-                            positives: list[Engagement]) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:
-    """x_u @ W from the stored rows, and for each item the history item giving most
-    (the first such in the history's order)."""
-    n = len(model.manifest.track_ids)
-    order = [model.index[e.track_id] for e in positives]
+@dataclass(frozen=True)
+class _Evidence:
+    """A neighbour member's entries for the user: per stored entry of the user's items'
+    rows, the column, its weighted value and the history item it came from."""
+
+    cols: np.ndarray
+    parts: np.ndarray  # float64
+    sources: np.ndarray
+
+
+async def _neighbour_evidence(models: ModelStore, model: ServingModel, member: str,
+                              positives: list[Engagement]) -> _Evidence | None:
+    """The member's rows of the user's items, weighted by the engagements' evidence.
+    The scores are their sums per column (bincount adds in array order: the same sums,
+    bit for bit, as adding row by row)."""
+    order = np.array([model.index[e.track_id] for e in positives], dtype=np.int64)
     weights = np.array([evidence(member, e.value) for e in positives])
-    scores, top_source, top_part = np.zeros(n), np.full(n, -1), np.zeros(n)
     arrays = models.arrays(model)
     if arrays is not None:
         rows = arrays.neighbours.get(member)
         if rows is None:
-            return scores, top_source, top_part
-        picked = rows[order]  # one CSR row gather instead of a read per item
-        lengths = np.diff(picked.indptr)
-        cols = picked.indices
-        parts = picked.data.astype(np.float32).astype(np.float64) * np.repeat(weights, lengths)
+            return None
+        # One gather over the CSR arrays for all the rows (scipy's row indexing costs
+        # more in its checks than the copy).
+        starts = rows.indptr[order]
+        lengths = rows.indptr[order + 1] - starts
+        flat = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            lengths.sum())
+        cols = rows.indices[flat]
+        parts = rows.data[flat].astype(np.float32).astype(np.float64) * np.repeat(weights,
+                                                                                  lengths)
         sources = np.repeat(order, lengths)
     else:
-        model_rows = await models.item_rows(model, member, order)
-        present = [(i, w) for i, w in zip(order, weights, strict=True) if i in model_rows]
+        model_rows = await models.item_rows(model, member, [int(i) for i in order])
+        present = [(int(i), w) for i, w in zip(order, weights, strict=True)
+                   if int(i) in model_rows]
         if not present:
-            return scores, top_source, top_part
+            return None
         cols = np.concatenate([model_rows[i][0] for i, _ in present])
         parts = np.concatenate([model_rows[i][1] * w for i, w in present])
         sources = np.repeat([i for i, _ in present],
                             [len(model_rows[i][0]) for i, _ in present])
-    if not len(cols):
-        return scores, top_source, top_part
-    # bincount adds in array order: the same sums, bit for bit, as adding row by row.
-    scores = np.bincount(cols, weights=parts, minlength=n).astype(np.float64)
-    np.maximum.at(top_part, cols, parts)
-    winners = np.flatnonzero((parts == top_part[cols]) & (parts > 0))
-    columns, first = np.unique(cols[winners], return_index=True)
-    top_source[columns] = sources[winners[first]]
-    return scores, top_source, top_part
+    return _Evidence(cols.astype(np.int64), parts, sources)
+
+
+def _because(picked: np.ndarray, evidences: list[tuple[_Evidence, float]],
+             n: int) -> np.ndarray:
+    """Per picked item, the history item whose entry gives most (weighted by its
+    member; the first such in the history's order, the earlier member on a tie); -1
+    where no neighbour member has a positive entry (ALS alone proposed it)."""
+    because = np.full(len(picked), -1)
+    best = np.zeros(len(picked))
+    slot = np.full(n, -1)
+    slot[picked] = np.arange(len(picked))
+    for found, weight in evidences:
+        at = slot[found.cols]
+        keep = np.flatnonzero((at >= 0) & (found.parts > 0))
+        if not len(keep):
+            continue
+        at, parts = at[keep], found.parts[keep]
+        top = np.zeros(len(picked))
+        np.maximum.at(top, at, parts)
+        winners = np.flatnonzero(parts == top[at])
+        # np.unique's index is each slot's first occurrence: the earliest entry on a tie.
+        slots, first = np.unique(at[winners], return_index=True)
+        better = top[slots] * weight > best[slots]
+        because[slots[better]] = found.sources[keep[winners[first[better]]]]
+        best[slots[better]] = top[slots[better]] * weight
+    return because
 
 
 async def _als_scores(models: ModelStore, model: ServingModel, known: list[Engagement],
                       n_blocked: int) -> np.ndarray:
+    """ALS scores of every item for the user folded in (from the store: of the nearest
+    items only)."""
     manifest = model.manifest
     scores = np.zeros(len(manifest.track_ids))
     vector = await fold_in(models, model, known)
     if vector is None:
         return scores
+    arrays = models.arrays(model)
+    if arrays is not None and arrays.item_factors is not None:
+        # Every item's dot product is one 17k x k product; cutting to the top happens
+        # once, in top_positive.
+        full: np.ndarray = (arrays.item_factors @ vector).astype(np.float64)
+        return full
     found = await models.nearest_items(model, vector, PER_MEMBER + n_blocked)
     if found:
         items, values = zip(*found, strict=True)
@@ -125,7 +166,7 @@ async def fold_in(models: ModelStore, model: ServingModel,
     with c_i = alpha * |confidence| and preference 0 for negative evidence.
     """
     manifest = model.manifest
-    if manifest.als_gram is None or not history:
+    if model.als_system is None or not history:
         return None
     strongest = sorted(history, key=lambda e: -abs(e.value))[:MAX_HISTORY]
     items = [model.index[e.track_id] for e in strongest]
@@ -145,9 +186,7 @@ async def fold_in(models: ModelStore, model: ServingModel,
     b = (c[c > 0, None] * y[c > 0]).sum(axis=0)
     if not b.any():
         return None
-    gram = np.asarray(manifest.als_gram)
-    a = gram + manifest.als_regularization * np.eye(len(gram)) + (
-        y.T * (np.abs(c) - 1.0)) @ y
+    a = model.als_system + (y.T * (np.abs(c) - 1.0)) @ y
     return np.linalg.solve(a, b).astype(np.float32)
 
 
@@ -157,15 +196,21 @@ def evidence(member: str, value: float) -> float:
     return 1.0 if member == EASE else float(confidence(value))
 
 
+def top_positive(scores: np.ndarray, blocked: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (at most) k best positive scores outside `blocked`, divided by the best, and
+    their indices. Overwrites the blocked entries of `scores`."""
+    scores[blocked] = 0.0
+    top = np.flatnonzero(scores > 0)
+    if len(top) > k:
+        top = top[np.argpartition(-scores[top], k - 1)[:k]]
+    values = scores[top]
+    return top, values / values.max() if len(top) else values
+
+
 def normalised_top(scores: np.ndarray, blocked: set[int], k: int) -> np.ndarray:
     """The k best positive scores divided by the best; zero elsewhere."""
-    scores = scores.copy()
-    if blocked:
-        scores[list(blocked)] = 0.0
+    top, values = top_positive(scores.copy(), np.fromiter(blocked, np.int64), k)
     out = np.zeros_like(scores)
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[scores[top] > 0]
-    if len(top):
-        out[top] = scores[top] / scores[top].max()
+    out[top] = values
     return out

@@ -66,6 +66,9 @@ class ServingModel:
     by_popularity: list[int]
     # Per item, what its collaborative score is divided by (None: the penalty is off).
     damping: np.ndarray | None = None
+    # Y'Y + lambda I of the ALS fold-in as an array (None: no ALS member); converting the
+    # manifest's nested list per request cost more than the solve.
+    als_system: np.ndarray | None = None
 
     @classmethod
     def of(cls, manifest: Manifest, items: str, users: str) -> ServingModel:
@@ -75,8 +78,12 @@ class ServingModel:
         if manifest.popularity_penalty:
             damping = 1.0 + manifest.popularity_penalty * np.log1p(
                 np.asarray(manifest.popularity, dtype=np.float64))
+        system = None
+        if manifest.als_gram is not None:
+            gram = np.asarray(manifest.als_gram, dtype=np.float64)
+            system = gram + manifest.als_regularization * np.eye(len(gram))
         return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users,
-                   order, damping)
+                   order, damping, system)
 
 
 @dataclass(frozen=True)
