@@ -69,6 +69,8 @@ class ServingModel:
     # Y'Y + lambda I of the ALS fold-in as an array (None: no ALS member); converting the
     # manifest's nested list per request cost more than the solve.
     als_system: np.ndarray | None = None
+    # Item index -> track id as an array: a request maps hundreds of candidates at once.
+    track_array: np.ndarray | None = None
 
     @classmethod
     def of(cls, manifest: Manifest, items: str, users: str) -> ServingModel:
@@ -83,7 +85,7 @@ class ServingModel:
             gram = np.asarray(manifest.als_gram, dtype=np.float64)
             system = gram + manifest.als_regularization * np.eye(len(gram))
         return cls(manifest, {t: i for i, t in enumerate(manifest.track_ids)}, items, users,
-                   order, damping, system)
+                   order, damping, system, np.array(manifest.track_ids, dtype=object))
 
 
 @dataclass(frozen=True)

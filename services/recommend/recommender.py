@@ -185,7 +185,8 @@ class Recommender:
             because = track_ids[found.because[k]]
             return f"because you like {titles.get(because, because)}"
 
-        return Signal([track_ids[i] for i in found.items], found.scores, reason)
+        assert model.track_array is not None  # set by ServingModel.of
+        return Signal(model.track_array[found.items].tolist(), found.scores, reason)
 
     async def _content(self, positives: list[Engagement], disliked: set[str],
                        where: CandidateFilter, titles: dict[str, str]) -> Signal:
