@@ -186,8 +186,10 @@ class RetrievalCatalog:
         while True:
             reply = await self._call(self.stub.ListTracks, rpb.ListTracksRequest(
                 page_size=LIST_MAX, page_token=token, include_vectors=True))
-            rows.extend((_from_pb(t), list(t.vectors.audio), list(t.vectors.text))
-                        for t in reply.tracks)
+            # The copy reads every track's metadata anyway: remembering it spares the
+            # first calls that name a track a BatchGetTracks round trip for its title.
+            rows.extend((self._remember(_from_pb(t)), list(t.vectors.audio),
+                         list(t.vectors.text)) for t in reply.tracks)
             token = reply.next_page_token
             if not token:
                 break

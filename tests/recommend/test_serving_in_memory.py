@@ -283,3 +283,14 @@ async def test_a_publish_wakes_the_copy_before_its_interval(world: World) -> Non
         assert refresher.index.like(["t09998"], [], CandidateFilter(), 5) is not None
     finally:
         await refresher.stop()
+
+
+async def test_the_copy_fills_the_track_cache(world: World) -> None:
+    catalog = RetrievalCatalog(world.catalog.address)
+    copy = await catalog.vectors(await catalog.revision())
+    ids = [track.track_id for track, _, _ in copy.rows]
+    await catalog.close()  # any track still uncached would now fail to fetch
+    found = await catalog.tracks(ids)
+    assert sorted(found) == sorted(ids) and len(ids) >= TRACKS
+    assert found["t00007"].title == next(t.title for t, _, _ in copy.rows
+                                         if t.track_id == "t00007")
