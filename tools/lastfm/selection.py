@@ -38,14 +38,19 @@ from tools.lastfm import dataset as lastfm
 MIN_COVERAGE = 0.10
 BASE = fitting.Hyperparameters(als_factors=64, als_regularization=0.05, als_alpha=1.0,
                                als_iterations=15, ease_l2=200.0, knn_shrink=10.0)
-# Stage 1: one change from BASE at a time, then the member weights on the best of each.
+# Stage 1: one change from BASE at a time, then ALS's confidence and regularisation
+# together (they trade off: a larger alpha wants a stronger prior), then the member weights
+# on the best of each.
 PARAMS = [BASE, dataclasses.replace(BASE, als_factors=128),
-          dataclasses.replace(BASE, als_alpha=2.0), dataclasses.replace(BASE, ease_l2=500.0),
-          dataclasses.replace(BASE, knn_shrink=50.0)]
+          dataclasses.replace(BASE, als_alpha=2.0), dataclasses.replace(BASE, als_alpha=4.0),
+          dataclasses.replace(BASE, als_regularization=20.0),
+          dataclasses.replace(BASE, ease_l2=500.0), dataclasses.replace(BASE, knn_shrink=50.0),
+          dataclasses.replace(BASE, als_alpha=4.0, als_regularization=5.0),
+          dataclasses.replace(BASE, als_alpha=4.0, als_regularization=20.0)]
 MEMBER_WEIGHTS = [{ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}, {ALS: 0.6, EASE: 0.3, ITEMKNN: 0.1},
                   {ALS: 0.3, EASE: 0.6, ITEMKNN: 0.1}, {ALS: 0.5, EASE: 0.5, ITEMKNN: 0.0}]
 # The penalty that damps hits' collaborative scores (0, BASE's, is the members' stage).
-PENALTIES = [0.1, 0.2, 0.3, 0.5]
+PENALTIES = [0.1, 0.2, 0.25, 0.3, 0.5]
 # Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
 # Last.fm requests carry neither).
 BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.1, 0.2, 0.4) for p in (0.0, 0.02)]
@@ -170,8 +175,8 @@ def _service_ids(engagements: list[Engagement]) -> list[Engagement]:
 
 def _describe(c: Candidate) -> str:
     p = c.params
-    return (f"als k={p.als_factors} alpha={p.als_alpha} ease l2={p.ease_l2:g} "
-            f"knn shrink={p.knn_shrink:g} members={c.members} "
+    return (f"als k={p.als_factors} alpha={p.als_alpha} reg={p.als_regularization:g} "
+            f"ease l2={p.ease_l2:g} knn shrink={p.knn_shrink:g} members={c.members} "
             f"penalty={p.popularity_penalty:g} content="
             f"{c.weights['content']} popularity={c.weights['popularity']}: nDCG@10 "
             f"{c.scores['nDCG@10']:.4f} coverage {c.scores['coverage']:.4f}")
