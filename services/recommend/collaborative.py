@@ -40,13 +40,18 @@ async def collaborative(models: ModelStore, model: ServingModel, history: list[E
     if not positives:
         return Proposal(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     blocked = np.fromiter({model.index[t] for t in exclude if t in model.index}, np.int64)
+    # The user's items (model indices) and engagement values, strongest first: every
+    # neighbour member reads the same rows.
+    order = np.fromiter((model.index[e.track_id] for e in positives), np.int64,
+                        len(positives))
+    strengths = np.fromiter((e.value for e in positives), np.float64, len(positives))
     total = np.zeros(len(model.manifest.track_ids), dtype=np.float64)
     evidences: list[tuple[_Evidence, float]] = []
     for member, weight in model.manifest.members.items():
         if member == ALS:
             scores = await _als_scores(models, model, known, len(blocked))
         else:
-            found = await _neighbour_evidence(models, model, member, positives)
+            found = await _neighbour_evidence(models, model, member, order, strengths)
             if found is None:
                 continue
             evidences.append((found, weight))
@@ -75,12 +80,11 @@ class _Evidence:
 
 
 async def _neighbour_evidence(models: ModelStore, model: ServingModel, member: str,
-                              positives: list[Engagement]) -> _Evidence | None:
-    """The member's rows of the user's items, weighted by the engagements' evidence.
-    The scores are their sums per column (bincount adds in array order: the same sums,
-    bit for bit, as adding row by row)."""
-    order = np.array([model.index[e.track_id] for e in positives], dtype=np.int64)
-    weights = np.array([evidence(member, e.value) for e in positives])
+                              order: np.ndarray, values: np.ndarray) -> _Evidence | None:
+    """The member's rows of the user's items (`order`), weighted by the evidence of their
+    engagement `values`. The scores are their sums per column (bincount adds in array
+    order: the same sums, bit for bit, as adding row by row)."""
+    weights = evidences_of(member, values)
     arrays = models.arrays(model)
     if arrays is not None:
         rows = arrays.neighbours.get(member)
@@ -140,16 +144,16 @@ async def _als_scores(models: ModelStore, model: ServingModel, known: list[Engag
     """ALS scores of every item for the user folded in (from the store: of the nearest
     items only)."""
     manifest = model.manifest
-    scores = np.zeros(len(manifest.track_ids))
     vector = await fold_in(models, model, known)
     if vector is None:
-        return scores
+        return np.zeros(len(manifest.track_ids))
     arrays = models.arrays(model)
     if arrays is not None and arrays.item_factors is not None:
         # Every item's dot product is one 17k x k product; cutting to the top happens
         # once, in top_positive.
         full: np.ndarray = (arrays.item_factors @ vector).astype(np.float64)
         return full
+    scores = np.zeros(len(manifest.track_ids))
     found = await models.nearest_items(model, vector, PER_MEMBER + n_blocked)
     if found:
         items, values = zip(*found, strict=True)
@@ -194,6 +198,12 @@ def evidence(member: str, value: float) -> float:
     """What one engagement weighs in a neighbour model's scores: EASE is fitted on binary
     evidence, item-kNN on the log-scaled confidence."""
     return 1.0 if member == EASE else float(confidence(value))
+
+
+def evidences_of(member: str, values: np.ndarray) -> np.ndarray:
+    """`evidence` of each engagement value (float64, the same numbers)."""
+    return np.ones(len(values)) if member == EASE else np.asarray(confidence(values),
+                                                                  dtype=np.float64)
 
 
 def top_positive(scores: np.ndarray, blocked: np.ndarray,
