@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import statistics
 import time
+import urllib.request
 
 import grpc.aio
 
@@ -78,6 +80,76 @@ def _measure(data_dir: pathlib.Path, env: dict[str, str], users: list[str],
         mesh.stop()
 
 
+# After a publish every cached list is stale. Ours: the active users' default lists are
+# computed ahead (warm.py); reference: the same mesh with warming off, where each user's
+# first call after the publish is computed.
+WARMED: dict[str, str] = {"CADENZA_RECOMMEND_HOLDOUT_USERS": "0"}
+NOT_WARMED = {**WARMED, "CADENZA_RECOMMEND_WARM_LISTS": "0"}
+
+
+async def _each_once(stub: recommend_pb2_grpc.RecommendServiceAsyncStub, users: list[str],
+                     in_flight: int) -> Latency:
+    """Every user called once, `in_flight` calls at a time."""
+    queue = list(reversed(users))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            user = queue.pop()
+            started = time.perf_counter()
+            await stub.Recommend(pb.RecommendRequest(user_id=lastfm.user_key(user), limit=10),
+                                 timeout=30)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return Latency(cuts[49] * 1000, cuts[98] * 1000, len(latencies) / elapsed, len(latencies))
+
+
+async def _warm_round_ended(metrics_url: str, lists: int, timeout_s: float = 300.0) -> None:
+    """Waits until recommend has warmed `lists` lists since it started."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(metrics_url, timeout=5).read().decode())
+        for line in text.splitlines():
+            if line.startswith("cadenza_recommend_warmed_lists_total "):
+                if float(line.split()[1]) >= lists:
+                    return
+        await asyncio.sleep(1.0)
+    raise SystemExit(f"recommend warmed fewer than {lists} lists in {timeout_s:.0f} s")
+
+
+def _after_publish(data_dir: pathlib.Path, env: dict[str, str],
+                   users: list[str]) -> dict[int, Latency]:
+    """Each user's first default call after a publish, half the users at each in-flight
+    count, with every user active before it (called once: engagements in memory)."""
+    mesh = Mesh(RUN_DIR / "bench", Endpoints.free(), data_dir=data_dir,
+                env={"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0", **env})
+    mesh.start()
+    warming = "CADENZA_RECOMMEND_WARM_LISTS" not in env
+    metrics_url = f"http://127.0.0.1:{mesh.endpoints.metrics_ports['recommend']}/metrics"
+
+    async def run() -> dict[int, Latency]:
+        async with grpc.aio.insecure_channel(mesh.endpoints.public) as channel, \
+                grpc.aio.insecure_channel(mesh.endpoints.address("gateway")) as admin:
+            stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+            await _each_once(stub, users, 4)
+            await train(admin)  # a publish: every cached list is stale now
+            if warming:
+                await _warm_round_ended(metrics_url, len(users))
+            halves = (users[::2], users[1::2])
+            return {n: await _each_once(stub, half, n)
+                    for n, half in zip(IN_FLIGHT, halves, strict=True)}
+
+    try:
+        return asyncio.run(run())
+    finally:
+        mesh.stop()
+
+
 def serving_rows() -> list[Row]:
     """Latency through the gateway on each serving path, and training time (if built)."""
     data_dir = RUN_DIR / "data"
@@ -99,6 +171,17 @@ def serving_rows() -> list[Row]:
                             f"{ref.p50_ms:.1f} / {ref.p99_ms:.1f} ms",
                             f"{ours.p50_ms / ref.p50_ms:.2f}x",
                             f"{ours.calls_per_s:.0f} vs {ref.calls_per_s:.0f} calls/s"))
+    warmed = _after_publish(data_dir, WARMED, users)
+    not_warmed = _after_publish(data_dir, NOT_WARMED, users)
+    for n in IN_FLIGHT:
+        ours, ref = warmed[n], not_warmed[n]
+        rows.append(Row("Recommend p50 / p99", f"default blend, {n} in flight, each user's "
+                        "first call after a publish (ours: lists warmed; ref: not)",
+                        f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f} ms",
+                        f"{ref.p50_ms:.1f} / {ref.p99_ms:.1f} ms",
+                        f"{ours.p50_ms / ref.p50_ms:.2f}x",
+                        f"{ours.calls} users; {ours.calls_per_s:.0f} vs "
+                        f"{ref.calls_per_s:.0f} calls/s"))
     mesh = Mesh(RUN_DIR / "bench", Endpoints.free(), data_dir=data_dir,
                 env={"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0"})
     mesh.start()

@@ -9,7 +9,8 @@ import pathlib
 from threadpoolctl import threadpool_limits
 
 from cadenza.kit.server import App, Binding
-from cadenza.recommend.v1 import recommend_pb2_grpc
+from cadenza.recommend.v1 import recommend_pb2, recommend_pb2_grpc
+from services.recommend import convert
 from services.recommend.catalog import RetrievalCatalog
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
@@ -18,12 +19,19 @@ from services.recommend.events import EventStore
 from services.recommend.model import ModelStore
 from services.recommend.model_cache import CachedModelStore
 from services.recommend.model_store import QdrantModelStore
-from services.recommend.recommender import Recommender
+from services.recommend.recommender import Recommender, RecommendQuery
 from services.recommend.servicer import RecommendServicer
 from services.recommend.settings import RecommendSettings
 from services.recommend.training import Trainer
+from services.recommend.warm import ListWarmer
 
 SERVICE = "cadenza.recommend.v1.RecommendService"
+
+
+def _default_query(user_id: str) -> RecommendQuery:
+    """The query of a Recommend call that sends only the user id (what warming computes
+    ahead: the same cache key as that call)."""
+    return convert.recommend_query_from_pb(recommend_pb2.RecommendRequest(user_id=user_id))
 
 
 def _open(settings: RecommendSettings) -> tuple[EventStore, ModelStore]:
@@ -56,17 +64,21 @@ async def build_recommend(settings: RecommendSettings) -> App:
                       published=None if content is None else content.refresh_soon)
     recommender = Recommender(events, catalog, models, content, settings.cached_lists)
     servicer = RecommendServicer(events, recommender, trainer)
+    warmer = ListWarmer(recommender, events, _default_query, settings.warm_lists,
+                        settings.warm_check_s)
 
     async def warmup() -> None:
         await trainer.start()
         if content is not None:
             await content.start()
+        await warmer.start()
         # What start-up loaded (the model's id maps, the catalogue copy's metadata) lives
         # as long as the process: out of the collector's view, a full collection no
         # longer walks it, which stalled calls for hundreds of ms at Last.fm scale.
         gc.freeze()
 
     async def close() -> None:
+        await warmer.stop()
         if content is not None:
             await content.stop()
         await trainer.stop()

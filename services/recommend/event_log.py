@@ -203,6 +203,11 @@ class EventLog:
         metrics.HISTORY_CACHE.labels("miss").inc()
         return await self._on_store(self._read, user_id)
 
+    async def recent_users(self) -> list[str]:
+        """The users whose engagements are held in memory (read lately, nothing recorded
+        since), the most recently read first."""
+        return await self._on_store(lambda: list(reversed(self._histories)))
+
     def _read(self, user_id: str) -> list[Engagement]:  # on the store thread
         history = self.store.engagements(user_id)
         if self._cached_histories > 0:

@@ -16,6 +16,9 @@ SOURCE_SECONDS = Histogram(
 LIST_CACHE = Counter(
     "cadenza_recommend_list_cache_total", "Recommend calls answered from the list cache "
     "(hit) or computed (miss).", ("result",))
+WARMED_LISTS = Counter(
+    "cadenza_recommend_warmed_lists_total", "Default lists computed ahead for active users "
+    "after a publish or a catalogue change.")
 HISTORY_CACHE = Counter(
     "cadenza_recommend_history_cache_total", "Engagement reads answered from memory (hit) "
     "or from the event store (miss).", ("result",))

@@ -67,6 +67,25 @@ class RecommendResult:
     cold_start: bool
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A cached list and the limit it was computed for. The blend walks the candidates
+    best first and stops at the limit, so the list for a smaller limit is its prefix."""
+
+    result: RecommendResult
+    limit: int
+
+    def serves(self, limit: int) -> bool:
+        """Whether the list for `limit` is (a prefix of) this one."""
+        return limit <= self.limit or len(self.result.items) < self.limit
+
+    def first(self, limit: int) -> RecommendResult:
+        """The list for `limit`."""
+        if len(self.result.items) <= limit:
+            return self.result
+        return replace(self.result, items=self.result.items[:limit])
+
+
 class Recommender:
     """Blends the signal sources into lists: personal, similar tracks, similar users."""
 
@@ -78,11 +97,13 @@ class Recommender:
         # The catalogue's vectors in memory for the content signal; retrieval's example
         # search per request while there is no copy yet (or without one).
         self.content = content
-        self.lists: ListCache[RecommendResult] = ListCache(cached_lists)
+        self.lists: ListCache[Kept] = ListCache(cached_lists)
         self.default_weights = dict(DEFAULT_WEIGHTS)
 
-    async def recommend(self, q: RecommendQuery) -> RecommendResult:
-        """The user's list: every source with a weight, blended, filtered and capped."""
+    async def recommend(self, q: RecommendQuery, ahead: bool = False) -> RecommendResult:
+        """The user's list: every source with a weight, blended, filtered and capped.
+        `ahead`: computed for the cache before the user asks (warm.py), so the call is
+        left out of the cache and cold-start counts."""
         history = await self.events.engagements(q.user_id)
         model = self.models.serving
         disliked = {e.track_id for e in history if e.disliked or e.value < 0}
@@ -90,16 +111,16 @@ class Recommender:
         positives = sorted((e for e in history if e.value > 0 and not e.disliked),
                            key=lambda e: -e.value)
         cold = not positives
-        if cold:
+        if cold and not ahead:
             metrics.COLD_START.inc()
         index = None if self.content is None else self.content.index
         key = None
         if index is not None and self.lists.size > 0:
             key = (_query_key(q), history_key(history),
                    model.manifest.version if model else "", index.revision)
-            found = self.lists.get(key)
-            if found is not None:
-                return found
+            kept = self.lists.get(key, lambda k: k.serves(q.limit), count=not ahead)
+            if kept is not None:
+                return kept.first(q.limit)
         if model is None and positives and q.weights["collaborative"] > 0:
             # Nothing trained yet: the catalogue's sound and tags stand in for the
             # listeners' signal (validation may have given content no weight of its own).
@@ -130,8 +151,17 @@ class Recommender:
         result = RecommendResult(items, q.weights, model.manifest.version if model else "",
                                  cold)
         if key is not None:
-            self.lists.put(key, result)
+            self.lists.put(key, Kept(result, q.limit))
         return result
+
+    def list_state(self) -> tuple[str, str] | None:
+        """What every cached list depends on besides the request and the user's history:
+        (serving model version, catalogue revision); None while lists are not cached."""
+        index = None if self.content is None else self.content.index
+        if index is None or self.lists.size <= 0:
+            return None
+        model = self.models.serving
+        return (model.manifest.version if model else "", index.revision)
 
     async def similar_tracks(self, track_id: str, limit: int) -> list[Item]:
         """Tracks like this one: its listeners' other tracks and its sound."""
@@ -243,7 +273,8 @@ class Recommender:
 
 
 def _query_key(q: RecommendQuery) -> Hashable:
-    return (q.user_id, q.limit, tuple(sorted(q.weights.items())), q.seeds, q.where,
+    """The request as the cache sees it: everything but the limit (see `Kept`)."""
+    return (q.user_id, tuple(sorted(q.weights.items())), q.seeds, q.where,
             tuple(sorted(q.targets.items())), q.max_per_artist, q.include_heard)
 
 

@@ -44,6 +44,12 @@ class RecommendSettings(ServerSettings):
     # Recent lists kept and served again while the request, the user's engagements, the
     # model version and the catalogue copy's revision are all unchanged; 0 = none.
     cached_lists: int = Field(default=20_000, ge=0)
+    # After a publish or a catalogue change, the default lists of at most this many
+    # active users (engagements held in memory, most recent first) are computed ahead,
+    # one between serving calls, so their next call is a cache hit; 0 = none.
+    warm_lists: int = Field(default=20_000, ge=0)
+    # How often the warmer checks the model version and the catalogue revision.
+    warm_check_s: float = Field(default=5.0, gt=0)
     # Users whose engagements are kept in memory after a read (dropped at their next
     # event), so a call for a user with nothing new skips the event store; 0 = none.
     cached_histories: int = Field(default=20_000, ge=0)

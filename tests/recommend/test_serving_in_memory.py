@@ -41,6 +41,7 @@ from services.recommend.events import Event, EventKind
 from services.recommend.model_cache import CachedModelStore
 from services.recommend.model_store import QdrantModelStore
 from services.recommend.recommender import Recommender, RecommendQuery
+from services.recommend.warm import ListWarmer
 from services.retrieval.analysis import AudioAnalyser
 from services.retrieval.catalog import Catalog, Limits
 from services.retrieval.librosa_analyser import LibrosaAnalyser
@@ -225,9 +226,22 @@ async def test_a_repeated_request_is_answered_from_the_cache(world: World) -> No
     query = _query(world.users[7], limit=12)
     first = await world.new.recommend(query)
     hits = _cache_hits()
-    assert await world.new.recommend(query) is first
+    assert await world.new.recommend(query) == first
     assert _cache_hits() == hits + 1
-    assert (await world.new.recommend(_query(world.users[7], limit=11))) is not first
+    await world.new.recommend(_query(world.users[7], limit=21))
+    assert _cache_hits() == hits + 1  # a longer list than the one kept is computed
+
+
+async def test_a_cached_list_serves_smaller_limits_as_its_prefix(world: World) -> None:
+    user = world.users[9]
+    await world.new.recommend(_query(user, limit=25))
+    hits = _cache_hits()
+    for limit in (1, 10, 25):
+        found = await world.new.recommend(_query(user, limit=limit))
+        fresh = await world.old.recommend(_query(user, limit=limit))
+        assert len(found.items) == limit
+        _assert_same(_rows(found.items), _rows(fresh.items), f"limit {limit}")
+    assert _cache_hits() == hits + 3
 
 
 async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
@@ -294,3 +308,32 @@ async def test_the_copy_fills_the_track_cache(world: World) -> None:
     assert sorted(found) == sorted(ids) and len(ids) >= TRACKS
     assert found["t00007"].title == next(t.title for t, _, _ in copy.rows
                                          if t.track_id == "t00007")
+
+
+async def test_after_a_publish_the_active_users_default_lists_are_computed_ahead(
+        world: World) -> None:
+    # Last in this module: it publishes a second version (the same fit, so the lists
+    # are the same lists; only the version moves).
+    warmer = ListWarmer(world.new, world.events, _query, max_users=1000, check_s=3600.0)
+    await warmer.warm()  # the version and catalogue the earlier tests left
+    active = world.users[:6]
+    for user in active:
+        await world.new.recommend(_query(user, limit=5))
+    engagements = await asyncio.to_thread(world.events.store.all_engagements)
+    await world.new.models.publish(fitting.fit(engagements, "ensemble", "v2", PARAMS,
+                                               MEMBERS))
+    hits, warmed = _cache_hits(), _warmed()
+    assert await warmer.warm() >= len(active)
+    assert _cache_hits() == hits  # warming is not a caller's lookup
+    assert _warmed() > warmed
+    for user in active:  # the default list (limit 20) serves limit 10 too
+        found = await world.new.recommend(_query(user, limit=10))
+        assert found.model_version == "v2"
+        _assert_same(_rows(found.items), _rows((await world.old.recommend(
+            _query(user, limit=10))).items), user)
+    assert _cache_hits() == hits + len(active)
+    assert await warmer.warm() == 0  # nothing moved since
+
+
+def _warmed() -> float:
+    return REGISTRY.get_sample_value("cadenza_recommend_warmed_lists_total") or 0.0
