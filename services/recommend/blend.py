@@ -56,8 +56,7 @@ async def blend(signals: dict[str, Signal], weights: dict[str, float], where: Ca
                 target_values: dict[str, float], exclude: set[str], max_per_artist: int,
                 limit: int, lookup: Lookup) -> list[Item]:
     """The list: candidates of every source, excluded ones left out, best first."""
-    # Every candidate once, in the order the sources first name them (dict builtins: a
-    # call's ~1,000 ids cost more in a Python loop than the vectorised blend itself).
+    # Every candidate once, in the order the sources first name them.
     ids = list(dict.fromkeys(itertools.chain.from_iterable(s.ids for s in signals.values())))
     position = dict(zip(ids, range(len(ids)), strict=True))
     totals = np.zeros(len(ids))
