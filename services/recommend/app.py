@@ -65,7 +65,7 @@ async def build_recommend(settings: RecommendSettings) -> App:
     recommender = Recommender(events, catalog, models, content, settings.cached_lists)
     servicer = RecommendServicer(events, recommender, trainer)
     warmer = ListWarmer(recommender, events, _default_query, settings.warm_lists,
-                        settings.warm_check_s)
+                        settings.warm_check_s, settings.warm_share)
 
     async def warmup() -> None:
         await trainer.start()

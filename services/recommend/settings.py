@@ -48,8 +48,10 @@ class RecommendSettings(ServerSettings):
     # active users (engagements held in memory, most recent first) are computed ahead,
     # one between serving calls, so their next call is a cache hit; 0 = none.
     warm_lists: int = Field(default=20_000, ge=0)
-    # How often the warmer checks the model version and the catalogue revision.
+    # How often the warmer checks the model version and the catalogue revision, and the
+    # most of the process's time a warm round may take.
     warm_check_s: float = Field(default=5.0, gt=0)
+    warm_share: float = Field(default=0.5, gt=0, le=1)
     # Users whose engagements are kept in memory after a read (dropped at their next
     # event), so a call for a user with nothing new skips the event store; 0 = none.
     cached_histories: int = Field(default=20_000, ge=0)

@@ -6,7 +6,8 @@ call would be computed. The warmer recomputes, one user at a time between servin
 the default list (a request with nothing but the user id) of the users whose engagements
 the event log holds in memory: those who called lately and recorded nothing since, most
 recent first. Their next default call is then a cache hit, as in Gorse's offline
-recommendations; a user who records an event still gets a list computed afresh.
+recommendations; a user who records an event still gets a list computed afresh. A round
+takes at most half the process's time (`share`), so serving keeps the rest.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ class ListWarmer:
 
     def __init__(self, recommender: Recommender, events: EventLog,
                  default_query: Callable[[str], RecommendQuery], max_users: int,
-                 check_s: float) -> None:
+                 check_s: float, share: float = 0.5) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
         self.recommender = recommender
         self.events = events
         self.default_query = default_query
         self.max_users = max_users
         self.check_s = check_s
+        self.share = share  # of the process's time a warm round may take
         self._warmed: tuple[str, str] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -46,17 +50,30 @@ class ListWarmer:
             return 0
         started = time.perf_counter()
         users = (await self.events.recent_users())[:self.max_users]
-        done = 0
+        done = failed = 0
         for user in users:
             if self.recommender.list_state() != state:
                 return done  # moved again: the next round starts over
-            await self.recommender.recommend(self.default_query(user), ahead=True)
-            done += 1
-            metrics.WARMED_LISTS.inc()
-            await asyncio.sleep(0)  # serving calls go between users
+            began = time.perf_counter()
+            try:
+                await self.recommender.recommend(self.default_query(user), ahead=True)
+            except Exception:  # that user's call computes it; the round goes on
+                failed += 1
+                logger.warning("warming the default list of %r failed", user, exc_info=True)
+            else:
+                done += 1
+                metrics.WARMED_LISTS.inc()
+            # Serving calls go between users, and warming takes at most `share` of the
+            # process: a catalogue that changes every few seconds (a bulk import) would
+            # otherwise keep it busy recomputing lists that go stale at once.
+            spent = time.perf_counter() - began
+            await asyncio.sleep(spent * (1.0 / self.share - 1.0))
+        # Marked done even with failures: retrying a whole round every check_s for a
+        # lasting fault would be a storm of recomputed lists.
         self._warmed = state
-        logger.info("warmed %d default lists for model %s, catalogue %s in %.1f s", done,
-                    state[0] or "(none)", state[1], time.perf_counter() - started)
+        logger.info("warmed %d default lists (%d failed) for model %s, catalogue %s in "
+                    "%.1f s", done, failed, state[0] or "(none)", state[1],
+                    time.perf_counter() - started)
         return done
 
     async def start(self) -> None:

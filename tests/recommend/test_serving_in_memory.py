@@ -335,5 +335,25 @@ async def test_after_a_publish_the_active_users_default_lists_are_computed_ahead
     assert await warmer.warm() == 0  # nothing moved since
 
 
+async def test_a_user_whose_list_fails_to_warm_does_not_stop_the_round(
+        world: World) -> None:
+    def query(user: str) -> RecommendQuery:
+        if user == world.users[1]:
+            raise RuntimeError("this one fails")
+        return _query(user)
+
+    warmer = ListWarmer(world.new, world.events, query, max_users=1000, check_s=3600.0,
+                        share=1.0)
+    for user in world.users[:3]:
+        await world.new.recommend(_query(user, limit=5))
+    engagements = await asyncio.to_thread(world.events.store.all_engagements)
+    await world.new.models.publish(fitting.fit(engagements, "ensemble", "v3", PARAMS,
+                                               MEMBERS))
+    recent = await world.events.recent_users()
+    assert world.users[1] in recent
+    assert await warmer.warm() == len(recent) - 1  # every other user, and the round ends
+    assert await warmer.warm() == 0  # done: not retried every check
+
+
 def _warmed() -> float:
     return REGISTRY.get_sample_value("cadenza_recommend_warmed_lists_total") or 0.0
