@@ -103,7 +103,7 @@ class Recommender:
     async def recommend(self, q: RecommendQuery, ahead: bool = False) -> RecommendResult:
         """The user's list: every source with a weight, blended, filtered and capped.
         `ahead`: computed for the cache before the user asks (warm.py), so the call is
-        left out of the cache and cold-start counts."""
+        left out of the cache's hit ratio and the cold-start count."""
         history = await self.events.engagements(q.user_id)
         model = self.models.serving
         disliked = {e.track_id for e in history if e.disliked or e.value < 0}
