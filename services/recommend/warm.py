@@ -71,9 +71,11 @@ class ListWarmer:
         # Marked done even with failures: retrying a whole round every check_s for a
         # lasting fault would be a storm of recomputed lists.
         self._warmed = state
-        logger.info("warmed %d default lists (%d failed) for model %s, catalogue %s in "
-                    "%.1f s", done, failed, state[0] or "(none)", state[1],
-                    time.perf_counter() - started)
+        # Quiet when there was nobody to warm (a catalogue import moves the revision
+        # every refresh before anyone calls).
+        logger.log(logging.INFO if users else logging.DEBUG,
+                   "warmed %d default lists (%d failed) for model %s, catalogue %s in %.1f s",
+                   done, failed, state[0] or "(none)", state[1], time.perf_counter() - started)
         return done
 
     async def start(self) -> None:
