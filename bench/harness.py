@@ -7,6 +7,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,13 +26,30 @@ async def load(call: Callable[[], Awaitable[object]], in_flight: int, duration_s
     """Keeps `in_flight` calls going for `duration_s`; latency of each, overall throughput."""
     for _ in range(warmup_calls):
         await call()
-    latencies: list[float] = []
     stop_at = time.perf_counter() + duration_s
+    return await _measured(lambda: call() if time.perf_counter() < stop_at else None,
+                           in_flight)
+
+
+async def load_each(call: Callable[[T], Awaitable[object]], items: list[T],
+                    in_flight: int) -> Latency:
+    """One call per item, in order, `in_flight` at a time; latency of each, throughput."""
+    queue = list(reversed(items))
+    return await _measured(lambda: call(queue.pop()) if queue else None, in_flight)
+
+
+async def _measured(next_call: Callable[[], Awaitable[object] | None],
+                    in_flight: int) -> Latency:
+    """`in_flight` workers, each awaiting `next_call()` until it gives None."""
+    latencies: list[float] = []
 
     async def worker() -> None:
-        while time.perf_counter() < stop_at:
+        while True:
             started = time.perf_counter()
-            await call()
+            pending = next_call()
+            if pending is None:
+                return
+            await pending
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-import statistics
 import time
 import urllib.request
 
 import grpc.aio
 
 from bench import recommend_events
-from bench.harness import Latency, Row, load, print_table
+from bench.harness import Latency, Row, load, load_each, print_table
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from services.recommend import fitting
@@ -89,23 +88,9 @@ NOT_WARMED = {**WARMED, "CADENZA_RECOMMEND_WARM_LISTS": "0"}
 
 async def _each_once(stub: recommend_pb2_grpc.RecommendServiceAsyncStub, users: list[str],
                      in_flight: int) -> Latency:
-    """Every user called once, `in_flight` calls at a time."""
-    queue = list(reversed(users))
-    latencies: list[float] = []
-
-    async def worker() -> None:
-        while queue:
-            user = queue.pop()
-            started = time.perf_counter()
-            await stub.Recommend(pb.RecommendRequest(user_id=lastfm.user_key(user), limit=10),
-                                 timeout=30)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(latencies, n=100)
-    return Latency(cuts[49] * 1000, cuts[98] * 1000, len(latencies) / elapsed, len(latencies))
+    """Every user's default list (limit 10) once, `in_flight` calls at a time."""
+    return await load_each(lambda user: stub.Recommend(pb.RecommendRequest(
+        user_id=lastfm.user_key(user), limit=10), timeout=30), users, in_flight)
 
 
 async def _warm_round_ended(metrics_url: str, lists: int, timeout_s: float = 300.0) -> None:

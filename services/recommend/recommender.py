@@ -113,11 +113,10 @@ class Recommender:
         cold = not positives
         if cold and not ahead:
             metrics.COLD_START.inc()
-        index = None if self.content is None else self.content.index
         key = None
-        if index is not None and self.lists.size > 0:
-            key = (_query_key(q), history_key(history),
-                   model.manifest.version if model else "", index.revision)
+        state = self.list_state()
+        if state is not None:
+            key = (_query_key(q), history_key(history), *state)
             kept = self.lists.get(key, lambda k: k.serves(q.limit), count=not ahead)
             if kept is not None:
                 return kept.first(q.limit)
