@@ -76,6 +76,11 @@ def channel_options(
         # Reconnect quickly when a backend comes back.
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        # Subchannels of this channel only. gRPC otherwise shares them process-wide by
+        # address, and a new channel to a port that an old channel found closed joins
+        # that subchannel's reconnect backoff: its calls fail 'Connection refused' for up
+        # to 2 s although a server now listens there.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
 
 

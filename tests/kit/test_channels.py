@@ -3,6 +3,7 @@ calls over every address their target resolves to."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
@@ -11,7 +12,7 @@ import pytest
 
 from cadenza.kit.channels import open_channel, service_config
 from cadenza.kit.errors import Unavailable
-from cadenza.kit.server import App, Binding, RunningServer, serve_in_process
+from cadenza.kit.server import App, Binding, RunningServer, ServerSettings, serve_in_process
 from cadenza.recommend.v1 import recommend_pb2 as pb
 from cadenza.recommend.v1 import recommend_pb2_grpc
 from cadenza.retrieval.v1 import retrieval_pb2
@@ -127,3 +128,36 @@ async def test_channel_spreads_calls_over_every_resolved_address() -> None:
     await plain.close()
     for server in servers:
         await server.server.stop(None)
+
+
+async def test_a_new_channel_does_not_inherit_another_channels_backoff() -> None:
+    """A server that takes a port another channel found closed answers a new channel at
+    once. gRPC shares subchannels process-wide by default, so without a channel-local
+    pool the new channel joined the old one's reconnect backoff and failed with
+    UNAVAILABLE 'Connection refused' (the gateway tests' CI flake, where the kernel gave
+    a new backend a port an earlier test's backend had left)."""
+    first = await _counting_server(_CountingRecommend())
+    port = first.port
+    old = open_channel(f"127.0.0.1:{port}", [RECOMMEND])
+    old_stub = recommend_pb2_grpc.RecommendServiceStub(old)
+    await old_stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=5)
+    await first.server.stop(None)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await old_stub.GetModelStatus(pb.GetModelStatusRequest(), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    # round_robin keeps reconnecting in the background, its backoff growing to the
+    # 2 s cap; by now a reconnect attempt is seconds away.
+    await asyncio.sleep(3)
+
+    servicer = _CountingRecommend()
+    second = await serve_in_process(
+        App(bindings=[Binding(RECOMMEND.full_name, lambda s: recommend_pb2_grpc
+                              .add_RecommendServiceServicer_to_server(servicer, s))]),
+        settings=ServerSettings(port=port, metrics_port=-1, grace_s=1.0))
+    new = open_channel(f"127.0.0.1:{port}", [RECOMMEND])
+    reply = await recommend_pb2_grpc.RecommendServiceStub(new).GetModelStatus(
+        pb.GetModelStatusRequest(), timeout=5)
+    assert reply.model_version == "v1" and servicer.calls == 1
+    await new.close()
+    await old.close()
+    await second.server.stop(None)
