@@ -67,3 +67,32 @@ def test_all_engagements_reads_while_the_writer_is_in_a_transaction(
     reader.join(timeout=10)
     store._db.execute("COMMIT")
     assert seen == [1]  # the committed snapshot, without waiting for the writer
+
+
+def test_a_schema_1_file_gets_the_covering_index_and_reads_the_same(
+        tmp_path: pathlib.Path) -> None:
+    """Schema 1 indexed user_id alone; opening the file replaces that index with one
+    that covers a user's history, and the engagements read are the same."""
+    path = tmp_path / "events.sqlite3"
+    first = EventStore.open(path)
+    first.add([event("a", count=3), event("b", EventKind.LIKE, track="t2"),
+               event("c", EventKind.DISLIKE, track="t2", at=T0 + 5),
+               event("d", EventKind.SKIP, track="t3", user="u2")])
+    first._db.executescript("DROP INDEX events_by_user_track; "
+                            "CREATE INDEX events_by_user ON events (user_id); "
+                            "PRAGMA user_version=1;")
+    before = {user: first.engagements(user) for user in ("u1", "u2")}
+    first.close()
+    again = EventStore.open(path)
+    indexes = {name for (name,) in again._db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+        "AND sql IS NOT NULL")}
+    assert indexes == {"events_by_user_track"}
+    assert again._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    [plan] = [row[3] for row in again._db.execute(
+        "EXPLAIN QUERY PLAN SELECT track_id, SUM(value) FROM events WHERE user_id = ? "
+        "GROUP BY user_id, track_id", ("u1",))]
+    assert "COVERING INDEX events_by_user_track" in plan
+    assert {user: again.engagements(user) for user in ("u1", "u2")} == before
+    assert before["u1"] and before["u2"]
+    again.close()
