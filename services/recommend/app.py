@@ -66,6 +66,8 @@ async def build_recommend(settings: RecommendSettings) -> App:
     servicer = RecommendServicer(events, recommender, trainer)
     warmer = ListWarmer(recommender, events, _default_query, settings.warm_lists,
                         settings.warm_check_s, settings.warm_share)
+    if settings.refresh_after_events:
+        events.on_stored(warmer.touched)
 
     async def warmup() -> None:
         await trainer.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,8 @@ from cadenza.kit.errors import InvalidArgument, NotFound, ResourceExhausted
 from cadenza.kit.validate import check_id
 from services.recommend import metrics
 from services.recommend.events import Engagement, Event, EventStore
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -135,6 +138,19 @@ class EventLog:
         # this log is the store's only writer (one replica owns it).
         self._histories: dict[str, list[Engagement]] = {}
         self._cached_histories = cached_histories
+        self._stored_watchers: list[Callable[[set[str]], None]] = []
+
+    def on_stored(self, watcher: Callable[[set[str]], None]) -> None:
+        """Calls `watcher` (on the event loop) with the users whose new events were
+        just committed."""
+        self._stored_watchers.append(watcher)
+
+    def _stored(self, users: set[str]) -> None:
+        for watcher in self._stored_watchers if users else ():
+            try:
+                watcher(users)
+            except Exception:  # the events are stored: the caller must hear so
+                logger.exception("a watcher of stored events failed")
 
     async def _on_store(self, call: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
@@ -146,6 +162,8 @@ class EventLog:
             raise NotFound(unknown_track("event", event.track_id))
         [stored] = await self._on_store(self._add, [event])
         metrics.EVENTS.labels("stored" if stored else "duplicate").inc()
+        if stored:
+            self._stored({event.user_id})
         return not stored
 
     async def record_many(self, items: AsyncIterator[Event | Malformed]) -> BatchResult:
@@ -189,6 +207,7 @@ class EventLog:
                 good.append(event)
         if good:
             stored = await self._on_store(self._add, good)
+            self._stored({e.user_id for e, new in zip(good, stored, strict=True) if new})
             result.stored += sum(stored)
             result.duplicates += len(stored) - sum(stored)
             metrics.EVENTS.labels("stored").inc(sum(stored))

@@ -19,6 +19,9 @@ LIST_CACHE = Counter(
 WARMED_LISTS = Counter(
     "cadenza_recommend_warmed_lists_total", "Default lists computed ahead for active users "
     "after a publish or a catalogue change.")
+REFRESHED_LISTS = Counter(
+    "cadenza_recommend_refreshed_lists_total", "Default lists computed ahead right after "
+    "the user's own new events (users who asked for a list lately).")
 HISTORY_CACHE = Counter(
     "cadenza_recommend_history_cache_total", "Engagement reads answered from memory (hit) "
     "or from the event store (miss).", ("result",))

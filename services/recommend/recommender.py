@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass, field, replace
 
@@ -99,11 +100,16 @@ class Recommender:
         self.content = content
         self.lists: ListCache[Kept] = ListCache(cached_lists)
         self.default_weights = dict(DEFAULT_WEIGHTS)
+        # Users who asked for a list lately, the most recent last (as many as lists are
+        # kept): whose lists are worth computing again ahead of their next call.
+        self._callers: OrderedDict[str, None] = OrderedDict()
 
     async def recommend(self, q: RecommendQuery, ahead: bool = False) -> RecommendResult:
         """The user's list: every source with a weight, blended, filtered and capped.
         `ahead`: computed for the cache before the user asks (warm.py), so the call is
         left out of the cache's hit ratio and the cold-start count."""
+        if not ahead:
+            self._called(q.user_id)
         history = await self.events.engagements(q.user_id)
         model = self.models.serving
         disliked = {e.track_id for e in history if e.disliked or e.value < 0}
@@ -152,6 +158,16 @@ class Recommender:
         if key is not None:
             self.lists.put(key, Kept(result, q.limit))
         return result
+
+    def asked_lately(self, user_id: str) -> bool:
+        """Whether the user is among the last callers (as many as lists are kept)."""
+        return user_id in self._callers
+
+    def _called(self, user_id: str) -> None:
+        self._callers[user_id] = None
+        self._callers.move_to_end(user_id)
+        while len(self._callers) > self.lists.size:
+            self._callers.popitem(last=False)
 
     def list_state(self) -> tuple[str, str] | None:
         """What every cached list depends on besides the request and the user's history:

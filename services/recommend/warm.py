@@ -1,13 +1,18 @@
-"""Lists computed ahead: after a publish or a catalogue change, for the active users.
+"""Lists computed ahead: after a publish or a catalogue change, and after a user's events.
 
-A cached list is keyed by the model version and the catalogue revision, so every publish
-(hourly by default) and every catalogue change leaves the cache cold: each user's next
-call would be computed. The warmer recomputes, one user at a time between serving calls,
-the default list (a request with nothing but the user id) of the users whose engagements
-the event log holds in memory: those who called lately and recorded nothing since, most
-recent first. Their next default call is then a cache hit, as in Gorse's offline
-recommendations; a user who records an event still gets a list computed afresh. A round
-takes at most half the process's time (`share`), so serving keeps the rest.
+A cached list is keyed by the model version, the catalogue revision and the user's
+engagements, so three things leave a user's next call computed:
+- a publish (hourly by default) or a catalogue change, for every user. The warmer then
+  recomputes the default list (a request with nothing but the user id) of the users whose
+  engagements the event log holds in memory: those who called lately and recorded nothing
+  since, most recent first, as in Gorse's offline recommendations.
+- the user's own new events. The event log tells the warmer whose events it committed;
+  the default lists of those who asked for a list lately are computed again at once
+  (after `SETTLE_S`, so a stream's chunks land first). Their next call, if it comes a few
+  tens of ms later, is a cache hit that already counts the new like; one that comes
+  sooner is computed as before, so the very next list always reflects the event.
+One user at a time, between serving calls; warming takes at most `share` of the
+process's time, so serving keeps the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from services.recommend import metrics
@@ -23,6 +29,10 @@ from services.recommend.event_log import EventLog
 from services.recommend.recommender import Recommender, RecommendQuery
 
 logger = logging.getLogger(__name__)
+
+# After a commit, the warmer waits this long before recomputing: the rest of a stream's
+# chunks (500 events each) land meanwhile, so a user is recomputed once, not per chunk.
+SETTLE_S = 0.02
 
 
 class ListWarmer:
@@ -38,9 +48,33 @@ class ListWarmer:
         self.default_query = default_query
         self.max_users = max_users
         self.check_s = check_s
-        self.share = share  # of the process's time a warm round may take
+        self.share = share  # of the process's time warming may take
         self._warmed: tuple[str, str] | None = None
+        self._touched: OrderedDict[str, None] = OrderedDict()  # to refresh, oldest first
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def touched(self, users: set[str]) -> None:
+        """The event log committed new events of these users: queues the default lists
+        of those who asked for a list lately (EventLog.on_stored)."""
+        for user in users:
+            if self.recommender.asked_lately(user):
+                self._touched[user] = None
+                self._touched.move_to_end(user)
+        while len(self._touched) > self.max_users:
+            self._touched.popitem(last=False)
+        if self._touched:
+            self._wake.set()
+
+    async def refresh(self) -> int:
+        """Computes the default lists of the users queued by `touched`; how many."""
+        done = 0
+        while self._touched:
+            user, _ = self._touched.popitem(last=False)
+            if await self._compute(user):
+                done += 1
+                metrics.REFRESHED_LISTS.inc()
+        return done
 
     async def warm(self) -> int:
         """Warms the lists if the model version or the catalogue revision moved since
@@ -52,22 +86,14 @@ class ListWarmer:
         users = (await self.events.recent_users())[:self.max_users]
         done = failed = 0
         for user in users:
+            await self.refresh()  # a user's own new event goes before the round
             if self.recommender.list_state() != state:
                 return done  # moved again: the next round starts over
-            began = time.perf_counter()
-            try:
-                await self.recommender.recommend(self.default_query(user), ahead=True)
-            except Exception:  # that user's call computes it; the round goes on
-                failed += 1
-                logger.warning("warming the default list of %r failed", user, exc_info=True)
-            else:
+            if await self._compute(user):
                 done += 1
                 metrics.WARMED_LISTS.inc()
-            # Serving calls go between users, and warming takes at most `share` of the
-            # process: a catalogue that changes every few seconds (a bulk import) would
-            # otherwise keep it busy recomputing lists that go stale at once.
-            spent = time.perf_counter() - began
-            await asyncio.sleep(spent * (1.0 / self.share - 1.0))
+            else:
+                failed += 1
         # Marked done even with failures: retrying a whole round every check_s for a
         # lasting fault would be a storm of recomputed lists.
         self._warmed = state
@@ -78,8 +104,24 @@ class ListWarmer:
                    done, failed, state[0] or "(none)", state[1], time.perf_counter() - started)
         return done
 
+    async def _compute(self, user: str) -> bool:
+        """Computes the user's default list into the cache; False when it failed."""
+        began = time.perf_counter()
+        try:
+            await self.recommender.recommend(self.default_query(user), ahead=True)
+            ok = True
+        except Exception:  # that user's call computes it; warming goes on
+            logger.warning("warming the default list of %r failed", user, exc_info=True)
+            ok = False
+        # Serving calls go between users, and warming takes at most `share` of the
+        # process: a catalogue that changes every few seconds (a bulk import) would
+        # otherwise keep it busy recomputing lists that go stale at once.
+        spent = time.perf_counter() - began
+        await asyncio.sleep(spent * (1.0 / self.share - 1.0))
+        return ok
+
     async def start(self) -> None:
-        """Starts watching (a warm round at once, then every check_s)."""
+        """Starts watching (a warm round at once, then every check_s or when touched)."""
         if self.max_users > 0:
             self._task = asyncio.create_task(self._loop())
 
@@ -93,8 +135,12 @@ class ListWarmer:
     async def _loop(self) -> None:
         while True:
             try:
+                await self.refresh()
                 await self.warm()
             except Exception:  # a failed round must not stop the next ones
                 logger.exception("warming the default lists failed; retrying in %.0f s",
                                  self.check_s)
-            await asyncio.sleep(self.check_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.check_s)
+            self._wake.clear()
+            await asyncio.sleep(SETTLE_S)

@@ -74,6 +74,22 @@ async def test_a_batch_over_the_limit_is_refused_after_storing_the_first_part(
     assert await log.count() == 20
 
 
+async def test_watchers_hear_whose_events_were_stored(log: EventLog) -> None:
+    heard: list[set[str]] = []
+    log.on_stored(heard.append)
+
+    def broken(users: set[str]) -> None:
+        raise RuntimeError("a watcher's fault")
+
+    log.on_stored(broken)  # must not turn a stored event into an error for the caller
+    assert await log.record(play("a")) is False
+    assert await log.record(play("a")) is True  # a duplicate: nothing new
+    u2 = Event("b", "u2", "t2", EventKind.LIKE, NOW - 5)
+    result = await log.record_many(stream([play("a"), u2, play("c", "nope")]))
+    assert (result.stored, result.duplicates, len(result.rejected)) == (1, 1, 1)
+    assert heard == [{"u1"}, {"u2"}]  # u1's batch event was a duplicate
+
+
 async def test_single_event_unknown_track_is_not_found(log: EventLog) -> None:
     with pytest.raises(NotFound, match=r"event\.track_id: no track 'zzz'"):
         await log.record(play("x", "zzz"))

@@ -255,6 +255,44 @@ async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
     assert after != before[1:]
 
 
+async def test_after_a_new_like_the_users_default_list_is_computed_ahead(
+        world: World) -> None:
+    warmer = ListWarmer(world.new, world.events, _query, max_users=1000, check_s=3600.0)
+    live = True
+
+    def touched(users: set[str]) -> None:  # the event log outlives this test
+        if live:
+            warmer.touched(users)
+
+    world.events.on_stored(touched)
+    user = world.users[11]
+    before = [i.track.track_id for i in (await world.new.recommend(_query(user))).items]
+    await warmer.start()
+    try:
+        refreshed = _refreshed()
+        await world.events.record(Event(f"{user}-ahead-like", user, before[0],
+                                        EventKind.LIKE, time.time(), count=3))
+        # Stored too, but this listener never asked for a list: nothing computed.
+        await world.events.record(Event("newcomer-like", "newcomer", before[0],
+                                        EventKind.LIKE, time.time()))
+        for _ in range(1000):  # a bound, not a timing
+            if _refreshed() > refreshed:
+                break
+            await asyncio.sleep(0.01)
+        assert _refreshed() == refreshed + 1
+        hits = _cache_hits()
+        found = await world.new.recommend(_query(user, limit=10))
+        assert _cache_hits() == hits + 1
+        _assert_same(_rows(found.items), _rows((await world.old.recommend(
+            _query(user, limit=10))).items), user)
+        assert before[0] not in [i.track.track_id for i in found.items]
+    finally:
+        live = False
+        await warmer.stop()
+    warmer.touched({user, "newcomer"})
+    assert await warmer.refresh() == 1  # the one who asked
+
+
 async def test_the_copy_follows_the_catalogue_and_misses_go_to_retrieval(
         world: World) -> None:
     revision = world.content.index.revision if world.content.index else ""
@@ -353,6 +391,10 @@ async def test_a_user_whose_list_fails_to_warm_does_not_stop_the_round(
     assert world.users[1] in recent
     assert await warmer.warm() == len(recent) - 1  # every other user, and the round ends
     assert await warmer.warm() == 0  # done: not retried every check
+
+
+def _refreshed() -> float:
+    return REGISTRY.get_sample_value("cadenza_recommend_refreshed_lists_total") or 0.0
 
 
 def _warmed() -> float:
