@@ -22,34 +22,38 @@ class Latency:
 
 
 async def load(call: Callable[[], Awaitable[object]], in_flight: int, duration_s: float,
-               warmup_calls: int = 200) -> Latency:
+                warmup_calls: int = 200) -> Latency:
     """Keeps `in_flight` calls going for `duration_s`; latency of each, overall throughput."""
     for _ in range(warmup_calls):
         await call()
     stop_at = time.perf_counter() + duration_s
-    return await _measured(lambda: call() if time.perf_counter() < stop_at else None,
-                           in_flight)
+    return await _measured(lambda: None if time.perf_counter() >= stop_at else (None,),
+                           lambda _: call(), in_flight)
 
 
-async def load_each(call: Callable[[T], Awaitable[object]], items: list[T],
-                    in_flight: int) -> Latency:
-    """One call per item, in order, `in_flight` at a time; latency of each, throughput."""
+async def load_each(call: Callable[[T], Awaitable[object]], items: list[T], in_flight: int,
+                    untimed: Callable[[T], Awaitable[object]] | None = None) -> Latency:
+    """One call per item, in order, `in_flight` at a time; latency of each, throughput.
+    `untimed(item)`, when given, is awaited just before the item's call, outside its time
+    (throughput then counts it)."""
     queue = list(reversed(items))
-    return await _measured(lambda: call(queue.pop()) if queue else None, in_flight)
+    return await _measured(lambda: (queue.pop(),) if queue else None, call, in_flight,
+                           untimed)
 
 
-async def _measured(next_call: Callable[[], Awaitable[object] | None],
-                    in_flight: int) -> Latency:
-    """`in_flight` workers, each awaiting `next_call()` until it gives None."""
+async def _measured(next_item: Callable[[], tuple[T] | None],
+                    call: Callable[[T], Awaitable[object]], in_flight: int,
+                    untimed: Callable[[T], Awaitable[object]] | None = None) -> Latency:
+    """`in_flight` workers, each calling `call` on the next item until there is none."""
     latencies: list[float] = []
 
     async def worker() -> None:
-        while True:
+        while (picked := next_item()) is not None:
+            [item] = picked
+            if untimed is not None:
+                await untimed(item)
             started = time.perf_counter()
-            pending = next_call()
-            if pending is None:
-                return
-            await pending
+            await call(item)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()

@@ -8,6 +8,10 @@ Runs on the data `make eval-recs` leaves in .data/eval-recs/data (17,632 artists
   (list cache off) and once for repeat calls (the cache warmed by one call per user
   first). Reference: the path before (model rows from Qdrant and an example search in
   retrieval on every call).
+- Each user's first call after a publish (ours: default lists warmed ahead; reference:
+  not) and each user's call 100 ms after their own new like (ours: the list computed
+  again right after the event; reference: not), half the users at 4 in flight and half
+  at 16.
 - Training, ours: TrainModel end to end (read the log, fit, publish to Qdrant);
   reference: the same fit in process with no store (the publish's share).
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import shutil
+import tempfile
 import time
 import urllib.request
 
@@ -135,6 +141,55 @@ def _after_publish(data_dir: pathlib.Path, env: dict[str, str],
         mesh.stop()
 
 
+# A user's own new event changes their list's key. Ours: their default list is computed
+# again right after the event is stored (warm.py); reference: that refresh off, so the
+# call after the like is computed.
+REFRESHED: dict[str, str] = {"CADENZA_RECOMMEND_HOLDOUT_USERS": "0"}
+NOT_REFRESHED = {**REFRESHED, "CADENZA_RECOMMEND_REFRESH_AFTER_EVENTS": "false"}
+LIKE_TO_CALL_S = 0.1  # from the like's acknowledgement to the user's next call
+
+
+def _after_event(data_dir: pathlib.Path, env: dict[str, str],
+                 users: list[str]) -> dict[int, Latency]:
+    """Each user's default call LIKE_TO_CALL_S after they like the first track of their
+    list (the like and the pause untimed), half the users at each in-flight count. On a
+    copy of the data: the likes are stored."""
+    with tempfile.TemporaryDirectory(dir=RUN_DIR) as scratch:
+        copy = pathlib.Path(scratch) / "data"
+        shutil.copytree(data_dir, copy)
+        mesh = Mesh(RUN_DIR / "bench", Endpoints.free(), data_dir=copy,
+                    env={"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0", **env})
+        mesh.start()
+
+        async def run() -> dict[int, Latency]:
+            async with grpc.aio.insecure_channel(mesh.endpoints.public) as channel:
+                stub = recommend_pb2_grpc.RecommendServiceStub(channel)
+                tops: dict[str, str] = {}
+
+                async def default_list(user: str) -> None:
+                    reply = await stub.Recommend(pb.RecommendRequest(
+                        user_id=lastfm.user_key(user), limit=10), timeout=30)
+                    if reply.items and user not in tops:
+                        tops[user] = reply.items[0].track_id
+
+                async def like(user: str) -> None:
+                    await stub.RecordEvent(pb.RecordEventRequest(event=pb.Event(
+                        event_id=f"bench-like-{user}", user_id=lastfm.user_key(user),
+                        track_id=tops[user], kind=pb.EVENT_KIND_LIKE)), timeout=30)
+                    await asyncio.sleep(LIKE_TO_CALL_S)
+
+                await load_each(default_list, users, 4)  # every user asked lately
+                liking = [u for u in users if u in tops]
+                halves = (liking[::2], liking[1::2])
+                return {n: await load_each(default_list, half, n, untimed=like)
+                        for n, half in zip(IN_FLIGHT, halves, strict=True)}
+
+        try:
+            return asyncio.run(run())
+        finally:
+            mesh.stop()
+
+
 def serving_rows() -> list[Row]:
     """Latency through the gateway on each serving path, and training time (if built)."""
     data_dir = RUN_DIR / "data"
@@ -167,6 +222,16 @@ def serving_rows() -> list[Row]:
                         f"{ours.p50_ms / ref.p50_ms:.2f}x",
                         f"{ours.calls} users; {ours.calls_per_s:.0f} vs "
                         f"{ref.calls_per_s:.0f} calls/s"))
+    refreshed = _after_event(data_dir, REFRESHED, users)
+    not_refreshed = _after_event(data_dir, NOT_REFRESHED, users)
+    for n in IN_FLIGHT:
+        ours, ref = refreshed[n], not_refreshed[n]
+        rows.append(Row("Recommend p50 / p99", f"default blend, {n} in flight, each user's "
+                        f"call {LIKE_TO_CALL_S * 1000:.0f} ms after their own new like "
+                        "(ours: list refreshed after the event; ref: not)",
+                        f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f} ms",
+                        f"{ref.p50_ms:.1f} / {ref.p99_ms:.1f} ms",
+                        f"{ours.p50_ms / ref.p50_ms:.2f}x", f"{ours.calls} users"))
     mesh = Mesh(RUN_DIR / "bench", Endpoints.free(), data_dir=data_dir,
                 env={"CADENZA_RECOMMEND_RETRAIN_INTERVAL_S": "0"})
     mesh.start()

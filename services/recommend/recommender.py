@@ -103,6 +103,7 @@ class Recommender:
         # Users who asked for a list lately, the most recent last (as many as lists are
         # kept): whose lists are worth computing again ahead of their next call.
         self._callers: OrderedDict[str, None] = OrderedDict()
+        self._computing: dict[Hashable, asyncio.Future[None]] = {}  # cache keys
 
     async def recommend(self, q: RecommendQuery, ahead: bool = False) -> RecommendResult:
         """The user's list: every source with a weight, blended, filtered and capped.
@@ -111,21 +112,47 @@ class Recommender:
         if not ahead:
             self._called(q.user_id)
         history = await self.events.engagements(q.user_id)
+        cold = not any(e.value > 0 and not e.disliked for e in history)
+        if cold and not ahead:
+            metrics.COLD_START.inc()
+        state = self.list_state()
+        if state is None:
+            return await self._compute(q, history)
+        key = (_query_key(q), history_key(history), *state)
+
+        def usable(kept: Kept) -> bool:
+            # Ahead of a call, any list kept for the key will do: the user's own call
+            # already computed the list they wanted.
+            return ahead or kept.serves(q.limit)
+
+        kept = self.lists.get(key, usable, count=not ahead)
+        if kept is None and key in self._computing:
+            # The same list is being computed (warmed ahead, or the same call twice at
+            # once): wait for it rather than compute it twice.
+            await asyncio.wait([self._computing[key]])
+            kept = self.lists.get(key, usable, count=False)
+        if kept is not None:
+            return kept.first(q.limit)
+        mine = None
+        if key not in self._computing:
+            mine = self._computing[key] = asyncio.get_running_loop().create_future()
+        try:
+            result = await self._compute(q, history)
+            self.lists.put(key, Kept(result, q.limit))
+            return result
+        finally:
+            if mine is not None:  # also when cancelled: whoever waits computes it then
+                del self._computing[key]
+                mine.set_result(None)
+
+    async def _compute(self, q: RecommendQuery, history: list[Engagement]) -> RecommendResult:
+        """The list, computed from the sources."""
         model = self.models.serving
         disliked = {e.track_id for e in history if e.disliked or e.value < 0}
         exclude = disliked | (set() if q.include_heard else {e.track_id for e in history})
         positives = sorted((e for e in history if e.value > 0 and not e.disliked),
                            key=lambda e: -e.value)
         cold = not positives
-        if cold and not ahead:
-            metrics.COLD_START.inc()
-        key = None
-        state = self.list_state()
-        if state is not None:
-            key = (_query_key(q), history_key(history), *state)
-            kept = self.lists.get(key, lambda k: k.serves(q.limit), count=not ahead)
-            if kept is not None:
-                return kept.first(q.limit)
         if model is None and positives and q.weights["collaborative"] > 0:
             # Nothing trained yet: the catalogue's sound and tags stand in for the
             # listeners' signal (validation may have given content no weight of its own).
@@ -153,11 +180,8 @@ class Recommender:
             jobs["targets"] = self._timed("targets", self._matching(q.where))
         signals = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
         items = await self._blend(signals, q, exclude)
-        result = RecommendResult(items, q.weights, model.manifest.version if model else "",
-                                 cold)
-        if key is not None:
-            self.lists.put(key, Kept(result, q.limit))
-        return result
+        return RecommendResult(items, q.weights, model.manifest.version if model else "",
+                               cold)
 
     def asked_lately(self, user_id: str) -> bool:
         """Whether the user is among the last callers (as many as lists are kept)."""

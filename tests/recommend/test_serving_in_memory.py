@@ -244,6 +244,22 @@ async def test_a_cached_list_serves_smaller_limits_as_its_prefix(world: World) -
     assert _cache_hits() == hits + 3
 
 
+def _computed() -> float:
+    return REGISTRY.get_sample_value("cadenza_recommend_source_seconds_count",
+                                     {"source": "collaborative"}) or 0.0
+
+
+async def test_the_same_list_asked_for_twice_at_once_is_computed_once(world: World) -> None:
+    query = _query(world.users[13], max_per_artist=3)  # a list nobody asked for yet
+    computed, hits = _computed(), _cache_hits()
+    first, second = await asyncio.gather(world.new.recommend(query),
+                                         world.new.recommend(query))
+    assert _computed() == computed + 1  # the second call waited for the first's list
+    assert first == second and len(first.items) == 20
+    assert _cache_hits() == hits  # it was not there when the second call asked
+    _assert_same(_rows(first.items), _rows((await world.old.recommend(query)).items), "")
+
+
 async def test_a_new_like_changes_the_very_next_list(world: World) -> None:
     user = world.users[5]
     before = await _same_lists(world, _query(user, limit=10))
@@ -291,6 +307,14 @@ async def test_after_a_new_like_the_users_default_list_is_computed_ahead(
         await warmer.stop()
     warmer.touched({user, "newcomer"})
     assert await warmer.refresh() == 1  # the one who asked
+    # A refresh that comes after the user's own call finds that call's list (for a
+    # smaller limit than the default's) and computes nothing.
+    other = world.users[14]
+    await world.new.recommend(_query(other, limit=5))
+    computed = _computed()
+    warmer.touched({other})
+    assert await warmer.refresh() == 1
+    assert _computed() == computed
 
 
 async def test_the_copy_follows_the_catalogue_and_misses_go_to_retrieval(
