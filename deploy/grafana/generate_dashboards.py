@@ -224,6 +224,13 @@ def recommend_panels(sel: str) -> list[Panel]:
               "percentunit", "Lists: Recommend calls answered with a list computed before for "
               "the same request, engagements, model version and catalogue revision. "
               "Engagements: reads of a user's history that needed no event-store read."),
+        panel("Lists computed ahead", [
+            target(f"sum(rate(cadenza_recommend_warmed_lists_total{{{sel}}}[5m]))",
+                   "after a publish or catalogue change"),
+            target(f"sum(rate(cadenza_recommend_refreshed_lists_total{{{sel}}}[5m]))",
+                   "after the user's own events")],
+              "ops", "Default lists computed before the user asks (services/recommend/"
+              "warm.py), so the next call is a cache hit."),
         panel("Catalogue copy age and size", [
             target(f"time() - max(cadenza_recommend_content_copied_timestamp_seconds{{{sel}}})",
                    "age (s)"),

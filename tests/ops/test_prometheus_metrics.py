@@ -48,6 +48,7 @@ MOVED = {
     "candidate sources": "cadenza_recommend_source_seconds_count",
     "list cache": "cadenza_recommend_list_cache_total",
     "history cache": "cadenza_recommend_history_cache_total",
+    "lists refreshed after events": "cadenza_recommend_refreshed_lists_total",
     "catalogue copy": "cadenza_recommend_content_copied_timestamp_seconds",
     # Generate: inference time per backend and model, batches, tokens, generations.
     "inference time": 'cadenza_generate_inference_seconds_count{backend!="",model!=""}',

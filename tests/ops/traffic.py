@@ -124,6 +124,10 @@ def recommend_traffic(channel: grpc.Channel, prefix: str) -> tuple[str, float]:
     again = stub.Recommend(rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=5),
                            timeout=TIMEOUT_S)  # the same list, from the list cache
     assert [i.track_id for i in again.items] == [i.track_id for i in first.items]
+    # A like from a listener who asked lately: their default list is computed again.
+    stub.RecordEvent(rpb.RecordEventRequest(event=rpb.Event(
+        event_id=f"{prefix}-like", user_id=f"{prefix}-user-0",
+        track_id=first.items[0].track_id, kind=rpb.EVENT_KIND_LIKE)), timeout=TIMEOUT_S)
     _expect_error(grpc.StatusCode.INVALID_ARGUMENT, stub.Recommend,
                   rpb.RecommendRequest(user_id=f"{prefix}-user-0", limit=500),
                   timeout=TIMEOUT_S)
