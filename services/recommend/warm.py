@@ -12,10 +12,11 @@ engagements, so three things leave a user's next call computed:
   tens of ms later, is a cache hit that already counts the new like; one that comes
   sooner is computed as before, so the very next list always reflects the event.
 One user at a time, between serving calls. A round after a publish takes at most `share`
-of the process's time, so serving keeps the rest. Refreshes after events are not paced:
-each computes the list the user's next call would otherwise compute (one at a time, so
-never more than one list in flight), and paced ones fell behind the events under load
-(bench: at 16 in flight only 185 of 1,877 lists were ready before the call).
+of the process's time, so serving keeps the rest. Refreshes after events are not paced
+while a few users wait (up to `BULK_USERS`): each computes the list the user's next call
+would otherwise compute, one at a time, and paced ones fell behind the likes under load
+(bench: at 16 in flight only 185 of 1,877 lists were ready before the call). More than
+that waiting is a bulk import, paced like a round.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.recommend import metrics
 from services.recommend.event_log import EventLog
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 # After a commit, the warmer waits this long before recomputing: the rest of a stream's
 # chunks (500 events each) land meanwhile, so a user is recomputed once, not per chunk.
 SETTLE_S = 0.02
+# More users than this waiting for a refresh is a bulk import of events, not listeners
+# liking tracks as they go: refreshes are then paced like a publish round.
+BULK_USERS = 100
 
 
 class ListWarmer:
@@ -43,7 +47,8 @@ class ListWarmer:
 
     def __init__(self, recommender: Recommender, events: EventLog,
                  default_query: Callable[[str], RecommendQuery], max_users: int,
-                 check_s: float, share: float = 0.5) -> None:
+                 check_s: float, share: float = 0.5,
+                 pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], got {share}")
         self.recommender = recommender
@@ -52,6 +57,7 @@ class ListWarmer:
         self.max_users = max_users
         self.check_s = check_s
         self.share = share  # of the process's time warming may take
+        self._pause = pause
         self._warmed: tuple[str, str] | None = None
         self._touched: OrderedDict[str, None] = OrderedDict()  # to refresh, oldest first
         self._wake = asyncio.Event()
@@ -73,8 +79,9 @@ class ListWarmer:
         """Computes the default lists of the users queued by `touched`; how many."""
         done = 0
         while self._touched:
+            paced = len(self._touched) > BULK_USERS
             user, _ = self._touched.popitem(last=False)
-            if await self._compute(user, paced=False):
+            if await self._compute(user, paced=paced):
                 done += 1
                 metrics.REFRESHED_LISTS.inc()
         return done
@@ -122,7 +129,7 @@ class ListWarmer:
             # process: a catalogue that changes every few seconds (a bulk import) would
             # otherwise keep it busy recomputing lists that go stale at once.
             spent = time.perf_counter() - began
-            await asyncio.sleep(spent * (1.0 / self.share - 1.0))
+            await self._pause(spent * (1.0 / self.share - 1.0))
         return ok
 
     async def start(self) -> None:
