@@ -22,7 +22,7 @@ class Latency:
 
 
 async def load(call: Callable[[], Awaitable[object]], in_flight: int, duration_s: float,
-                warmup_calls: int = 200) -> Latency:
+               warmup_calls: int = 200) -> Latency:
     """Keeps `in_flight` calls going for `duration_s`; latency of each, overall throughput."""
     for _ in range(warmup_calls):
         await call()

@@ -95,8 +95,13 @@ NOT_WARMED = {**WARMED, "CADENZA_RECOMMEND_WARM_LISTS": "0"}
 async def _each_once(stub: recommend_pb2_grpc.RecommendServiceAsyncStub, users: list[str],
                      in_flight: int) -> Latency:
     """Every user's default list (limit 10) once, `in_flight` calls at a time."""
-    return await load_each(lambda user: stub.Recommend(pb.RecommendRequest(
-        user_id=lastfm.user_key(user), limit=10), timeout=30), users, in_flight)
+    return await load_each(lambda user: stub.Recommend(_default_request(user), timeout=30),
+                           users, in_flight)
+
+
+def _default_request(user: str) -> pb.RecommendRequest:
+    """The user's default list, limit 10."""
+    return pb.RecommendRequest(user_id=lastfm.user_key(user), limit=10)
 
 
 async def _warm_round_ended(metrics_url: str, lists: int, timeout_s: float = 300.0) -> None:
@@ -167,8 +172,7 @@ def _after_event(data_dir: pathlib.Path, env: dict[str, str],
                 tops: dict[str, str] = {}
 
                 async def default_list(user: str) -> None:
-                    reply = await stub.Recommend(pb.RecommendRequest(
-                        user_id=lastfm.user_key(user), limit=10), timeout=30)
+                    reply = await stub.Recommend(_default_request(user), timeout=30)
                     if reply.items and user not in tops:
                         tops[user] = reply.items[0].track_id
 

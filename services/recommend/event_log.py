@@ -146,7 +146,9 @@ class EventLog:
         self._stored_watchers.append(watcher)
 
     def _stored(self, users: set[str]) -> None:
-        for watcher in self._stored_watchers if users else ():
+        if not users:
+            return
+        for watcher in self._stored_watchers:
             try:
                 watcher(users)
             except Exception:  # the events are stored: the caller must hear so

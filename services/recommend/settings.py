@@ -54,7 +54,8 @@ class RecommendSettings(ServerSettings):
     warm_share: float = Field(default=0.5, gt=0, le=1)
     # Also compute a user's default list again right after their new events are stored,
     # when they asked for a list lately, so the call after a like is a cache hit when it
-    # comes a few tens of ms later (within warm_share, and only while warm_lists > 0).
+    # comes a few tens of ms later (paced by warm_share only in a bulk import; only while
+    # warm_lists > 0).
     refresh_after_events: bool = True
     # Users whose engagements are kept in memory after a read (dropped at their next
     # event), so a call for a user with nothing new skips the event store; 0 = none.
