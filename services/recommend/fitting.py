@@ -35,6 +35,11 @@ class Hyperparameters:
     ease_l2: float = 200.0
     knn_neighbours: int = 200
     knn_shrink: float = 10.0
+    # The item-kNN member's similarity: "cosine" (with knn_shrink) or "rp3beta" (a
+    # random walk with rp3_alpha and rp3_beta; see algorithms.rp3beta_weights).
+    knn_similarity: str = "cosine"
+    rp3_alpha: float = 1.0
+    rp3_beta: float = 0.3
     # Neighbour models keep this many entries per item row.
     row_entries: int = 200
     # Items with fewer positive listeners stay out of the neighbour models (their rows
@@ -104,7 +109,7 @@ def fit(engagements: list[Engagement], algorithm: str, version: str,
         neighbours[EASE] = _full_space(algorithms.top_per_row(weights, params.row_entries),
                                        keep, n_items)
     if ITEMKNN in members and len(keep) > 1:
-        weights = algorithms.itemknn_weights(matrix.confidence[:, keep], params.knn_shrink)
+        weights = _knn_weights(matrix.confidence[:, keep], params)
         neighbours[ITEMKNN] = _full_space(algorithms.top_per_row(weights, params.row_entries),
                                           keep, n_items)
     popularity = algorithms.popularity(matrix.binary).astype(int).tolist()
@@ -115,6 +120,14 @@ def fit(engagements: list[Engagement], algorithm: str, version: str,
         run={"users": len(matrix.users), "items": n_items, "engagements": len(engagements),
              "fit_s": round(time.perf_counter() - started, 3)})
     return PublishedModel(manifest, item_factors, matrix.users, user_factors, neighbours)
+
+
+def _knn_weights(x: sp.csr_matrix, params: Hyperparameters) -> np.ndarray:
+    if params.knn_similarity == "rp3beta":
+        return algorithms.rp3beta_weights(x, params.rp3_alpha, params.rp3_beta)
+    if params.knn_similarity == "cosine":
+        return algorithms.itemknn_weights(x, params.knn_shrink)
+    raise ValueError(f"knn_similarity is {params.knn_similarity!r}: use cosine or rp3beta")
 
 
 def _full_space(rows: sp.csr_matrix, keep: np.ndarray, n_items: int) -> sp.csr_matrix:
