@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
+from services.recommend import fitting
+from services.recommend.events import Engagement
+from services.recommend.model import EASE, ITEMKNN
 from services.recommend.offline_eval import split_per_user
 from tools.lastfm import selection
 from tools.lastfm.eval_recs import VALIDATION_SEED_OFFSET
@@ -40,3 +47,18 @@ def test_the_validation_split_holds_nothing_of_the_test_split() -> None:
         seen = set(inner.train[user]) | inner.test.get(user, set())
         assert not seen & held
         assert seen == set(outer.train[user])
+
+
+def test_a_similarity_candidate_is_the_full_fit_with_that_similarity() -> None:
+    rng = np.random.default_rng(3)
+    engagements = [Engagement(f"u{u}", f"t{i}", float(rng.integers(1, 20)), False, 0.0)
+                   for u in range(30) for i in rng.choice(40, 8, replace=False)]
+    members = {"als": 0.4, EASE: 0.4, ITEMKNN: 0.2}
+    cosine = fitting.fit(engagements, "ensemble", "val", selection.BASE, members)
+    rp3 = dataclasses.replace(selection.BASE, knn_similarity="rp3beta", rp3_beta=0.3)
+    swapped = selection.knn_swapped(cosine, engagements, rp3)
+    full = fitting.fit(engagements, "ensemble", "val", rp3, members)
+    assert (swapped.neighbours[ITEMKNN] != full.neighbours[ITEMKNN]).nnz == 0
+    assert (swapped.neighbours[ITEMKNN] != cosine.neighbours[ITEMKNN]).nnz > 0
+    assert swapped.neighbours[EASE] is cosine.neighbours[EASE]
+    assert swapped.manifest == cosine.manifest

@@ -8,7 +8,9 @@ in-memory store (it answers what the Qdrant store answers; the store contract sa
 
 Two stages, to keep the grid affordable on two cores:
 1. the collaborative model: hyperparameters, the ensemble's member weights, then its
-   popularity penalty, on collaborative-only lists;
+   popularity penalty, then the item-kNN member's similarity (cosine or RP3beta, each
+   with the penalties again: RP3beta's beta damps hits itself), on collaborative-only
+   lists;
 2. R(x)'s weights (content and popularity next to collaborative) with that model.
 The pick is the best nDCG@10 among candidates whose catalogue coverage is at least
 MIN_COVERAGE (the best nDCG@10 overall when none reaches it).
@@ -51,6 +53,8 @@ MEMBER_WEIGHTS = [{ALS: 0.4, EASE: 0.4, ITEMKNN: 0.2}, {ALS: 0.6, EASE: 0.3, ITE
                   {ALS: 0.3, EASE: 0.6, ITEMKNN: 0.1}, {ALS: 0.5, EASE: 0.5, ITEMKNN: 0.0}]
 # The penalty that damps hits' collaborative scores (0, BASE's, is the members' stage).
 PENALTIES = [0.1, 0.2, 0.25, 0.3, 0.5]
+# The item-kNN member's similarity next to cosine: RP3beta with these betas (alpha 1).
+RP3_BETAS = [0.2, 0.3, 0.4]
 # Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
 # Last.fm requests carry neither).
 BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.1, 0.2, 0.4) for p in (0.0, 0.02)]
@@ -141,6 +145,18 @@ class Validation:
             tried.append(candidate)
             log(f"  {_describe(candidate)}")
         best = pick(tried)
+        cosine = fits[dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty)]
+        for beta in RP3_BETAS:
+            fitted = dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty,
+                                         knn_similarity="rp3beta", rp3_alpha=1.0, rp3_beta=beta)
+            fits[fitted] = knn_swapped(cosine, self.fitting_engagements(), fitted)
+            for penalty in PENALTIES:
+                params = dataclasses.replace(fitted, popularity_penalty=penalty)
+                candidate = Candidate(params, best.members, collaborative, await self.score(
+                    _variant(fits, params, best.members), collaborative))
+                tried.append(candidate)
+                log(f"  {_describe(candidate)}")
+        best = pick(tried)
         model = _variant(fits, best.params, best.members)
         blended = []
         for blend in BLENDS:
@@ -150,6 +166,15 @@ class Validation:
             blended.append(candidate)
             log(f"  {_describe(candidate)}")
         return pick(blended), tried + blended
+
+
+def knn_swapped(model: PublishedModel, engagements: list[Engagement],
+                params: fitting.Hyperparameters) -> PublishedModel:
+    """`model` (fitted on `engagements`) with its item-kNN rows fitted again with
+    `params`' similarity: the other members do not depend on it, so they are kept."""
+    knn = fitting.fit(engagements, "itemknn", model.manifest.version, params)
+    return dataclasses.replace(model, neighbours={**model.neighbours,
+                                                  ITEMKNN: knn.neighbours[ITEMKNN]})
 
 
 def _variant(fits: dict[fitting.Hyperparameters, PublishedModel],
@@ -176,7 +201,13 @@ def _service_ids(engagements: list[Engagement]) -> list[Engagement]:
 def _describe(c: Candidate) -> str:
     p = c.params
     return (f"als k={p.als_factors} alpha={p.als_alpha} reg={p.als_regularization:g} "
-            f"ease l2={p.ease_l2:g} knn shrink={p.knn_shrink:g} members={c.members} "
+            f"ease l2={p.ease_l2:g} knn {_similarity(p)} members={c.members} "
             f"penalty={p.popularity_penalty:g} content="
             f"{c.weights['content']} popularity={c.weights['popularity']}: nDCG@10 "
             f"{c.scores['nDCG@10']:.4f} coverage {c.scores['coverage']:.4f}")
+
+
+def _similarity(p: fitting.Hyperparameters) -> str:
+    if p.knn_similarity == "rp3beta":
+        return f"rp3beta alpha={p.rp3_alpha:g} beta={p.rp3_beta:g}"
+    return f"cosine shrink={p.knn_shrink:g}"
