@@ -1,10 +1,11 @@
 """Alternatives to the selected recommender, scored on the validation split only.
 
-`make eval-recs` selects within one family (ALS + EASE + item-kNN, each member's top 300
-divided by its best, summed with weights, damped by popularity). This asks whether
-something outside that family would do better, without looking at the test split: the
-validation split of seed 2011 (seed 3011 carved from its training data), collaborative-
-only lists (the default blend's content weight is 0), the selected hyperparameters.
+`make eval-recs` selects within one family (ALS + EASE + item-kNN by cosine or RP3beta,
+each member's top 300 divided by its best, summed with weights, damped by popularity).
+This asks whether something outside that family would do better, without looking at the
+test split: the validation split of seed 2011 (seed 3011 carved from its training data),
+collaborative-only lists (the default blend's content weight is 0), the selected
+hyperparameters.
 
 The members' raw scores come from the service's own code (services.recommend.
 collaborative on the in-memory store); each alternative changes one thing:
@@ -15,7 +16,7 @@ collaborative on the in-memory store); each alternative changes one thing:
 - member scores divided by their 10th best instead of the best;
 - a gradient-boosted re-ranker of the top 100 (2-fold over validation users).
 
-`python -m tools.lastfm.alternatives` (about 8 minutes on 2 cores); README, "Evaluation".
+`python -m tools.lastfm.alternatives` (about 4 minutes on 2 cores); README, "Evaluation".
 """
 
 from __future__ import annotations
