@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import pathlib
 
 from threadpoolctl import threadpool_limits
@@ -74,10 +73,6 @@ async def build_recommend(settings: RecommendSettings) -> App:
         if content is not None:
             await content.start()
         await warmer.start()
-        # What start-up loaded (the model's id maps, the catalogue copy's metadata) lives
-        # as long as the process: out of the collector's view, a full collection no
-        # longer walks it, which stalled calls for hundreds of ms at Last.fm scale.
-        gc.freeze()
 
     async def close() -> None:
         await warmer.stop()

@@ -1,12 +1,14 @@
 """A real server process built with the shared kit, with one slow method (for drain tests).
 
 `python -m tests.support.slow_server PORT` serves /test.Slow/Sleep: it sleeps for the
-number of seconds in the request body (ASCII) and answers b"done".
+number of seconds in the request body (ASCII) and answers b"done". /test.Slow/Frozen
+answers how many objects the garbage collector has frozen (ASCII).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import grpc
@@ -21,9 +23,14 @@ async def sleep(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return b"done"
 
 
+async def frozen(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return str(gc.get_freeze_count()).encode()
+
+
 async def build() -> App:
     handler = grpc.method_handlers_generic_handler(
-        "test.Slow", {"Sleep": grpc.unary_unary_rpc_method_handler(sleep)})
+        "test.Slow", {"Sleep": grpc.unary_unary_rpc_method_handler(sleep),
+                      "Frozen": grpc.unary_unary_rpc_method_handler(frozen)})
     return App(bindings=[Binding("test.Slow",
                                  lambda server: server.add_generic_rpc_handlers((handler,)))])
 
