@@ -25,7 +25,7 @@ import numpy as np
 from cadenza.kit.errors import FailedPrecondition, NotFound
 from services.recommend import metrics, selected
 from services.recommend.blend import Item, Signal, blend
-from services.recommend.catalog import CandidateFilter, Catalog, Scored
+from services.recommend.catalog import CandidateFilter, Catalog, CatalogTrack, Scored
 from services.recommend.collaborative import collaborative, fold_in
 from services.recommend.content import ContentRefresher
 from services.recommend.event_log import EventLog
@@ -71,20 +71,51 @@ class RecommendResult:
 @dataclass(frozen=True)
 class Kept:
     """A cached list and the limit it was computed for. The blend walks the candidates
-    best first and stops at the limit, so the list for a smaller limit is its prefix."""
+    best first and stops at the limit, so the list for a smaller limit is its prefix.
 
-    result: RecommendResult
+    Held as tuples of plain values (`of`), not Items: CPython's collector stops tracking
+    such tuples, and a cache of 20k lists as objects (25 a list) made every full
+    collection walk half a million of them, stalling calls for hundreds of ms.
+    """
+
+    tracks: tuple[CatalogTrack, ...]  # one tuple a list, of the catalogue's own objects
+    scores: tuple[float, ...]
+    reasons: tuple[str, ...]
+    shares: tuple[tuple[str | float, ...], ...]  # per item: source, share, source, share...
+    weights: tuple[str | float, ...]  # source, weight, ...
+    model_version: str
+    cold_start: bool
     limit: int
+
+    @classmethod
+    def of(cls, result: RecommendResult, limit: int) -> Kept:
+        """The list packed for the cache (tuples at most two deep: the collector stops
+        tracking a level each time it looks)."""
+        items = result.items
+        return cls(tuple(i.track for i in items), tuple(i.score for i in items),
+                   tuple(i.reason for i in items),
+                   tuple(_flat(i.contributions) for i in items), _flat(result.weights),
+                   result.model_version, result.cold_start, limit)
 
     def serves(self, limit: int) -> bool:
         """Whether the list for `limit` is (a prefix of) this one."""
-        return limit <= self.limit or len(self.result.items) < self.limit
+        return limit <= self.limit or len(self.tracks) < self.limit
 
     def first(self, limit: int) -> RecommendResult:
-        """The list for `limit`."""
-        if len(self.result.items) <= limit:
-            return self.result
-        return replace(self.result, items=self.result.items[:limit])
+        """The list for `limit` (the caller's own objects)."""
+        return RecommendResult(
+            [Item(track, score, _unflat(shares), reason) for track, score, shares, reason
+             in zip(self.tracks[:limit], self.scores, self.shares, self.reasons,
+                    strict=False)],  # the first, cut to the limit, ends it
+            _unflat(self.weights), self.model_version, self.cold_start)
+
+
+def _flat(named: dict[str, float]) -> tuple[str | float, ...]:
+    return tuple(itertools.chain.from_iterable(named.items()))
+
+
+def _unflat(flat: tuple[str | float, ...]) -> dict[str, float]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[arg-type]
 
 
 class Recommender:
@@ -138,7 +169,7 @@ class Recommender:
             mine = self._computing[key] = asyncio.get_running_loop().create_future()
         try:
             result = await self._compute(q, history)
-            self.lists.put(key, Kept(result, q.limit))
+            self.lists.put(key, Kept.of(result, q.limit))
             return result
         finally:
             if mine is not None:  # also when cancelled: whoever waits computes it then
@@ -313,8 +344,15 @@ class Recommender:
 
 def _query_key(q: RecommendQuery) -> Hashable:
     """The request as the cache sees it: everything but the limit (see `Kept`)."""
-    return (q.user_id, tuple(sorted(q.weights.items())), q.seeds, q.where,
-            tuple(sorted(q.targets.items())), q.max_per_artist, q.include_heard)
+    # Plain tuples, not the Seeds and CandidateFilter objects: the collector stops
+    # tracking them (see `Kept`).
+    seeds, where = q.seeds, q.where
+    return (q.user_id, _flat(dict(sorted(q.weights.items()))), seeds.track_ids,
+            seeds.artists, seeds.tags, seeds.text, where.artists, where.tags,
+            where.tempo_bpm.min, where.tempo_bpm.max, where.loudness_db.min,
+            where.loudness_db.max, where.brightness_hz.min, where.brightness_hz.max,
+            where.duration_s.min, where.duration_s.max, _flat(dict(sorted(q.targets.items()))),
+            q.max_per_artist, q.include_heard)
 
 
 def _normalised(scored: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
