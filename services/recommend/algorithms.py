@@ -87,7 +87,7 @@ def rp3beta_weights(x: sp.csr_matrix, alpha: float = 1.0, beta: float = 0.3) -> 
         item_user.data **= alpha
         user_item.data **= alpha
     walk = np.asarray((item_user @ user_item).toarray(), dtype=np.float32)
-    listeners = np.maximum(np.asarray((x > 0).sum(axis=0)).ravel(), 1)
+    listeners = np.maximum(popularity(x), 1)
     walk /= np.power(listeners, beta, dtype=np.float32)[None, :]
     np.fill_diagonal(walk, 0.0)
     return walk

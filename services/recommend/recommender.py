@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -94,7 +94,8 @@ class Kept:
         items = result.items
         return cls(tuple(i.track for i in items), tuple(i.score for i in items),
                    tuple(i.reason for i in items),
-                   tuple(_flat(i.contributions) for i in items), _flat(result.weights),
+                   tuple(_flat(i.contributions.items()) for i in items),
+                   _flat(result.weights.items()),
                    result.model_version, result.cold_start, limit)
 
     def serves(self, limit: int) -> bool:
@@ -110,8 +111,8 @@ class Kept:
             _unflat(self.weights), self.model_version, self.cold_start)
 
 
-def _flat(named: dict[str, float]) -> tuple[str | float, ...]:
-    return tuple(itertools.chain.from_iterable(named.items()))
+def _flat(pairs: Iterable[tuple[str, float]]) -> tuple[str | float, ...]:
+    return tuple(itertools.chain.from_iterable(pairs))
 
 
 def _unflat(flat: tuple[str | float, ...]) -> dict[str, float]:
@@ -347,11 +348,11 @@ def _query_key(q: RecommendQuery) -> Hashable:
     # Plain tuples, not the Seeds and CandidateFilter objects: the collector stops
     # tracking them (see `Kept`).
     seeds, where = q.seeds, q.where
-    return (q.user_id, _flat(dict(sorted(q.weights.items()))), seeds.track_ids,
+    return (q.user_id, _flat(sorted(q.weights.items())), seeds.track_ids,
             seeds.artists, seeds.tags, seeds.text, where.artists, where.tags,
             where.tempo_bpm.min, where.tempo_bpm.max, where.loudness_db.min,
             where.loudness_db.max, where.brightness_hz.min, where.brightness_hz.max,
-            where.duration_s.min, where.duration_s.max, _flat(dict(sorted(q.targets.items()))),
+            where.duration_s.min, where.duration_s.max, _flat(sorted(q.targets.items())),
             q.max_per_artist, q.include_heard)
 
 

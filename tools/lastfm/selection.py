@@ -11,7 +11,7 @@ Two stages, to keep the grid affordable on two cores:
    popularity penalty, then the item-kNN member's similarity (cosine or RP3beta, each
    with the penalties again: RP3beta's beta damps hits itself), on collaborative-only
    lists;
-2. R(x)'s weights (content and popularity next to collaborative) with that model.
+2. R(x)'s weights (content and popularity next to COLLABORATIVE) with that model.
 The pick is the best nDCG@10 among candidates whose catalogue coverage is at least
 MIN_COVERAGE (the best nDCG@10 overall when none reaches it).
 """
@@ -58,6 +58,8 @@ RP3_BETAS = [0.2, 0.3, 0.4]
 # Stage 2: R(x)'s weights next to collaborative 0.8 (seeds and targets stay as they are:
 # Last.fm requests carry neither).
 BLENDS = [{"content": c, "popularity": p} for c in (0.0, 0.1, 0.2, 0.4) for p in (0.0, 0.02)]
+# Stage 1's lists: the collaborative signal alone.
+COLLABORATIVE = {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), "collaborative": 1.0}
 
 
 @dataclass(frozen=True)
@@ -121,41 +123,30 @@ class Validation:
     async def select(self, log: Any = print) -> tuple[Candidate, list[Candidate]]:
         """Stage 1 then stage 2; the pick and every candidate tried."""
         tried: list[Candidate] = []
-        collaborative = {**dict.fromkeys(DEFAULT_WEIGHTS, 0.0), "collaborative": 1.0}
         fits = {}
         for params in PARAMS:
             started = time.perf_counter()
             fits[params] = fitting.fit(self.fitting_engagements(), "ensemble", "val", params,
                                        MEMBER_WEIGHTS[0])
-            candidate = Candidate(params, MEMBER_WEIGHTS[0], collaborative,
-                                  await self.score(fits[params], collaborative))
+            candidate = Candidate(params, MEMBER_WEIGHTS[0], COLLABORATIVE,
+                                  await self.score(fits[params], COLLABORATIVE))
             tried.append(candidate)
             log(f"  {_describe(candidate)} ({time.perf_counter() - started:.0f} s)")
         best_params = pick(tried).params
         for members in MEMBER_WEIGHTS[1:]:
-            candidate = Candidate(best_params, members, collaborative, await self.score(
-                _variant(fits, best_params, members), collaborative))
+            candidate = Candidate(best_params, members, COLLABORATIVE, await self.score(
+                _variant(fits, best_params, members), COLLABORATIVE))
             tried.append(candidate)
             log(f"  {_describe(candidate)}")
         best = pick(tried)
-        for penalty in PENALTIES:
-            params = dataclasses.replace(best.params, popularity_penalty=penalty)
-            candidate = Candidate(params, best.members, collaborative, await self.score(
-                _variant(fits, params, best.members), collaborative))
-            tried.append(candidate)
-            log(f"  {_describe(candidate)}")
+        tried += await self._penalised(fits, best.params, best.members, log)
         best = pick(tried)
         cosine = fits[dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty)]
         for beta in RP3_BETAS:
             fitted = dataclasses.replace(best.params, popularity_penalty=BASE.popularity_penalty,
                                          knn_similarity="rp3beta", rp3_alpha=1.0, rp3_beta=beta)
             fits[fitted] = knn_swapped(cosine, self.fitting_engagements(), fitted)
-            for penalty in PENALTIES:
-                params = dataclasses.replace(fitted, popularity_penalty=penalty)
-                candidate = Candidate(params, best.members, collaborative, await self.score(
-                    _variant(fits, params, best.members), collaborative))
-                tried.append(candidate)
-                log(f"  {_describe(candidate)}")
+            tried += await self._penalised(fits, fitted, best.members, log)
         best = pick(tried)
         model = _variant(fits, best.params, best.members)
         blended = []
@@ -166,6 +157,19 @@ class Validation:
             blended.append(candidate)
             log(f"  {_describe(candidate)}")
         return pick(blended), tried + blended
+
+    async def _penalised(self, fits: dict[fitting.Hyperparameters, PublishedModel],
+                         params: fitting.Hyperparameters, members: dict[str, float],
+                         log: Any) -> list[Candidate]:
+        """The fit of `params` scored with each of PENALTIES (collaborative-only lists)."""
+        out = []
+        for penalty in PENALTIES:
+            penalised = dataclasses.replace(params, popularity_penalty=penalty)
+            candidate = Candidate(penalised, members, COLLABORATIVE, await self.score(
+                _variant(fits, penalised, members), COLLABORATIVE))
+            out.append(candidate)
+            log(f"  {_describe(candidate)}")
+        return out
 
 
 def knn_swapped(model: PublishedModel, engagements: list[Engagement],
